@@ -1,0 +1,345 @@
+"""The tuning driver: validated data -> fixed split -> one Ray Tune experiment per group.
+
+A group is one dataset for a single-task family, or every dataset at once for an ``mtl-*``
+family. Each experiment is a ``Tuner`` with ``OptunaSearch`` (seeded TPE over the family's
+define-by-run space) and ``ASHAScheduler`` on epochs. The data go to the trials once,
+through ``tune.with_parameters``. Each experiment folder also holds ``spikesort_run.json``,
+which records everything an export needs to rebuild the same data and splits later.
+
+From a notebook::
+
+    from tuning.driver import run_tuning
+    outcomes = run_tuning("cnn", "A12", samples=10, max_epochs=20)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+import models
+import search_spaces
+from tuning import atomic, cluster
+from tuning.data import Dataset, load_datasets
+from tuning.errors import InputError
+from tuning.metrics import METRICS, metric_mode
+from tuning.splits import min_rows_per_class, tuning_split
+from tuning.trainable import train_trial
+from tuning.training import TaskData
+
+RUN_RECORD = "spikesort_run.json"
+
+
+@dataclass
+class TuneSettings:
+    """Every option of a tuning run; the CLI flags map one to one onto these fields."""
+
+    samples: int = 30
+    max_epochs: int = 30
+    grace_period: int = 3
+    metric: str = "accuracy"
+    seed: int = 0
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    data_dir: str = "data"
+    label_column: str | None = None
+    storage: str = "ray_results"
+    address: str | None = None
+    num_cpus: int | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    folds: int = 5
+    repeats: int = 3
+    smoke: bool = False
+    resume: bool = False
+    max_failures: int = 2
+    verbose: int = 1
+
+    def effective(self) -> "TuneSettings":
+        """The settings after ``smoke`` shrinks the run to about a minute."""
+        if not self.smoke:
+            return self
+        return dataclasses.replace(self, samples=min(self.samples, 4), max_epochs=min(self.max_epochs, 4),
+                                   grace_period=1, folds=min(self.folds, 3), repeats=1)
+
+    def validate(self) -> None:
+        if self.metric not in METRICS:
+            raise InputError(f"--metric {self.metric!r} is not one of: {', '.join(METRICS)}")
+        for name in ("samples", "max_epochs", "grace_period", "folds", "repeats"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.grace_period > self.max_epochs:
+            raise InputError(f"--grace-period ({self.grace_period}) cannot exceed --max-epochs ({self.max_epochs})")
+        if self.folds < 2:
+            raise InputError(f"--folds must be at least 2, got {self.folds}")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise InputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+
+
+@dataclass
+class ExperimentOutcome:
+    """What one experiment found."""
+
+    path: Path
+    family: str
+    datasets: list[str]
+    complete: bool
+    n_trials: int
+    n_stopped_early: int
+    n_errored: int
+    best_trial_id: str | None = None
+    best_epoch: int | None = None
+    best_config: dict = field(default_factory=dict)
+    best_metrics: dict = field(default_factory=dict)
+
+
+def check_family(family: str) -> str:
+    if family not in models.FAMILIES:
+        raise InputError(f"unknown model family {family!r}; choose one of: {', '.join(models.FAMILIES)}")
+    return family
+
+
+def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[list[Dataset]]:
+    """Validate everything the user gave, before Ray starts; return the experiment groups."""
+    check_family(family)
+    settings.validate()
+    datasets = load_datasets(dataset, settings.data_dir, settings.label_column,
+                             min_rows_per_class(settings.folds))
+    if models.is_multitask(family):
+        if len(datasets) < 2:
+            raise InputError(f"{family} trains one network on several datasets; "
+                             f"give 'all' or a comma-separated list of at least two, not {dataset!r}")
+        return [datasets]
+    return [[d] for d in datasets]
+
+
+def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
+               **overrides) -> list[ExperimentOutcome]:
+    """Tune ``family`` on ``dataset`` (a name, a CSV path, a comma list or ``all``).
+
+    ``overrides`` are :class:`TuneSettings` fields, e.g. ``samples=10``.
+    """
+    settings = dataclasses.replace(settings or TuneSettings(), **overrides).effective()
+    groups = load_for_tuning(family, dataset, settings)
+    started_ray = cluster.connect(settings.address, settings.num_cpus)
+    try:
+        return [run_experiment(family, group, settings) for group in groups]
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def experiment_name(family: str, datasets: Sequence[Dataset]) -> str:
+    return f"{family}-{'+'.join(d.name for d in datasets)}"
+
+
+def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSettings) -> ExperimentOutcome:
+    """One Ray Tune experiment over ``datasets`` (one for single-task, several for MTL)."""
+    storage = _absolute_storage(settings.storage)
+    trainable = make_trainable(family, datasets, settings)
+    metric, mode = f"val_{settings.metric}", metric_mode(settings.metric)
+    path = find_resumable(storage, family, datasets) if settings.resume else None
+    if path is not None:
+        print(f"Resuming {path}", flush=True)
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+    else:
+        if settings.resume:
+            print("Nothing to resume: starting a new experiment.", flush=True)
+        name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = _join(storage, name)
+        write_run_record(path, family, datasets, settings)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=make_searcher(family, datasets, settings, metric, mode),
+                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
+                                        grace_period=settings.grace_period, reduction_factor=3),
+                metric=metric, mode=mode, num_samples=settings.samples,
+                max_concurrent_trials=concurrent_trials(settings),
+                reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+            ),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage, verbose=settings.verbose,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            ),
+        )
+    grid = tuner.fit()
+    outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
+    print_outcome(outcome, metric)
+    return outcome
+
+
+def make_trainable(family: str, datasets: Sequence[Dataset], settings: TuneSettings):
+    """The trial function with its data bound once and its resources declared."""
+    tasks = [TaskData.from_rows(d, split.train, split.val)
+             for d, split in ((d, tuning_split(d.y, settings.seed, settings.val_fraction,
+                                               settings.test_fraction)) for d in datasets)]
+    bound = tune.with_parameters(train_trial, family=family, tasks=tasks, max_epochs=settings.max_epochs,
+                                 seed=settings.seed, metric=settings.metric,
+                                 cpus_per_trial=settings.cpus_per_trial)
+    return tune.with_resources(bound, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+
+
+def make_searcher(family: str, datasets: Sequence[Dataset], settings: TuneSettings,
+                  metric: str, mode: str) -> OptunaSearch:
+    """Seeded TPE over the family's define-by-run space.
+
+    ``constant_liar`` keeps parallel trials from being suggested the same point while
+    earlier ones are still running; ``group`` lets multivariate TPE handle the conditional
+    (per-layer) parameters.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=max(4, min(10, settings.samples // 3)))
+    space = search_spaces.get_space(family, [d.name for d in datasets])
+    return OptunaSearch(space=space, metric=metric, mode=mode, sampler=sampler)
+
+
+def concurrent_trials(settings: TuneSettings) -> int:
+    """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow."""
+    limit = cluster.available("CPU") / settings.cpus_per_trial
+    if settings.gpus_per_trial > 0:
+        limit = min(limit, cluster.available("GPU") / settings.gpus_per_trial)
+    return max(1, math.floor(limit + 1e-9))
+
+
+def summarise(grid, path, family, dataset_names, metric, mode, settings) -> ExperimentOutcome:
+    statuses = [r.metrics.get("training_iteration", 0) for r in grid]
+    errored = sum(1 for r in grid if r.error is not None)
+    finished = [r for r in grid if r.error is None]
+    outcome = ExperimentOutcome(
+        path=Path(str(path)), family=family, datasets=list(dataset_names),
+        complete=len(grid) >= settings.samples and _all_terminated(grid),
+        n_trials=len(grid), n_errored=errored,
+        n_stopped_early=sum(1 for it in statuses if 0 < it < settings.max_epochs),
+    )
+    if not finished and errored == len(grid):
+        return outcome
+    try:
+        best = grid.get_best_result(metric=metric, mode=mode, scope="all")
+    except RuntimeError:
+        return outcome
+    history = best.metrics_dataframe
+    if history is not None and metric in history:
+        best_row = history.loc[history[metric].idxmax() if mode == "max" else history[metric].idxmin()]
+        outcome.best_epoch = int(best_row["training_iteration"])
+        outcome.best_metrics = {k: float(best_row[k]) for k in history.columns
+                                if k.startswith("val_") and isinstance(best_row[k], (int, float))}
+    outcome.best_trial_id = best.metrics.get("trial_id")
+    outcome.best_config = dict(best.config)
+    return outcome
+
+
+def _all_terminated(grid) -> bool:
+    try:
+        return all(status == "TERMINATED" for status in grid._experiment_analysis.get_status().values())
+    except AttributeError:  # older/newer Ray without get_status: fall back on errors only
+        return grid.num_errors == 0
+
+
+def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:
+    print()
+    print(f"== {outcome.family} on {', '.join(outcome.datasets)}: {outcome.n_trials} trials, "
+          f"{outcome.n_stopped_early} stopped early by ASHA, {outcome.n_errored} errored")
+    if outcome.best_config:
+        print(f"Best trial {outcome.best_trial_id} at epoch {outcome.best_epoch}: "
+              + ", ".join(f"{k}={v:.4f}" for k, v in sorted(outcome.best_metrics.items()) if "/" not in k))
+        print("Best configuration:")
+        for key, value in sorted(outcome.best_config.items()):
+            print(f"  {key}: {value}")
+    print(f"Experiment folder: {outcome.path}")
+    print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(outcome.path))}")
+    sys.stdout.flush()
+
+
+def write_run_record(path, family: str, datasets: Sequence[Dataset], settings: TuneSettings) -> None:
+    """What an export needs to rebuild the same data and splits, on another day."""
+    record = {
+        "family": family,
+        "datasets": [{"name": d.name, "path": str(d.path), "rows": int(len(d.y)),
+                      "length": d.length, "label_column": d.label_column,
+                      "label_map": d.label_map()} for d in datasets],
+        "settings": dataclasses.asdict(settings),
+        "metric": f"val_{settings.metric}", "mode": metric_mode(settings.metric),
+        "command": shlex.join(sys.argv),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": package_versions(),
+    }
+    if "://" in str(path):  # cloud storage: Ray writes the folder; keep the record beside it
+        _write_remote(str(path), RUN_RECORD, json.dumps(record, indent=2))
+        return
+    atomic.write_text(Path(path) / RUN_RECORD, json.dumps(record, indent=2, default=str))
+
+
+def read_run_record(path) -> dict:
+    if "://" in str(path):
+        import pyarrow.fs
+        fs, root = pyarrow.fs.FileSystem.from_uri(str(path))
+        with fs.open_input_stream(f"{root}/{RUN_RECORD}") as handle:
+            return json.loads(handle.read().decode())
+    record_path = Path(path) / RUN_RECORD
+    if not record_path.is_file():
+        raise InputError(f"{path}: no {RUN_RECORD}; this is not an experiment folder made by spikesort-tune")
+    return json.loads(record_path.read_text())
+
+
+def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> str | None:
+    """The newest experiment of the same family and datasets that Tune can restore."""
+    prefix = experiment_name(family, datasets) + "-"
+    if "://" in storage:
+        import pyarrow.fs
+        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+        names = [Path(info.path).name for info in fs.get_file_info(pyarrow.fs.FileSelector(root))]
+    else:
+        names = [p.name for p in Path(storage).glob(prefix + "*") if p.is_dir()]
+    for name in sorted((n for n in names if n.startswith(prefix)), reverse=True):
+        candidate = _join(storage, name)
+        if tune.Tuner.can_restore(candidate):
+            return candidate
+    return None
+
+
+def package_versions() -> dict:
+    import importlib.metadata as metadata
+    names = ("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "spikesort-tune")
+    versions = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _absolute_storage(storage: str) -> str:
+    # Ray requires an absolute storage_path; URIs (s3://, gs://, ...) pass through.
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def _join(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}" if "://" in storage else str(Path(storage) / name)
+
+
+def _write_remote(folder: str, name: str, text: str) -> None:
+    import pyarrow.fs
+    fs, root = pyarrow.fs.FileSystem.from_uri(folder)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{name}") as handle:
+        handle.write(text.encode())

@@ -1,0 +1,67 @@
+"""Ray Tune's trainable: one trial is one :func:`tuning.training.fit` that reports and
+checkpoints every epoch, and continues from its last checkpoint when Tune restarts it
+(after a crash, or on ``--resume``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import ray
+import torch
+from ray import tune
+
+from tuning.training import TaskData, fit
+
+CHECKPOINT_FILE = "state.pt"
+FAULT_ENV = "SPIKESORT_TUNE_FAULT_ONCE"
+"""Fault injection for tests: ``"<epoch>:<marker file>"`` makes the first trial that
+reaches that epoch raise once (the marker file records that it happened)."""
+
+
+def trial_device() -> str:
+    """CUDA when Ray gave this worker a GPU, else the CPU."""
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+
+
+def torch_threads(cpus: float) -> int:
+    """Threads = CPUs given to the trial; more would oversubscribe the parallel trials."""
+    return max(1, int(cpus))
+
+
+def train_trial(config: dict, *, family: str, tasks: Sequence[TaskData], max_epochs: int,
+                seed: int, metric: str, cpus_per_trial: float) -> None:
+    """Ray Tune function trainable; data and settings arrive through ``tune.with_parameters``."""
+    torch.set_num_threads(torch_threads(cpus_per_trial))
+    resume_state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume_state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True,
+                                      map_location="cpu")
+
+    def report(epoch: int, metrics: dict, state) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state(), os.path.join(folder, CHECKPOINT_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        _maybe_inject_fault(epoch)
+
+    fit(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric,
+        device=trial_device(), on_epoch=report, resume_state=resume_state)
+
+
+def _maybe_inject_fault(epoch: int) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    at_epoch, marker = spec.split(":", 1)
+    if epoch == int(at_epoch):
+        try:  # exclusive create: exactly one trial in the experiment fails, exactly once
+            with open(marker, "x") as handle:
+                handle.write(f"{tune.get_context().get_trial_id()} {epoch}\n")
+        except FileExistsError:
+            return
+        raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")

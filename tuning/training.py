@@ -1,0 +1,297 @@
+"""The one training loop. Tune trials, one-split and full-split reruns all call :func:`fit`.
+
+Every network is a shared trunk with one head per task (``models.MultiHeadNet``); a
+single-task run is the one-task case, so multi-task learning needs no second loop.
+
+Per epoch: ``sum_t ceil(n_train_t / batch_size)`` optimiser steps, each on one batch of one
+task, the task picked by ``config["task_sampling"]``; the step's loss is weighted by
+``config["loss_weighting"]``. Then every task's validation part is scored and the epoch's
+metrics go to ``on_epoch`` (Tune's report, or nothing in a rerun).
+
+Everything random in an epoch is seeded from ``(seed, epoch)``, so a run resumed from the
+checkpoint of epoch e continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+import models
+from tuning.metrics import classification_metrics, metric_mode
+from tuning.preprocess import Normaliser, resample_to_length
+
+TASK_SAMPLING = ("proportional", "uniform", "round_robin")
+LOSS_WEIGHTING = ("equal", "size", "uncertainty", "static")
+EVAL_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """One dataset's training and validation rows, raw (not yet normalised).
+
+    ``X_*``: float32, shape (rows, samples), in the CSV's units; ``y_*``: int64 class ids.
+    """
+
+    name: str
+    n_classes: int
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+    @classmethod
+    def from_rows(cls, dataset, train: np.ndarray, val: np.ndarray) -> "TaskData":
+        """Select ``train`` / ``val`` row indices of a ``tuning.data.Dataset``."""
+        return cls(dataset.name, dataset.n_classes, dataset.X[train], dataset.y[train],
+                   dataset.X[val], dataset.y[val])
+
+    @property
+    def length(self) -> int:
+        return int(self.X_train.shape[1])
+
+
+@dataclass
+class FitResult:
+    """A trained network with what it needs to score new waveforms."""
+
+    model: nn.Module
+    normalisers: list[Normaliser]
+    input_length: int
+    device: str
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    best_metrics: dict
+    history: list[dict] = field(default_factory=list)
+
+    def predict(self, X: np.ndarray, task: int = 0) -> np.ndarray:
+        """Class ids, shape (rows,), for raw waveforms ``X`` of task ``task``."""
+        x = _prepare_inputs(X, self.normalisers[task], self.input_length)
+        return _predict(self.model, torch.from_numpy(x), task, self.device)
+
+
+class TaskLossWeighting(nn.Module):
+    """Per-task loss weights: equal, size-proportional, static (tuned) or learned.
+
+    ``uncertainty`` is Kendall et al. (2018) for classification: one learned log-variance
+    ``s_t`` per task and a step loss of ``exp(-s_t) * L_t + s_t / 2``.
+    """
+
+    def __init__(self, mode: str, task_sizes: Sequence[int], static_weights: Sequence[float]):
+        super().__init__()
+        if mode not in LOSS_WEIGHTING:
+            raise ValueError(f"loss_weighting {mode!r} is not one of {LOSS_WEIGHTING}")
+        self.mode = mode
+        sizes = torch.tensor(task_sizes, dtype=torch.float32)
+        if mode == "uncertainty":
+            self.log_vars = nn.Parameter(torch.zeros(len(task_sizes)))
+            fixed = torch.ones(len(task_sizes))
+        elif mode == "size":
+            fixed = sizes * len(task_sizes) / sizes.sum()  # mean weight 1 keeps the lr meaning
+        elif mode == "static":
+            fixed = torch.tensor(static_weights, dtype=torch.float32)
+        else:
+            fixed = torch.ones(len(task_sizes))
+        self.register_buffer("fixed", fixed)
+
+    def forward(self, loss: torch.Tensor, task: int) -> torch.Tensor:
+        if self.mode == "uncertainty":
+            return torch.exp(-self.log_vars[task]) * loss + 0.5 * self.log_vars[task]
+        return self.fixed[task] * loss
+
+
+def common_length(tasks: Sequence[TaskData]) -> int:
+    """Input length of the network: the longest task's; shorter tasks are resampled to it."""
+    return max(task.length for task in tasks)
+
+
+def fit(
+    family: str,
+    config: dict,
+    tasks: Sequence[TaskData],
+    *,
+    max_epochs: int,
+    seed: int,
+    metric: str = "accuracy",
+    patience: int | None = None,
+    device: str = "cpu",
+    on_epoch: Callable[[int, dict, Callable[[], dict]], None] | None = None,
+    resume_state: dict | None = None,
+) -> FitResult:
+    """Train ``family`` with hyperparameters ``config`` on ``tasks``.
+
+    ``metric`` picks the validation objective (mean over tasks) that selects the best epoch;
+    ``patience`` stops after that many epochs without improvement (None: run all epochs).
+    ``on_epoch(epoch, metrics, state)`` is called after every epoch (1-based); ``state()``
+    returns a checkpointable dict that ``resume_state`` accepts to continue after it.
+    The returned model holds the weights of the best epoch.
+    """
+    torch.manual_seed(seed)
+    length = common_length(tasks)
+    normalisers = [Normaliser(config.get("normalisation", "none")).fit(t.X_train) for t in tasks]
+    train_x = [_tensor(_prepare_inputs(t.X_train, n, length), device) for t, n in zip(tasks, normalisers)]
+    train_y = [torch.as_tensor(t.y_train, dtype=torch.long, device=device) for t in tasks]
+    val_x = [torch.from_numpy(_prepare_inputs(t.X_val, n, length)) for t, n in zip(tasks, normalisers)]
+
+    model = models.build_model(family, config, length, [t.n_classes for t in tasks]).to(device)
+    sizes = [len(t.y_train) for t in tasks]
+    weighting = TaskLossWeighting(
+        config.get("loss_weighting", "equal"), sizes,
+        [config.get(f"task_weight_{t.name}", 1.0) for t in tasks],
+    ).to(device)
+    criteria = [_criterion(t, config, device) for t in tasks]
+    optimizer = _optimizer(config, model, weighting)
+
+    sign = 1.0 if metric_mode(metric) == "max" else -1.0
+    start_epoch, best, best_state, history, train_seconds = 0, None, None, [], 0.0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        weighting.load_state_dict(resume_state["weighting"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        start_epoch = int(resume_state["epoch"])
+        best, history = resume_state["best"], list(resume_state["history"])
+        best_state = resume_state.get("best_model")
+        train_seconds = float(resume_state["train_seconds"])
+
+    batch_size = int(config.get("batch_size", 64))
+    policy = config.get("task_sampling", "proportional")
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, max_epochs + 1):
+        started = time.perf_counter()
+        train_loss = _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
+                                      batch_size, policy, seed, epoch)
+        train_seconds += time.perf_counter() - started
+        metrics = _validate(model, tasks, val_x, criteria, device)
+        metrics.update(train_loss=train_loss, epoch=epoch, train_seconds=train_seconds)
+        if weighting.mode == "uncertainty":
+            for task, log_var in zip(tasks, weighting.log_vars.detach().cpu().tolist()):
+                metrics[f"log_var/{task.name}"] = log_var
+        history.append({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+        if best is None or sign * metrics[f"val_{metric}"] > sign * best[f"val_{metric}"]:
+            best = history[-1]
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            def state(epoch=epoch):
+                return {"epoch": epoch, "model": model.state_dict(), "weighting": weighting.state_dict(),
+                        "optimizer": optimizer.state_dict(), "best": best, "history": history,
+                        "best_model": best_state, "train_seconds": train_seconds}
+            on_epoch(epoch, metrics, state)
+        if patience is not None and epoch - best["epoch"] >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(model, normalisers, length, device, int(best["epoch"]) if best else 0,
+                     epoch, train_seconds, best or {}, history)
+
+
+def _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
+                     batch_size, policy, seed, epoch) -> float:
+    model.train()
+    rng = np.random.default_rng([seed, epoch])
+    torch.manual_seed(seed * 1_000_003 + epoch)  # dropout masks, reproducible after a resume
+    sizes = np.array([len(y) for y in train_y])
+    schedule = _task_schedule(policy, sizes, batch_size, rng)
+    orders = [rng.permutation(n) for n in sizes]
+    cursors = np.zeros(len(sizes), dtype=np.int64)
+    total, steps = 0.0, 0
+    for task in schedule:
+        start = cursors[task]
+        if start >= sizes[task]:  # a task sampled more often than its size: next pass
+            orders[task], start = rng.permutation(sizes[task]), 0
+        rows = torch.from_numpy(orders[task][start:start + batch_size]).to(train_x[task].device)
+        cursors[task] = start + batch_size
+        logits = model(train_x[task][rows], int(task))
+        loss = weighting(criteria[task](logits, train_y[task][rows]), int(task))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        steps += 1
+    return total / max(steps, 1)
+
+
+def _task_schedule(policy: str, sizes: np.ndarray, batch_size: int, rng) -> np.ndarray:
+    """The task of each step in one epoch: as many steps as one pass over every task."""
+    n_steps = int(sum(math.ceil(n / batch_size) for n in sizes))
+    n_tasks = len(sizes)
+    if n_tasks == 1:
+        return np.zeros(n_steps, dtype=np.int64)
+    if policy == "proportional":
+        return rng.choice(n_tasks, size=n_steps, p=sizes / sizes.sum())
+    if policy == "uniform":
+        return rng.integers(0, n_tasks, size=n_steps)
+    if policy == "round_robin":
+        return np.arange(n_steps) % n_tasks
+    raise ValueError(f"task_sampling {policy!r} is not one of {TASK_SAMPLING}")
+
+
+@torch.no_grad()
+def _validate(model, tasks, val_x, criteria, device) -> dict:
+    model.eval()
+    per_task = {}
+    for i, task in enumerate(tasks):
+        logits = _logits(model, val_x[i], i, device)
+        target = torch.as_tensor(task.y_val, dtype=torch.long)
+        scores = classification_metrics(task.y_val, logits.argmax(1).numpy(), task.n_classes)
+        # Unweighted loss, so that val_loss compares across class-weighting choices.
+        scores["loss"] = float(nn.functional.cross_entropy(logits, target))
+        per_task[task.name] = scores
+    metrics = {}
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "loss"):
+        metrics[f"val_{key}"] = float(np.mean([s[key] for s in per_task.values()]))
+        if len(tasks) > 1:
+            for name, scores in per_task.items():
+                metrics[f"val_{key}/{name}"] = scores[key]
+    return metrics
+
+
+def _logits(model, x: torch.Tensor, task: int, device: str) -> torch.Tensor:
+    parts = [model(x[i:i + EVAL_BATCH].to(device), task).float().cpu()
+             for i in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def _predict(model, x: torch.Tensor, task: int, device: str) -> np.ndarray:
+    model.eval()
+    return _logits(model, x, task, device).argmax(1).numpy()
+
+
+def _prepare_inputs(X: np.ndarray, normaliser: Normaliser, length: int) -> np.ndarray:
+    return np.ascontiguousarray(resample_to_length(normaliser.transform(X), length), dtype=np.float32)
+
+
+def _tensor(x: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(x).to(device)
+
+
+def _criterion(task: TaskData, config: dict, device: str) -> nn.Module:
+    weight = None
+    if config.get("class_weighted_loss", False):
+        counts = np.bincount(task.y_train, minlength=task.n_classes).astype(np.float64)
+        weight = torch.tensor(len(task.y_train) / (task.n_classes * np.maximum(counts, 1)),
+                              dtype=torch.float32, device=device)
+    return nn.CrossEntropyLoss(weight=weight)
+
+
+def _optimizer(config: dict, model: nn.Module, weighting: nn.Module) -> torch.optim.Optimizer:
+    lr = float(config.get("lr", 1e-3))
+    groups = [{"params": model.parameters(), "weight_decay": float(config.get("weight_decay", 0.0))}]
+    extra = list(weighting.parameters())
+    if extra:  # learned task log-variances: no weight decay pulling them to zero
+        groups.append({"params": extra, "weight_decay": 0.0})
+    name = config.get("optimizer", "adam")
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(config.get("momentum", 0.9)), nesterov=True)
+    raise ValueError(f"optimizer {name!r} is not one of adam, adamw, sgd")
