@@ -1,0 +1,56 @@
+"""Optuna define-by-run search spaces, one module per model family.
+
+``get_space(family, task_names)`` returns the callable that Ray's ``OptunaSearch`` takes
+as its space: called with a trial, it suggests the tuned values (their names are the
+config keys) and returns the constants ({"family": ...}) to merge into the config.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from types import ModuleType
+from typing import Callable, Sequence
+
+import optuna
+
+from models import FAMILIES, trunk_family
+
+from . import common
+
+__all__ = ["FAMILIES", "get_space", "space_module", "space_source"]
+
+
+def space_module(family: str) -> ModuleType:
+    """The module defining ``family``'s space ("mtl-cnn" -> search_spaces.mtl_cnn)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    return importlib.import_module(f"{__name__}.{family.replace('-', '_')}")
+
+
+def get_space(family: str, task_names: Sequence[str]) -> Callable[[optuna.Trial], dict]:
+    """``trial -> constants`` for ``family``; a functools.partial of a module-level
+    function, so it pickles (Ray ships the searcher to other processes)."""
+    module = space_module(family)
+    if family.startswith("mtl-"):
+        task_names = common.check_task_names(task_names)
+    return functools.partial(module.define, task_names=tuple(task_names))
+
+
+def space_source(family: str) -> str:
+    """Source text that defines ``family``'s space, for the run's record.
+
+    The family's module, the trunk module an mtl-* family reuses, and common.py, each
+    under a header line naming the file.
+    """
+    modules = [space_module(family)]
+    trunk_module = space_module(trunk_family(family))
+    if trunk_module is not modules[0]:
+        modules.append(trunk_module)
+    modules.append(common)
+    parts = []
+    for module in modules:
+        name = module.__name__.replace(".", "/") + ".py"
+        parts.append(f"# ==== {name} ====\n{inspect.getsource(module)}")
+    return "\n".join(parts)

@@ -1,0 +1,68 @@
+"""Search-space pieces shared by every family: training hyperparameters and the
+multi-task options.
+
+Each function only calls ``trial.suggest_*`` (Ray's OptunaSearch passes a wrapper that
+records suggestions, not a full optuna.Trial) and returns nothing: the suggest names
+are the config keys the training loop reads.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import optuna
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+NORMALISATIONS = ("none", "per_waveform", "global")
+TASK_SAMPLINGS = ("proportional", "uniform", "round_robin")
+LOSS_WEIGHTINGS = ("equal", "size", "uncertainty", "static")
+
+
+def suggest_training(trial: optuna.Trial) -> None:
+    """Optimiser, regularisation, batch size, input scaling and loss weighting.
+
+    Keys: lr, weight_decay, batch_size, optimizer, momentum (only when optimizer is
+    "sgd"), normalisation, class_weighted_loss.
+    """
+    # Log scales: the useful values span orders of magnitude.
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
+    trial.suggest_categorical("batch_size", [32, 64, 128, 256])
+    optimizer = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
+    if optimizer == "sgd":
+        # Adam-type optimisers have no momentum knob; only sample it where it acts.
+        trial.suggest_float("momentum", 0.8, 0.99)
+    trial.suggest_categorical("normalisation", list(NORMALISATIONS))
+    # Imbalanced datasets (A12) needed a class-weighted loss in the lab's runs.
+    trial.suggest_categorical("class_weighted_loss", [True, False])
+
+
+def check_task_names(task_names: Sequence[str]) -> tuple[str, ...]:
+    """Task names as a tuple; they become parameter names, so they must be unique."""
+    if isinstance(task_names, str):
+        raise TypeError(f"task_names must be a sequence of names, got the string {task_names!r}")
+    names = tuple(str(n) for n in task_names)
+    if not names:
+        raise ValueError("task_names is empty: a multi-task space needs at least one task")
+    if len(set(names)) != len(names):
+        raise ValueError(f"task_names has duplicates: {list(names)}")
+    return names
+
+
+def suggest_multitask(trial: optuna.Trial, task_names: Sequence[str]) -> None:
+    """How tasks share the trunk's training.
+
+    Keys: task_sampling, loss_weighting, task_weight_<name> for every task (only when
+    loss_weighting is "static"), head_hidden, head_dropout (only when head_hidden > 0).
+    """
+    names = check_task_names(task_names)
+    trial.suggest_categorical("task_sampling", list(TASK_SAMPLINGS))
+    weighting = trial.suggest_categorical("loss_weighting", list(LOSS_WEIGHTINGS))
+    if weighting == "static":
+        for name in names:
+            # Multiplicative weight around 1: log scale makes x0.5 and x2 equally likely.
+            trial.suggest_float(f"task_weight_{name}", 0.25, 4.0, log=True)
+    head_hidden = trial.suggest_categorical("head_hidden", [0, 32, 64])
+    if head_hidden > 0:
+        # A linear head has no dropout, so the value would have no effect there.
+        trial.suggest_float("head_dropout", 0.0, 0.5)
