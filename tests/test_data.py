@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +44,7 @@ def test_tiny_fixture_datasets(tiny_dataset_dir):
 
 
 def test_shipped_a12():
-    t0 = time.perf_counter()
     ds = load_dataset(DATA / "A12.csv")
-    elapsed = time.perf_counter() - t0
     assert isinstance(ds, Dataset)
     assert ds.name == "A12" and ds.path == (DATA / "A12.csv").resolve() and ds.path.is_absolute()
     assert ds.X.shape == (4490, 48) and ds.length == 48 and ds.n_rows == 4490
@@ -58,7 +55,6 @@ def test_shipped_a12():
     assert ds.label_column == "label"
     assert ds.label_map() == {str(i): i for i in range(6)}
     assert np.isfinite(ds.X).all()
-    assert elapsed < 1.5  # typically ~0.08 s; loose bound for a busy 2-core machine
 
 
 def test_all_shipped_names():

@@ -51,6 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--storage", default=defaults.storage,
                        help="experiment folder root; on a multi-node cluster a path or URI every node sees")
     scale.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
+    tune.add_argument("--results-dir", default="results", help="root of the exported results tree")
+    tune.add_argument("--no-export", action="store_true", help="tune only; export later with `export`")
+
+    export = commands.add_parser("export", help="rerun an experiment's best config and write the results tree",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("experiment", help="experiment folder (ray_results/<name>)")
+    export.add_argument("--results-dir", default="results", help="root of the results tree")
+    export.add_argument("--folds", type=int, default=None, help="default: as recorded by the search")
+    export.add_argument("--repeats", type=int, default=None, help="default: as recorded by the search")
+    export.add_argument("--address", default=None, help="join an existing Ray cluster: HOST:PORT or auto")
+    export.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime")
+
+    compare = commands.add_parser("compare", help="single-task vs multi-task, per dataset, with statistics")
+    from tuning import compare as compare_module
+
+    compare_module.add_arguments(compare)
     return parser
 
 
@@ -67,14 +83,45 @@ def settings_from_args(args) -> "TuneSettings":
 
 
 def cmd_tune(args) -> int:
-    from tuning.driver import run_tuning
+    from tuning import cluster
+    from tuning.driver import load_for_tuning, run_tuning
 
-    outcomes = run_tuning(args.family, args.dataset, settings_from_args(args))
-    incomplete = [o for o in outcomes if not o.complete]
-    for outcome in incomplete:
-        print(f"Experiment {outcome.path} is incomplete ({outcome.n_trials} trials). "
-              f"Continue it with: {resume_command()}", file=sys.stderr)
+    settings = settings_from_args(args).effective()
+    load_for_tuning(args.family, args.dataset, settings)  # every input error before Ray starts
+    started = cluster.connect(settings.address, settings.num_cpus)
+    try:
+        outcomes = run_tuning(args.family, args.dataset, settings)
+        incomplete = [o for o in outcomes if not o.complete]
+        for outcome in incomplete:
+            print(f"Experiment {outcome.path} is incomplete ({outcome.n_trials} trials, "
+                  f"{outcome.n_errored} errored); not exporting it. Continue it with:\n"
+                  f"  {resume_command()}", file=sys.stderr)
+        if not args.no_export:
+            from tuning.export import export_experiment, print_summary
+
+            for outcome in outcomes:
+                if outcome.complete:
+                    print_summary(export_experiment(outcome.path, args.results_dir))
+    finally:
+        if started:
+            import ray
+            ray.shutdown()
     return EXIT_INTERRUPTED if incomplete else 0
+
+
+def cmd_export(args) -> int:
+    from tuning.export import export_experiment, print_summary
+
+    summary = export_experiment(args.experiment, args.results_dir, folds=args.folds, repeats=args.repeats,
+                                address=args.address, num_cpus=args.num_cpus)
+    print_summary(summary)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from tuning import compare
+
+    return compare.run(args)
 
 
 def resume_command() -> str:
@@ -88,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"tune": cmd_tune}
+    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare}
     try:
         return handlers[args.command](args)
     except InputError as error:

@@ -137,7 +137,7 @@ def fit(
     length = common_length(tasks)
     normalisers = [Normaliser(config.get("normalisation", "none")).fit(t.X_train) for t in tasks]
     train_x = [_tensor(_prepare_inputs(t.X_train, n, length), device) for t, n in zip(tasks, normalisers)]
-    train_y = [torch.as_tensor(t.y_train, dtype=torch.long, device=device) for t in tasks]
+    train_y = [torch.tensor(t.y_train, dtype=torch.long, device=device) for t in tasks]  # copies: Ray hands read-only arrays
     val_x = [torch.from_numpy(_prepare_inputs(t.X_val, n, length)) for t, n in zip(tasks, normalisers)]
 
     model = models.build_model(family, config, length, [t.n_classes for t in tasks]).to(device)
@@ -207,6 +207,8 @@ def _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
             orders[task], start = rng.permutation(sizes[task]), 0
         rows = torch.from_numpy(orders[task][start:start + batch_size]).to(train_x[task].device)
         cursors[task] = start + batch_size
+        if len(rows) < 2:  # batch norm cannot train on one row; it rejoins the next pass
+            continue
         logits = model(train_x[task][rows], int(task))
         loss = weighting(criteria[task](logits, train_y[task][rows]), int(task))
         optimizer.zero_grad(set_to_none=True)

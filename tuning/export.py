@@ -1,0 +1,234 @@
+"""``python -m tuning export EXPERIMENT_DIR``: best configuration -> reruns -> results tree.
+
+The experiment is read from disk (Tune's state and each trial's result log, plus our
+``spikesort_run.json``), so an export works on another day and after an interrupted run.
+The best trial is the one with the best objective at *any* epoch, so trials that ASHA
+stopped early compete fairly; its best epoch is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import search_spaces
+from tuning import cluster, results_tree as tree
+from tuning.data import Dataset, load_dataset
+from tuning.driver import package_versions, read_run_record
+from tuning.errors import InputError
+from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
+from tuning.splits import fold_assignment, cv_folds
+
+INNER_VAL_FRACTION = 0.15
+
+
+@dataclass
+class BestTrial:
+    trial_id: str
+    config: dict
+    epoch: int
+    value: float
+    per_task: dict          # dataset -> that task's objective at the best epoch (multi-task)
+    n_trials: int
+    complete: bool          # every trial terminated (False after an interrupted search)
+
+
+@dataclass
+class ExportSummary:
+    approach: str
+    results_dir: Path
+    best: BestTrial
+    files: list[Path]
+    one_split: pd.DataFrame
+    full_split: pd.DataFrame
+
+
+def rerun_patience(max_epochs: int) -> int:
+    """Epochs without validation improvement before a rerun stops."""
+    return max(5, max_epochs // 3)
+
+
+def find_best_trial(experiment_dir: str, metric: str, mode: str) -> BestTrial:
+    """Best trial by its best epoch; InputError for an empty or broken experiment folder."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        analysis = ExperimentAnalysis(str(experiment_dir), default_metric=metric, default_mode=mode)
+    except Exception as error:  # Ray raises ValueError / FileNotFoundError / pickle errors
+        raise InputError(f"{experiment_dir}: not a readable Tune experiment "
+                         f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
+    best, sign = None, 1.0 if mode == "max" else -1.0
+    for trial in analysis.trials:
+        history = analysis.trial_dataframes.get(trial.trial_id)
+        if history is None or metric not in getattr(history, "columns", ()):
+            continue
+        values = history[metric].to_numpy(dtype=float)
+        if not np.isfinite(values).any():
+            continue
+        index = int(np.nanargmax(sign * values))
+        if best is None or sign * values[index] > sign * best.value:
+            row = history.iloc[index]
+            per_task = {col.split("/", 1)[1]: float(row[col]) for col in history.columns
+                        if col.startswith(metric + "/")}
+            best = BestTrial(trial.trial_id, dict(trial.config), int(row["training_iteration"]),
+                             float(values[index]), per_task, len(analysis.trials), True)
+    if best is None:
+        raise InputError(f"{experiment_dir}: no trial reported {metric!r}; nothing to export")
+    best.complete = all(t.status in ("TERMINATED", "ERROR") for t in analysis.trials)
+    return best
+
+
+def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
+    """The experiment's datasets, checked against what the search saw."""
+    datasets = []
+    for entry in record["datasets"]:
+        dataset = load_dataset(entry["path"], entry["label_column"], min_rows)
+        if len(dataset.y) != entry["rows"] or dataset.label_map() != entry["label_map"]:
+            raise InputError(f"{entry['path']}: changed since the search ({entry['rows']} rows then, "
+                             f"{len(dataset.y)} now, or other labels); tune again on the new data")
+        datasets.append(dataset)
+    return datasets
+
+
+def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "results", *,
+                      folds: int | None = None, repeats: int | None = None, address: str | None = None,
+                      num_cpus: int | None = None, progress: bool = True) -> ExportSummary:
+    """Rerun the best configuration and merge its results into ``results_dir``."""
+    experiment_dir = str(experiment_dir)
+    record = read_run_record(experiment_dir)
+    settings = record["settings"]
+    folds, repeats = folds or settings["folds"], repeats or settings["repeats"]
+    family = record["family"]
+    best = find_best_trial(experiment_dir, record["metric"], record["mode"])
+    if not best.complete:
+        print(f"warning: {experiment_dir} is an interrupted search; exporting its best trial so far",
+              file=sys.stderr)
+    from tuning.splits import min_rows_per_class
+
+    datasets = reload_datasets(record, min_rows_per_class(folds))
+    jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
+                     val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
+                     inner_val_fraction=INNER_VAL_FRACTION)
+    started = cluster.connect(address or settings.get("address"), num_cpus or settings.get("num_cpus"))
+    try:
+        rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
+                        patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
+                        cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress)
+    finally:
+        if started:
+            import ray
+            ray.shutdown()
+    plan, one_split, full_split = plan_export(Path(results_dir), record, experiment_dir, best, datasets,
+                                              rows, folds, repeats)
+    tree.commit(plan)
+    approach, _ = tree.approach_names(family)
+    return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
+
+
+def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
+                datasets: list[Dataset], rows: list[dict], folds: int, repeats: int):
+    """Every file of the export, as bytes by path; nothing is written here."""
+    family, settings = record["family"], record["settings"]
+    approach, prefix = tree.approach_names(family)
+    root = results_dir / approach
+    names = [d.name for d in datasets]
+    experiment = Path(experiment_dir).name
+    plan: dict[Path, bytes] = {}
+
+    new_individual = {}
+    for dataset in datasets:
+        fold_rows = [r for r in rows if r["kind"] == FULL_SPLIT and r["dataset"] == dataset.name]
+        frame = tree.fold_rows_frame(fold_rows, approach, family, experiment)
+        new_individual[dataset.name] = frame
+        plan[root / tree.INDIVIDUAL / f"{prefix}_full_split_metrics_{dataset.name}.csv"] = tree.csv_bytes(frame)
+        confusion = np.sum([np.array(r["confusion_matrix"]) for r in fold_rows], axis=0)
+        stem = root / tree.INDIVIDUAL / f"{prefix}_confusion_matrix_{dataset.name}"
+        plan[stem.with_suffix(".csv")] = tree.confusion_csv(confusion)
+        plan[stem.with_suffix(".png")] = tree.confusion_png(
+            confusion, f"{approach}: {dataset.name} ({repeats}x{folds}-fold, summed)", list(dataset.class_names))
+
+    individual = {**tree.read_individual(root, prefix), **new_individual}
+    full_split = tree.summary_rows(individual, approach)
+    plan[root / tree.FULL / f"{prefix}_full_split_metrics_system.csv"] = tree.csv_bytes(full_split)
+
+    one_rows = [r for r in rows if r["kind"] == ONE_SPLIT]
+    one_new = tree.fold_rows_frame(one_rows, approach, family, experiment).drop(columns=["repeat", "fold"])
+    one_path = root / tree.FULL / f"{prefix}_one_split_metrics_system.csv"
+    one_split = tree.merge_by_dataset(one_path, one_new, names)
+    one_datasets = one_split[one_split["dataset"] != tree.OVERALL]
+    overall = {"dataset": tree.OVERALL, "approach": approach,
+               **{s: float(one_datasets[s].mean()) for s in tree.SCORES}}
+    one_split = pd.concat([one_datasets, pd.DataFrame([overall])], ignore_index=True)
+    plan[one_path] = tree.csv_bytes(one_split)
+
+    best_frame = best_rows(family, approach, record, best, datasets, experiment, full_split)
+    best_name = (f"{prefix}_full_split_metrics_best_config.csv" if family.startswith("mtl-")
+                 else f"{prefix}_best_performers.csv")
+    best_path = root / tree.BEST / best_name
+    plan[best_path] = tree.csv_bytes(tree.merge_by_dataset(best_path, best_frame, names))
+
+    plan.update(run_config_files(root / tree.RUN_CONFIG, record, experiment_dir, best, datasets,
+                                 folds, repeats))
+    return plan, one_split, full_split
+
+
+def best_rows(family, approach, record, best: BestTrial, datasets, experiment, full_split) -> pd.DataFrame:
+    """One row per dataset: the objective, where the best config came from, every hyperparameter."""
+    hyper = {k: v for k, v in sorted(best.config.items()) if k != "family"}
+    summary = full_split.set_index("dataset")
+    rows = []
+    for dataset in datasets:
+        row = {"dataset": dataset.name, "approach": approach, "family": family,
+               "objective": record["metric"],
+               "objective_value": best.per_task.get(dataset.name, best.value),
+               "best_epoch": best.epoch, "trial_id": best.trial_id, "n_trials": best.n_trials,
+               "search_complete": best.complete, "experiment": experiment}
+        if family.startswith("mtl-"):
+            row["objective_value_mean_over_tasks"] = best.value
+        for score in tree.SCORES:
+            row[f"full_split_{score}_mean"] = float(summary.loc[dataset.name, f"{score}_mean"])
+        row.update(hyper)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds, repeats) -> dict:
+    family, settings = record["family"], record["settings"]
+    files = {
+        folder / f"search_space_{family}.py": search_spaces.space_source(family).encode(),
+        folder / "command.txt": (f"search: {record['command']}\n"
+                                 f"export: {shlex.join(sys.argv)}\n").encode(),
+    }
+    for dataset in datasets:
+        fold_list = cv_folds(dataset.y, folds, repeats, settings["seed"], INNER_VAL_FRACTION)
+        files[folder / f"folds_{dataset.name}.csv"] = tree.csv_bytes(fold_assignment(fold_list, len(dataset.y)))
+        run = {
+            "dataset": dataset.name, "path": str(dataset.path), "label_column": dataset.label_column,
+            "label_map": dataset.label_map(), "folds": folds, "repeats": repeats, "seed": settings["seed"],
+            "inner_val_fraction": INNER_VAL_FRACTION, "val_fraction": settings["val_fraction"],
+            "test_fraction": settings["test_fraction"], "max_epochs": settings["max_epochs"],
+            "rerun_patience": rerun_patience(settings["max_epochs"]), "family": family,
+            "experiment": str(experiment_dir), "best_trial": dataclasses.asdict(best),
+            "search_settings": settings, "versions": {"search": record.get("versions"),
+                                                      "export": package_versions()},
+        }
+        files[folder / f"run_{dataset.name}.json"] = json.dumps(run, indent=2, default=str).encode()
+    return files
+
+
+def print_summary(summary: ExportSummary) -> None:
+    frame = summary.full_split
+    print(f"\n== {summary.approach}: full-split accuracy (mean [95% CI], %)")
+    for _, row in frame.iterrows():
+        print(f"  {row['dataset']:>8}: {100 * row['accuracy_mean']:.1f} "
+              f"[{100 * row['accuracy_ci95_low']:.1f}, {100 * row['accuracy_ci95_high']:.1f}]"
+              f"  balanced {100 * row['balanced_accuracy_mean']:.1f}  macro-F1 {100 * row['macro_f1_mean']:.1f}")
+    print(f"Results: {summary.results_dir / summary.approach}")

@@ -1,0 +1,115 @@
+"""Reruns of a chosen configuration on held-out data: the one tuning split and the full
+k-fold x repeats splits, each a Ray task so they run in parallel and spread over a cluster.
+
+A rerun trains with :func:`tuning.training.fit` (the loop the trials use), stops early on
+a validation part carved from its training rows only, and scores rows it never saw.
+A multi-task rerun trains one network on fold ``(repeat, fold)`` of every dataset at once;
+the folds of each dataset come from ``cv_folds`` on that dataset alone, so they are the
+folds its single-task rerun used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import ray
+import torch
+
+import models
+from tuning.data import Dataset
+from tuning.metrics import classification_metrics
+from tuning.splits import cv_folds, tuning_split
+from tuning.trainable import torch_threads, trial_device
+from tuning.training import TaskData, fit
+
+ONE_SPLIT = "one_split"
+FULL_SPLIT = "full_split"
+
+
+@dataclass(frozen=True)
+class RerunJob:
+    """One training run: row indices per dataset (same order as the datasets)."""
+
+    kind: str
+    repeat: int
+    fold: int
+    seed: int
+    train: tuple[np.ndarray, ...]
+    val: tuple[np.ndarray, ...]
+    test: tuple[np.ndarray, ...]
+
+
+def plan_jobs(datasets: Sequence[Dataset], *, seed: int, folds: int, repeats: int,
+              val_fraction: float, test_fraction: float, inner_val_fraction: float) -> list[RerunJob]:
+    """The one-split job (the tuning split) followed by every full-split fold, in order."""
+    splits = [tuning_split(d.y, seed, val_fraction, test_fraction) for d in datasets]
+    jobs = [RerunJob(ONE_SPLIT, 0, 0, seed, tuple(s.train for s in splits),
+                     tuple(s.val for s in splits), tuple(s.test for s in splits))]
+    per_dataset = [cv_folds(d.y, folds, repeats, seed, inner_val_fraction) for d in datasets]
+    for fold_group in zip(*per_dataset):
+        first = fold_group[0]
+        jobs.append(RerunJob(FULL_SPLIT, first.repeat, first.fold, first.seed,
+                             tuple(f.train for f in fold_group), tuple(f.val for f in fold_group),
+                             tuple(f.test for f in fold_group)))
+    return jobs
+
+
+def run_job(family: str, config: dict, datasets: Sequence[Dataset], job: RerunJob, *,
+            max_epochs: int, patience: int, metric: str = "accuracy", threads: int = 1) -> list[dict]:
+    """Train on ``job``'s rows and score each dataset's test rows; one result row per dataset.
+
+    Each row holds the metrics (fractions), the confusion matrix (list of lists), epochs run,
+    the best epoch, training seconds, the parameter count and the Ray node that ran it.
+    """
+    torch.set_num_threads(threads)
+    tasks = [TaskData.from_rows(d, tr, va) for d, tr, va in zip(datasets, job.train, job.val)]
+    result = fit(family, config, tasks, max_epochs=max_epochs, seed=job.seed,
+                 metric=metric, patience=patience, device=_device())
+    n_parameters = models.count_parameters(result.model)
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    rows = []
+    for task_index, (dataset, test) in enumerate(zip(datasets, job.test)):
+        predicted = result.predict(dataset.X[test], task_index)
+        scores = classification_metrics(dataset.y[test], predicted, dataset.n_classes)
+        rows.append({
+            "kind": job.kind, "dataset": dataset.name, "repeat": job.repeat, "fold": job.fold,
+            "seed": job.seed, "n_train": int(len(job.train[task_index])),
+            "n_val": int(len(job.val[task_index])), "n_test": int(len(test)),
+            **scores, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
+            "train_seconds": round(result.train_seconds, 3), "n_parameters": n_parameters,
+            "node_id": node,
+        })
+    return rows
+
+
+def run_jobs(family: str, config: dict, datasets: Sequence[Dataset], jobs: Sequence[RerunJob], *,
+             max_epochs: int, patience: int, metric: str = "accuracy", cpus: float = 1.0,
+             gpus: float = 0.0, progress: bool = True) -> list[dict]:
+    """Every job as a Ray task (``cpus``/``gpus`` each, as a trial); rows in job order."""
+    remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_job)
+    datasets_ref = ray.put(list(datasets))  # shipped once, not once per task
+    pending = {remote.remote(family, config, datasets_ref, job, max_epochs=max_epochs,
+                             patience=patience, metric=metric, threads=torch_threads(cpus)): i
+               for i, job in enumerate(jobs)}
+    results: dict[int, list[dict]] = {}
+    bar = _progress(len(jobs), enabled=progress)
+    waiting = list(pending)
+    while waiting:
+        done, waiting = ray.wait(waiting, num_returns=1)
+        for ref in done:
+            results[pending[ref]] = ray.get(ref)
+            bar.update(1)
+    bar.close()
+    return [row for i in range(len(jobs)) for row in results[i]]
+
+
+def _device() -> str:
+    return trial_device() if ray.is_initialized() else ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="reruns", unit="run", disable=not enabled)
