@@ -108,7 +108,7 @@ def test_ranges(configs):
                 if k.startswith("cnn_kernel_b"):
                     assert v in (3, 5, 7, 9)
             if "lstm_hidden" in c:
-                assert 16 <= c["lstm_hidden"] <= 128 and 1 <= c["lstm_layers"] <= 3
+                assert 16 <= c["lstm_hidden"] <= 96 and 1 <= c["lstm_layers"] <= 2
 
 
 @pytest.mark.parametrize("family", FAMILIES)

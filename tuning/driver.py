@@ -48,9 +48,9 @@ RUN_RECORD = "spikesort_run.json"
 class TuneSettings:
     """Every option of a tuning run; the CLI flags map one to one onto these fields."""
 
-    samples: int = 30
-    max_epochs: int = 30
-    grace_period: int = 3
+    samples: int = 48
+    max_epochs: int = 40
+    grace_period: int = 4
     metric: str = "accuracy"
     seed: int = 0
     cpus_per_trial: float = 1.0
