@@ -1,0 +1,816 @@
+"""``python -m tuning compare``: does multi-task learning help, per dataset?
+
+Reads every approach's per-fold rows from the results tree::
+
+    results/<Approach>/Individual Dataset Results/<prefix>_full_split_metrics_<DATASET>.csv
+    results/<Approach>/Individual Dataset Results/<prefix>_confusion_matrix_<DATASET>.csv
+    results/<Approach>/Run Config/run_<DATASET>.json
+
+and, per dataset, compares the best single-task approach (highest mean accuracy) with each
+multi-task approach on the folds they share: rows with the same ``(dataset, repeat, fold)``
+were scored on identical folds, so the per-fold differences are paired. The test is the
+corrected resampled t-test of Nadeau & Bengio (2003) (:mod:`tuning.stats`): a plain
+paired t-test over cross-validation folds over-rejects because the folds' training sets
+overlap.
+
+Two scikit-learn reference rows (``Reference PCA+SVM``: StandardScaler -> PCA(whiten) ->
+RBF SVC; ``Reference LDA``: StandardScaler -> LDA) are scored on the same folds, rebuilt
+from the Run Config, and cached in
+``results/References/Individual Dataset Results/References_full_split_metrics_<DATASET>.csv``
+with the fold parameters in ``results/References/Run Config/run_<DATASET>.json``; they
+are recomputed when those parameters or the data file's content change.
+
+Outputs (each written to a temporary name and renamed into place):
+``results/comparison.csv``, ``results/comparison.md``, ``results/comparison.png`` and
+``results/confusion_matrices.png``.
+
+Units: scores in the CSVs (inputs and ``comparison.csv``'s ``*_mean`` / ``*_ci_low`` /
+``*_ci_high``) are fractions in [0, 1]; ``mean_diff`` and ``metric_mean_diff`` are in
+percentage points (multi-task minus single-task); ``comparison.md`` shows percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tuning import atomic
+from tuning.errors import InputError
+from tuning.stats import corrected_resampled_ttest, mean_ci
+
+__all__ = [
+    "SCORES",
+    "COMPARISON_COLUMNS",
+    "load_approaches",
+    "pair_rows",
+    "reference_rows",
+    "load_or_compute_references",
+    "add_references",
+    "missing_notes",
+    "compare",
+    "render_markdown",
+    "plot_comparison",
+    "plot_confusion_matrices",
+    "add_arguments",
+    "run",
+]
+
+SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
+"""Scores compared; also the values ``--metric`` accepts."""
+
+INDIVIDUAL = "Individual Dataset Results"
+RUN_CONFIG = "Run Config"
+METRICS_MARK = "_full_split_metrics_"
+REFERENCE_FOLDER = "References"
+REFERENCE_FAMILY = "reference"
+REFERENCE_PCA_SVM = "Reference PCA+SVM"
+REFERENCE_LDA = "Reference LDA"
+REFERENCE_APPROACHES = (REFERENCE_PCA_SVM, REFERENCE_LDA)
+
+SINGLE, MULTI, REFERENCE = "single-task", "multi-task", "reference"
+_KIND_ORDER = {SINGLE: 0, MULTI: 1, REFERENCE: 2}
+
+# Only used to name approaches that have no results yet; discovery scans the tree.
+KNOWN_APPROACHES = (
+    "Classic FFN PyTorch", "Classic CNN PyTorch", "Classic LSTM PyTorch",
+    "Feature Based MTL FFN", "Feature Based MTL CNN", "Feature Based MTL LSTM",
+)
+
+KEY = ["dataset", "repeat", "fold"]
+_REQUIRED = ["dataset", "family", "repeat", "fold", "seed", "n_train", "n_val", "n_test", *SCORES]
+_TAIL = ["epochs", "best_epoch", "train_seconds", "n_parameters", "node_id", "experiment"]
+_STR_COLUMNS = {"dataset": str, "approach": str, "family": str, "node_id": str, "experiment": str}
+# Run Config entries that fix the data and the folds.
+FOLD_PARAMS = ("label_column", "folds", "repeats", "seed", "inner_val_fraction")
+
+COMPARISON_COLUMNS = [
+    "dataset", "approach", "kind", "n_folds",
+    *[f"{s}_{part}" for s in SCORES for part in ("mean", "ci_low", "ci_high")],
+    "vs_approach", "mean_diff", "t", "p_value", "verdict",
+    "metric", "metric_vs_approach", "metric_mean_diff", "metric_t", "metric_p_value", "metric_verdict",
+]
+"""Columns of ``comparison.csv``: one row per (dataset, approach). ``vs_approach`` ...
+``verdict`` compare a multi-task row with the best single-task approach on accuracy;
+``metric_*`` do the same for ``metric`` (the ``--metric`` option; equal to the accuracy
+columns when it is accuracy). Empty for single-task and reference rows."""
+
+BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
+
+
+# ----------------------------------------------------------------------------- loading
+def natural_key(name: str) -> list:
+    """A2 < A3 < A4 < A12 < A21."""
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", str(name))]
+
+
+def _kind(folder: str, family: str) -> str:
+    if folder == REFERENCE_FOLDER or family == REFERENCE_FAMILY:
+        return REFERENCE
+    if folder.startswith("Feature Based MTL") or family.startswith("mtl-"):
+        return MULTI
+    return SINGLE
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=_STR_COLUMNS)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=_REQUIRED)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: cannot be read as a results CSV ({str(exc).splitlines()[0]}); "
+                         "re-export that approach") from None
+    missing = [c for c in _REQUIRED if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; it is not an Individual Dataset "
+                         "Results file of this version; re-export that approach")
+    return frame
+
+
+def load_approaches(results_dir, include_references: bool = True) -> pd.DataFrame:
+    """Every approach's per-fold rows from ``results_dir``.
+
+    Scans ``results_dir/*/Individual Dataset Results/*_full_split_metrics_*.csv``.
+
+    Returns:
+        One DataFrame, one row per (approach, dataset, repeat, fold), with the file's
+        columns (scores as fractions in [0, 1]) plus:
+        ``approach`` (the folder name; for the References folder, the rows' own
+        ``approach``), ``multitask`` (bool: folder starts with "Feature Based MTL" or
+        family starts with "mtl-"), ``kind`` ("single-task", "multi-task" or "reference")
+        and ``source_file`` (the CSV it came from). Empty (no rows) when nothing is found.
+
+    Raises:
+        InputError: ``results_dir`` is missing, a file is unreadable or lacks columns, or
+            one approach has two rows for the same fold.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: results folder not found; pass --results-dir, or export results first")
+    frames = []
+    for path in sorted(root.glob(f"*/{INDIVIDUAL}/*{METRICS_MARK}*.csv")):
+        folder = path.parent.parent.name
+        if folder == REFERENCE_FOLDER and not include_references:
+            continue
+        frame = _read_rows(path)
+        if frame.empty:
+            continue
+        frame = frame.copy()
+        frame["family"] = frame["family"].fillna("").astype(str)
+        if folder != REFERENCE_FOLDER or "approach" not in frame.columns:
+            frame["approach"] = folder
+        frame["kind"] = [_kind(folder, fam) for fam in frame["family"]]
+        frame["multitask"] = frame["kind"] == MULTI
+        frame["source_file"] = str(path)
+        dup = frame.duplicated(["approach", *KEY])
+        if dup.any():
+            r = frame[dup].iloc[0]
+            raise InputError(f"{path}: two rows for dataset {r['dataset']} repeat {r['repeat']} fold {r['fold']}; "
+                             "re-export that approach")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[*_REQUIRED, "approach", "kind", "multitask", "source_file"])
+    rows = pd.concat(frames, ignore_index=True)
+    dup = rows.duplicated(["approach", *KEY])
+    if dup.any():  # the same approach in two files (e.g. a renamed copy of a CSV)
+        r = rows[dup].iloc[0]
+        raise InputError(f"{r['approach']}: dataset {r['dataset']} repeat {r['repeat']} fold {r['fold']} "
+                         f"appears in more than one file under {root}; remove the stale copy")
+    for col in ("repeat", "fold", "seed", "n_train", "n_val", "n_test"):
+        rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("Int64")
+    return rows
+
+
+# ----------------------------------------------------------------------------- pairing
+def _name(rows: pd.DataFrame, default: str) -> str:
+    if "approach" in rows.columns and len(rows):
+        return str(rows["approach"].iloc[0])
+    return default
+
+
+def _shape(rows: pd.DataFrame) -> tuple[int, int]:
+    return int(rows["fold"].nunique()), int(rows["repeat"].nunique())
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def pair_rows(a_rows: pd.DataFrame, b_rows: pd.DataFrame) -> pd.DataFrame:
+    """Join two approaches' per-fold rows on ``(dataset, repeat, fold)``.
+
+    Datasets present on one side only are left out (the caller reports them as missing).
+    For each dataset on both sides the fold keys, and each key's ``seed`` and ``n_test``,
+    must agree: otherwise the two were scored on different folds and a paired comparison
+    would be meaningless.
+
+    Returns:
+        The joined rows, ``KEY`` columns unsuffixed and every other column suffixed
+        ``_a`` / ``_b``, sorted by ``(dataset, repeat, fold)``.
+
+    Raises:
+        InputError: one line naming both approaches, the dataset and what differs.
+    """
+    a_name, b_name = _name(a_rows, "first approach"), _name(b_rows, "second approach")
+    common = sorted(set(a_rows["dataset"]) & set(b_rows["dataset"]), key=natural_key)
+    pieces = []
+    for dataset in common:
+        a = a_rows[a_rows["dataset"] == dataset]
+        b = b_rows[b_rows["dataset"] == dataset]
+        where = f"cannot pair '{a_name}' with '{b_name}' on dataset {dataset}"
+        keys_a = set(zip(a["repeat"].astype(int), a["fold"].astype(int)))
+        keys_b = set(zip(b["repeat"].astype(int), b["fold"].astype(int)))
+        if keys_a != keys_b:
+            (fa, ra), (fb, rb) = _shape(a), _shape(b)
+            if (fa, ra) != (fb, rb):
+                raise InputError(
+                    f"{where}: they were scored on different folds ('{a_name}' has {_plural(fa, 'fold')} x "
+                    f"{_plural(ra, 'repeat')}, as exported with --folds {fa} --repeats {ra}; '{b_name}' has "
+                    f"{_plural(fb, 'fold')} x {_plural(rb, 'repeat')}, as with --folds {fb} --repeats {rb}); "
+                    "re-export both with the same --folds, --repeats and --seed")
+            only_a, only_b = sorted(keys_a - keys_b), sorted(keys_b - keys_a)
+            side, lacking, (r, f) = (a_name, b_name, only_a[0]) if only_a else (b_name, a_name, only_b[0])
+            raise InputError(
+                f"{where}: '{side}' has repeat {r} fold {f} but '{lacking}' does not "
+                f"({len(only_a) + len(only_b)} unmatched fold(s)); re-export both with the same "
+                "--folds, --repeats and --seed")
+        merged = a.merge(b, on=KEY, suffixes=("_a", "_b"), validate="one_to_one")
+        bad = merged[merged["seed_a"] != merged["seed_b"]]
+        if len(bad):
+            r = bad.iloc[0]
+            base_a, base_b = int(r["seed_a"]) - int(r["repeat"]), int(r["seed_b"]) - int(r["repeat"])
+            raise InputError(
+                f"{where}: repeat {r['repeat']} used seed {r['seed_a']} in '{a_name}' but {r['seed_b']} in "
+                f"'{b_name}' (exported with --seed {base_a} vs --seed {base_b}), so the folds differ; "
+                "re-export both with the same --seed")
+        bad = merged[merged["n_test_a"] != merged["n_test_b"]]
+        if len(bad):
+            r = bad.iloc[0]
+            raise InputError(
+                f"{where}: repeat {r['repeat']} fold {r['fold']} scored {r['n_test_a']} rows in '{a_name}' but "
+                f"{r['n_test_b']} in '{b_name}', so the folds were drawn from different data; re-export both "
+                "from the same dataset CSV with the same --folds, --repeats and --seed")
+        pieces.append(merged.sort_values(["repeat", "fold"]))  # datasets are already in natural order
+    if not pieces:
+        return a_rows.iloc[0:0].merge(b_rows.iloc[0:0], on=KEY, suffixes=("_a", "_b"))
+    return pd.concat(pieces, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- references
+def _pca_svm(n_features: int):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    return make_pipeline(StandardScaler(), PCA(n_components=min(10, n_features), whiten=True), SVC(kernel="rbf"))
+
+
+def _lda(n_features: int):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LinearDiscriminantAnalysis())
+
+
+_REFERENCE_MODELS = {REFERENCE_PCA_SVM: _pca_svm, REFERENCE_LDA: _lda}
+
+
+def _n_parameters(pipeline) -> int:
+    """Numbers stored by a fitted pipeline (arrays ending in ``_`` that shape predictions)."""
+    names = ("mean_", "scale_", "components_", "explained_variance_", "support_vectors_", "dual_coef_",
+             "intercept_", "coef_")
+    total = 0
+    for _, step in pipeline.steps:
+        for attr in names:
+            value = getattr(step, attr, None)
+            if isinstance(value, np.ndarray):
+                total += int(value.size)
+    return total
+
+
+def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset: str) -> pd.DataFrame:
+    """Score the scikit-learn references on the given folds.
+
+    Args:
+        X: float array ``(n_rows, n_samples)``, raw waveforms (standardised inside the models).
+        y: int array ``(n_rows,)`` of class ids ``0..n_classes-1``.
+        n_classes: K.
+        folds: objects with ``.repeat .fold .seed .train .val .test`` (``tuning.splits.cv_folds``);
+            each model is fitted on ``train`` plus ``val`` (no early stopping to feed) and
+            scored on ``test``.
+        dataset: name written to the ``dataset`` column.
+
+    Returns:
+        Rows in the Individual Dataset Results columns (scores as fractions), approach
+        ``Reference PCA+SVM`` and ``Reference LDA``, family ``reference``; ``epochs`` and
+        ``best_epoch`` empty, ``train_seconds`` the fit time.
+    """
+    import platform
+
+    from tuning.metrics import classification_metrics
+
+    X = np.asarray(X, dtype=np.float64)
+    node = platform.node()
+    records = []
+    for approach, build in _REFERENCE_MODELS.items():
+        for fold in folds:
+            fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
+            model = build(X.shape[1])
+            start = time.perf_counter()
+            model.fit(X[fit_rows], y[fit_rows])
+            seconds = time.perf_counter() - start
+            scores = classification_metrics(y[fold.test], model.predict(X[fold.test]), n_classes)
+            record = {
+                "dataset": dataset, "approach": approach, "family": REFERENCE_FAMILY,
+                "repeat": int(fold.repeat), "fold": int(fold.fold), "seed": int(fold.seed),
+                "n_train": int(len(fold.train)), "n_val": int(len(fold.val)), "n_test": int(len(fold.test)),
+                **{s: scores[s] for s in SCORES},
+                **{f"recall_class_{k}": r for k, r in enumerate(scores["recall"])},
+                "epochs": np.nan, "best_epoch": np.nan, "train_seconds": seconds,
+                "n_parameters": _n_parameters(model), "node_id": node, "experiment": "compare: scikit-learn reference",
+            }
+            records.append(record)
+    columns = ["dataset", "approach", "family", "repeat", "fold", "seed", "n_train", "n_val", "n_test", *SCORES,
+               *[f"recall_class_{k}" for k in range(n_classes)], *_TAIL]
+    return pd.DataFrame(records, columns=columns)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _fold_params(config: dict) -> dict:
+    # Defaults are tuning.splits.cv_folds' own; a wrong guess is caught by pair_rows later.
+    defaults = {"label_column": None, "folds": 5, "repeats": 3, "seed": 0, "inner_val_fraction": 0.15}
+    return {k: config.get(k, defaults[k]) for k in FOLD_PARAMS}
+
+
+def _pairs_with(ref: pd.DataFrame, approach_rows: pd.DataFrame) -> str | None:
+    """None if every reference approach pairs with ``approach_rows``, else the reason."""
+    for name in REFERENCE_APPROACHES:
+        part = ref[ref["approach"] == name]
+        if part.empty:
+            return f"the cache lacks '{name}'"
+        try:
+            pair_rows(part, approach_rows)
+        except InputError as err:
+            return str(err)
+    return None
+
+
+def load_or_compute_references(results_dir, dataset: str, approach_rows: pd.DataFrame,
+                               run_config_path, log=print) -> tuple[pd.DataFrame | None, str | None]:
+    """Reference rows for one dataset, from the cache or computed on the Run Config's folds.
+
+    Args:
+        results_dir: the results tree root.
+        dataset: dataset name as in the result rows.
+        approach_rows: one approach's rows of this dataset; the reference rows must pair
+            with them (same folds), else they are not used.
+        run_config_path: that approach's ``Run Config/run_<DATASET>.json``.
+        log: called with progress lines.
+
+    Returns:
+        ``(rows, None)``, or ``(None, reason)`` when the references cannot be had (no Run
+        Config, data file gone, folds that do not match).
+    """
+    from tuning.data import load_dataset
+    from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
+
+    results_dir, run_config_path = Path(results_dir), Path(run_config_path)
+    config = _read_json(run_config_path)
+    if config is None or "path" not in config:
+        return None, f"no readable {run_config_path} with a data path"
+    params = _fold_params(config)
+    data_path = Path(str(config["path"])).expanduser()
+    digest = _sha256(data_path)
+
+    cache_csv = results_dir / REFERENCE_FOLDER / INDIVIDUAL / f"References{METRICS_MARK}{dataset}.csv"
+    cache_json = results_dir / REFERENCE_FOLDER / RUN_CONFIG / f"run_{dataset}.json"
+    cached = _read_json(cache_json)
+    if cached is not None and cache_csv.is_file() and _fold_params(cached) == params \
+            and (digest is None or cached.get("data_sha256") == digest):
+        try:
+            rows = _read_rows(cache_csv)
+        except InputError:
+            rows = None
+        if rows is not None and not rows.empty and _pairs_with(rows, approach_rows) is None:
+            return rows, None
+
+    if digest is None:
+        return None, f"data file {data_path} (from {run_config_path}) is not readable here"
+    try:
+        data = load_dataset(data_path, params["label_column"], min_rows_per_class=min_rows_per_class(int(params["folds"])))
+        folds = cv_folds(data.y, int(params["folds"]), int(params["repeats"]), int(params["seed"]),
+                         float(params["inner_val_fraction"]))
+    except (InputError, ValueError) as err:
+        return None, f"cannot rebuild the folds from {run_config_path}: {err}"
+    # The exporter stores which fold scored each row; if it is there, the rebuilt folds must match it.
+    folds_csv = run_config_path.parent / f"folds_{dataset}.csv"
+    if folds_csv.is_file():
+        try:
+            stored = pd.read_csv(folds_csv)
+            rebuilt = fold_assignment(folds, len(data.y))
+            same = list(stored.columns) == list(rebuilt.columns) and np.array_equal(stored.to_numpy(), rebuilt.to_numpy())
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            same = True  # unreadable bookkeeping: fall back on the pair_rows check below
+        if not same:
+            return None, f"the folds rebuilt from {run_config_path} differ from {folds_csv}"
+    log(f"computing reference rows for {dataset} (PCA+SVM and LDA on {len(folds)} folds)...")
+    rows = reference_rows(data.X, data.y, data.n_classes, folds, dataset)
+    reason = _pairs_with(rows, approach_rows)
+    if reason is not None:
+        return None, reason
+    with atomic.atomic_path(cache_csv) as tmp:
+        rows.to_csv(tmp, index=False)
+    import sklearn
+
+    record = {"dataset": dataset, "path": str(data_path), **params, "data_sha256": digest,
+              "models": {REFERENCE_PCA_SVM: "StandardScaler -> PCA(n_components=min(10, n_features), whiten=True) "
+                                            "-> SVC(kernel='rbf')",
+                         REFERENCE_LDA: "StandardScaler -> LinearDiscriminantAnalysis()"},
+              "fit_on": "train + inner validation rows of each fold; scored on the fold's test rows",
+              "scikit-learn": sklearn.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic.write_text(cache_json, json.dumps(record, indent=2))
+    rows = _read_rows(cache_csv)  # the same dtypes as a cache hit
+    return rows, None
+
+
+def add_references(results_dir, rows: pd.DataFrame, log=print) -> tuple[pd.DataFrame, list[str]]:
+    """``rows`` plus reference rows for every dataset that has a usable Run Config.
+
+    The Run Config is taken from the dataset's best single-task approach if it has one,
+    else from the first other approach that does. Returns the rows and notes on datasets
+    without references.
+    """
+    results_dir = Path(results_dir)
+    nets = rows[rows["kind"] != REFERENCE]
+    extra, notes = [], []
+    for dataset in sorted(nets["dataset"].unique(), key=natural_key):
+        here = nets[nets["dataset"] == dataset]
+        order = here.groupby("approach")["accuracy"].mean()
+        kinds = here.groupby("approach")["kind"].first()
+        candidates = sorted(order.index, key=lambda a: (_KIND_ORDER[kinds[a]], -order[a], a))
+        chosen = None
+        for approach in candidates:
+            folder = Path(here[here["approach"] == approach]["source_file"].iloc[0]).parent.parent
+            config = folder / RUN_CONFIG / f"run_{dataset}.json"
+            if config.is_file():
+                chosen = (approach, config)
+                break
+        if chosen is None:
+            notes.append(f"{dataset}: no reference rows (no Run Config/run_{dataset}.json in any approach)")
+            continue
+        approach, config = chosen
+        ref, reason = load_or_compute_references(results_dir, dataset, here[here["approach"] == approach],
+                                                 config, log=log)
+        if ref is None:
+            notes.append(f"{dataset}: no reference rows ({reason})")
+            continue
+        ref = ref.copy()
+        ref["family"] = REFERENCE_FAMILY
+        ref["kind"] = REFERENCE
+        ref["multitask"] = False
+        ref["source_file"] = str(results_dir / REFERENCE_FOLDER / INDIVIDUAL / f"References{METRICS_MARK}{dataset}.csv")
+        extra.append(ref)
+    if extra:
+        rows = pd.concat([rows, *extra], ignore_index=True)
+        for col in ("repeat", "fold", "seed", "n_train", "n_val", "n_test"):
+            rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("Int64")
+    return rows, notes
+
+
+# ----------------------------------------------------------------------------- statistics
+def _verdict(mean_diff: float, p: float, alpha: float) -> str:
+    if p is None or math.isnan(p) or p >= alpha or mean_diff == 0:
+        return NO_DIFFERENCE
+    return BETTER if mean_diff > 0 else WORSE
+
+
+def _test(mtl: pd.DataFrame, single: pd.DataFrame, metric: str, alpha: float) -> dict:
+    """MTL minus single-task on ``metric``, paired by fold; differences in percentage points."""
+    paired = pair_rows(mtl, single)
+    diffs = 100.0 * (paired[f"{metric}_a"].astype(float) - paired[f"{metric}_b"].astype(float))
+    n_train = (paired["n_train_a"] + paired["n_val_a"]).astype(float)
+    t, p = corrected_resampled_ttest(diffs.to_numpy(), n_train.to_numpy(), paired["n_test_a"].astype(float).to_numpy())
+    mean_diff = float(diffs.mean())
+    return {"vs_approach": _name(single, ""), "mean_diff": mean_diff, "t": t, "p_value": p,
+            "verdict": _verdict(mean_diff, p, alpha), "n_pairs": int(len(paired))}
+
+
+def _ordered_approaches(rows: pd.DataFrame) -> list[str]:
+    kinds = rows.groupby("approach")["kind"].first()
+    return sorted(kinds.index, key=lambda a: (_KIND_ORDER[kinds[a]], a))
+
+
+def compare(rows: pd.DataFrame, metric: str = "accuracy", alpha: float = 0.05,
+            confidence: float = 0.95) -> pd.DataFrame:
+    """The comparison table (:data:`COMPARISON_COLUMNS`), one row per (dataset, approach).
+
+    Per dataset: each approach's mean and ``confidence`` interval of every score
+    (fractions); the best single-task approach (highest mean accuracy; for the
+    ``metric_*`` columns, highest mean ``metric``) against each multi-task approach:
+    mean paired difference in percentage points (MTL minus single-task), the corrected
+    resampled t-test's t and p, and the verdict ("better"/"worse" when p < alpha, else
+    "no detectable difference").
+
+    Raises:
+        InputError: mismatched folds between a multi-task and the single-task approach
+            (from :func:`pair_rows`), or an unknown metric.
+    """
+    if metric not in SCORES:
+        raise InputError(f"--metric {metric!r} is not a score in the results; use one of {', '.join(SCORES)}")
+    out = []
+    for dataset in sorted(rows["dataset"].unique(), key=natural_key):
+        here = rows[rows["dataset"] == dataset]
+        by_approach = {a: here[here["approach"] == a] for a in _ordered_approaches(here)}
+        singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
+
+        def best_by(score: str) -> str | None:
+            if not singles:
+                return None
+            return max(singles, key=lambda a: (by_approach[a][score].astype(float).mean(), a))
+
+        best_acc, best_metric = best_by("accuracy"), best_by(metric)
+        for approach, part in by_approach.items():
+            row = {c: np.nan for c in COMPARISON_COLUMNS}
+            kind = part["kind"].iloc[0]
+            row.update(dataset=dataset, approach=approach, kind=kind, n_folds=int(len(part)), metric=metric)
+            for score in SCORES:
+                values = part[score].astype(float).dropna().to_numpy()
+                m, lo, hi = mean_ci(values, confidence) if values.size else (np.nan, np.nan, np.nan)
+                row.update({f"{score}_mean": m, f"{score}_ci_low": lo, f"{score}_ci_high": hi})
+            if kind == MULTI and best_acc is not None:
+                res = _test(part, by_approach[best_acc], "accuracy", alpha)
+                row.update({k: res[k] for k in ("vs_approach", "mean_diff", "t", "p_value", "verdict")})
+                res = _test(part, by_approach[best_metric], metric, alpha)
+                row.update({f"metric_{k}": res[k] for k in ("vs_approach", "mean_diff", "t", "p_value", "verdict")})
+            out.append(row)
+    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- reporting
+def _pct(mean: float, low: float, high: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def missing_notes(rows: pd.DataFrame) -> list[str]:
+    """Which approaches have no results yet: by kind, by name, and per dataset."""
+    nets = rows[rows["kind"] != REFERENCE]
+    notes = []
+    kinds = set(nets["kind"])
+    if MULTI not in kinds:
+        notes.append("No multi-task results yet: there is nothing to test against the single-task "
+                     "approaches; only their scores are shown.")
+    if SINGLE not in kinds:
+        notes.append("No single-task results yet: the multi-task approaches have nothing to be compared "
+                     "with; only their scores are shown.")
+    found = set(nets["approach"])
+    absent = [a for a in KNOWN_APPROACHES if a not in found]
+    if absent:
+        notes.append("No results yet from: " + ", ".join(absent) + ".")
+    for dataset in sorted(nets["dataset"].unique(), key=natural_key):
+        lacking = sorted(found - set(nets[nets["dataset"] == dataset]["approach"]))
+        if lacking:
+            notes.append(f"{dataset}: no results yet from " + ", ".join(lacking) + ".")
+    return notes
+
+
+def _score_table(table: pd.DataFrame, score: str) -> list[str]:
+    approaches = _ordered_approaches(table)
+    label = {a: a for a in approaches}
+    lines = ["| dataset | " + " | ".join(label[a] for a in approaches) + " |",
+             "|---|" + "---|" * len(approaches)]
+    for dataset in sorted(table["dataset"].unique(), key=natural_key):
+        here = table[table["dataset"] == dataset].set_index("approach")
+        cells = []
+        for a in approaches:
+            if a in here.index:
+                r = here.loc[a]
+                cells.append(_pct(r[f"{score}_mean"], r[f"{score}_ci_low"], r[f"{score}_ci_high"]))
+            else:
+                cells.append("—")
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sentences(table: pd.DataFrame, score: str, prefix: str) -> list[str]:
+    lines = []
+    tested = table[table[f"{prefix}verdict"].notna()]
+    for _, r in tested.iterrows():
+        diff, verdict = r[f"{prefix}mean_diff"], r[f"{prefix}verdict"]
+        n = int(r["n_folds"])
+        stats = f"{diff:+.2f} {score} points, {_p(r[f'{prefix}p_value'])}, {n} paired folds"
+        if verdict == NO_DIFFERENCE:
+            lines.append(f"- **{r['dataset']}**: no detectable difference between {r['approach']} and the best "
+                         f"single-task approach, {r[f'{prefix}vs_approach']} ({stats}).")
+        else:
+            lines.append(f"- **{r['dataset']}**: {r['approach']} is **{verdict}** than the best single-task "
+                         f"approach, {r[f'{prefix}vs_approach']} ({stats}).")
+    if not lines:
+        lines.append("- No dataset has both single-task and multi-task results yet; nothing was tested.")
+    return lines
+
+
+def render_markdown(table: pd.DataFrame, metric: str = "accuracy", alpha: float = 0.05,
+                    notes: list[str] | None = None) -> str:
+    """``comparison.md``: score tables in percent (mean [95% CI]), verdicts, and notes."""
+    out = ["# Does multi-task learning help? Per-dataset comparison", "",
+           "Accuracy over cross-validation folds, in percent: mean [95% CI] (t-interval over folds).", "",
+           *_score_table(table, "accuracy"), ""]
+    if metric != "accuracy":
+        out += [f"{metric} in percent: mean [95% CI].", "", *_score_table(table, metric), ""]
+    out += ["## Multi-task vs best single-task: accuracy", "", *_sentences(table, "accuracy", ""), ""]
+    if metric != "accuracy":
+        out += [f"## Multi-task vs best single-task: {metric}", "", *_sentences(table, metric, "metric_"), ""]
+    out += ["## Notes", "",
+            "- Test: corrected resampled t-test (Nadeau & Bengio 2003) on the per-fold differences "
+            "(multi-task minus the single-task approach with the highest mean score on that dataset), "
+            "paired by (repeat, fold); the variance is inflated by n_test/n_train because the folds' "
+            f"training sets overlap. Verdict \"better\"/\"worse\" when p < {alpha:g}, else \"no detectable "
+            "difference\". Differences are in percentage points.",
+            "- The best single-task approach is picked on the same folds it is tested on, which favours it "
+            "slightly: a \"better\" for multi-task is conservative.",
+            "- Reference rows (scikit-learn, same folds, fitted on train + inner validation): "
+            "PCA+SVM = StandardScaler -> PCA(10, whiten) -> RBF SVC; LDA = StandardScaler -> LDA."]
+    out += [f"- {n}" for n in (notes or [])]
+    return "\n".join(out) + "\n"
+
+
+_COLOURS = {SINGLE: "tab:blue", MULTI: "tab:orange", REFERENCE: "tab:gray"}
+
+
+def _save(fig, path: Path) -> None:
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def plot_comparison(table: pd.DataFrame, path) -> None:
+    """One panel per dataset: each approach's mean accuracy (%) with its 95% CI as error
+    bar, coloured by kind; the best reference's mean as a dashed line."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    datasets = sorted(table["dataset"].unique(), key=natural_key)
+    heights = [max(1.6, 0.35 * (table["dataset"] == d).sum() + 0.9) for d in datasets]
+    fig = Figure(figsize=(8, sum(heights) + 0.3 * len(datasets)))
+    axes = fig.subplots(len(datasets), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, dataset in zip(axes, datasets):
+        here = table[table["dataset"] == dataset]
+        order = [a for a in _ordered_approaches(here)][::-1]
+        for i, approach in enumerate(order):
+            r = here[here["approach"] == approach].iloc[0]
+            m = 100 * r["accuracy_mean"]
+            err = [[m - 100 * r["accuracy_ci_low"]], [100 * r["accuracy_ci_high"] - m]]
+            ax.errorbar([m], [i], xerr=err, fmt="o", color=_COLOURS[r["kind"]], capsize=3)
+        refs = here[here["kind"] == REFERENCE]
+        if len(refs):
+            ax.axvline(100 * refs["accuracy_mean"].max(), color="gray", ls="--", lw=1, label="best reference")
+            ax.legend(loc="lower left", fontsize=7)
+        ax.set_yticks(range(len(order)), order, fontsize=7)
+        ax.set_ylim(-0.6, len(order) - 0.4)
+        ax.set_title(dataset, fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("accuracy, % (mean and 95% CI over folds; blue single-task, orange multi-task, grey reference)",
+                        fontsize=8)
+    fig.tight_layout()
+    _save(fig, Path(path))
+
+
+def _confusion(rows: pd.DataFrame, approach: str, dataset: str) -> np.ndarray | None:
+    part = rows[(rows["approach"] == approach) & (rows["dataset"] == dataset)]
+    if part.empty:
+        return None
+    source = Path(part["source_file"].iloc[0])
+    prefix = source.name.split(METRICS_MARK)[0]
+    path = source.parent / f"{prefix}_confusion_matrix_{dataset}.csv"
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    cols = [c for c in frame.columns if str(c).startswith("pred_")]
+    cols.sort(key=lambda c: int(str(c)[5:]) if str(c)[5:].isdigit() else 10**9)
+    if "true_class" in frame.columns:
+        frame = frame.sort_values("true_class")
+    matrix = frame[cols].to_numpy(dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
+        return None
+    return matrix
+
+
+def plot_confusion_matrices(rows: pd.DataFrame, path) -> None:
+    """Grid datasets x approaches: each approach's summed confusion matrix (from its
+    ``<prefix>_confusion_matrix_<DATASET>.csv``), row-normalised so the diagonal is the
+    per-class recall (fraction). Reference rows have no confusion matrix files and are left out."""
+    from matplotlib.figure import Figure
+
+    nets = rows[rows["kind"] != REFERENCE]
+    datasets = sorted(nets["dataset"].unique(), key=natural_key) or ["(none)"]
+    approaches = _ordered_approaches(nets) or ["(none)"]
+    fig = Figure(figsize=(2.3 * len(approaches) + 0.8, 2.2 * len(datasets) + 0.6))
+    axes = fig.subplots(len(datasets), len(approaches), squeeze=False)
+    image = None
+    for i, dataset in enumerate(datasets):
+        for j, approach in enumerate(approaches):
+            ax = axes[i, j]
+            has_rows = bool(((nets["approach"] == approach) & (nets["dataset"] == dataset)).any())
+            matrix = _confusion(nets, approach, dataset) if has_rows else None
+            if i == 0:
+                ax.set_title(approach, fontsize=7)
+            if matrix is None:
+                ax.axis("off")
+                why = "no confusion matrix file" if has_rows else "no results yet"
+                ax.text(0.5, 0.5, f"{dataset}\n{why}", ha="center", va="center", fontsize=7,
+                        transform=ax.transAxes)
+                continue
+            k = matrix.shape[0]
+            norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+            image = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+            if k <= 6:
+                for a in range(k):
+                    for b in range(k):
+                        ax.text(b, a, f"{100 * norm[a, b]:.0f}", ha="center", va="center", fontsize=6,
+                                color="white" if norm[a, b] > 0.6 else "black")
+            ax.set_xticks(range(k))
+            ax.set_yticks(range(k))
+            ax.tick_params(labelsize=6)
+            if j == 0:
+                ax.set_ylabel(f"{dataset}\ntrue class", fontsize=7)
+            if i == len(datasets) - 1:
+                ax.set_xlabel("predicted", fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, label="fraction of true class")
+    else:
+        fig.suptitle("no confusion matrices exported yet", fontsize=9)
+    _save(fig, Path(path))
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m tuning compare``."""
+    parser.add_argument("--results-dir", default="results", help="root of the results tree")
+    parser.add_argument("--metric", default="accuracy", choices=SCORES,
+                        help="score tested in addition to accuracy")
+    parser.add_argument("--no-references", action="store_true",
+                        help="skip the scikit-learn reference rows (PCA+SVM, LDA)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
+
+
+def run(args) -> int:
+    """Compare, write the four outputs, print the markdown and the paths written; returns 0."""
+    results_dir = Path(args.results_dir)
+    metric = getattr(args, "metric", "accuracy")
+    alpha = float(getattr(args, "alpha", 0.05))
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"--alpha must be between 0 and 1, got {alpha:g}")
+    if metric not in SCORES:
+        raise InputError(f"--metric {metric!r} is not a score in the results; use one of {', '.join(SCORES)}")
+    rows = load_approaches(results_dir, include_references=False)
+    if rows.empty:
+        raise InputError(f"{results_dir}: no results to compare; expected <Approach>/{INDIVIDUAL}/"
+                         f"<prefix>{METRICS_MARK}<DATASET>.csv files (written by the export after a tune run)")
+    notes = missing_notes(rows)
+    if not getattr(args, "no_references", False):
+        rows, ref_notes = add_references(results_dir, rows, log=lambda m: print(m, file=sys.stderr))
+        notes += ref_notes
+    table = compare(rows, metric=metric, alpha=alpha)
+    markdown = render_markdown(table, metric=metric, alpha=alpha, notes=notes)
+    paths = {name: results_dir / name for name in
+             ("comparison.csv", "comparison.md", "comparison.png", "confusion_matrices.png")}
+    with atomic.atomic_path(paths["comparison.csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    atomic.write_text(paths["comparison.md"], markdown)
+    plot_comparison(table, paths["comparison.png"])
+    plot_confusion_matrices(rows, paths["confusion_matrices.png"])
+    print(markdown)
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
