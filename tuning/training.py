@@ -240,7 +240,7 @@ def _validate(model, tasks, val_x, criteria, device) -> dict:
     per_task = {}
     for i, task in enumerate(tasks):
         logits = _logits(model, val_x[i], i, device)
-        target = torch.as_tensor(task.y_val, dtype=torch.long)
+        target = torch.tensor(task.y_val, dtype=torch.long)  # a copy: Ray hands read-only arrays
         scores = classification_metrics(task.y_val, logits.argmax(1).numpy(), task.n_classes)
         # Unweighted loss, so that val_loss compares across class-weighting choices.
         scores["loss"] = float(nn.functional.cross_entropy(logits, target))
