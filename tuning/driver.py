@@ -117,7 +117,8 @@ def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[l
     """Validate everything the user gave, before Ray starts; return the experiment groups."""
     check_family(family)
     settings.validate()
-    datasets = load_datasets(dataset, settings.data_dir, settings.label_column,
+    names = [part.strip() for part in dataset.split(",")] if "," in dataset else dataset
+    datasets = load_datasets(names, settings.data_dir, settings.label_column,
                              min_rows_per_class(settings.folds))
     if models.is_multitask(family):
         if len(datasets) < 2:
