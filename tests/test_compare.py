@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tuning import compare as cmp
+from tuning import references
 from tuning.errors import InputError
 
 CNN = ("Classic CNN PyTorch", "Classic_CNN", "cnn")
@@ -328,7 +329,7 @@ def test_reference_rows_on_the_same_folds_and_cached(tmp_path, monkeypatch, caps
     def boom(*a, **k):
         raise AssertionError("reference models were refitted although the cache is valid")
 
-    monkeypatch.setattr(cmp, "reference_rows", boom)
+    monkeypatch.setattr(references, "reference_rows", boom)
     assert cmp.run(args_for(results)) == 0
     assert "computing reference rows" not in capsys.readouterr().err
     monkeypatch.undo()

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args) -> "TuneSettings":
+def settings_from_args(args):
     from tuning.driver import TuneSettings
 
     return TuneSettings(
@@ -95,7 +95,7 @@ def cmd_tune(args) -> int:
         for outcome in incomplete:
             print(f"Experiment {outcome.path} is incomplete ({outcome.n_trials} trials, "
                   f"{outcome.n_errored} errored); not exporting it. Continue it with:\n"
-                  f"  {resume_command()}", file=sys.stderr)
+                  f"  {resume_command(args.argv)}", file=sys.stderr)
         if not args.no_export:
             from tuning.export import export_experiment, print_summary
 
@@ -124,10 +124,11 @@ def cmd_compare(args) -> int:
     return compare.run(args)
 
 
-def resume_command() -> str:
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command that continues this search: the same arguments plus ``--resume``."""
     import shlex
 
-    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     return shlex.join(["python", "-m", "tuning", *argv, "--resume"])
 
 
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare}
     try:
         return handlers[args.command](args)
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C, while Tune was already stopping
         print("interrupted", file=sys.stderr)
+        if args.command == "tune":
+            print(f"Continue the search with:\n  {resume_command(args.argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shlex
 import sys
 from dataclasses import dataclass
@@ -136,7 +135,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
 def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int):
     """Every file of the export, as bytes by path; nothing is written here."""
-    family, settings = record["family"], record["settings"]
+    family = record["family"]
     approach, prefix = tree.approach_names(family)
     root = results_dir / approach
     names = [d.name for d in datasets]
@@ -147,7 +146,7 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
     for dataset in datasets:
         fold_rows = [r for r in rows if r["kind"] == FULL_SPLIT and r["dataset"] == dataset.name]
         frame = tree.fold_rows_frame(fold_rows, approach, family, experiment)
-        new_individual[dataset.name] = frame
+        new_individual[dataset.name] = tree.as_written(frame)  # summarised as later reads see it
         plan[root / tree.INDIVIDUAL / f"{prefix}_full_split_metrics_{dataset.name}.csv"] = tree.csv_bytes(frame)
         confusion = np.sum([np.array(r["confusion_matrix"]) for r in fold_rows], axis=0)
         stem = root / tree.INDIVIDUAL / f"{prefix}_confusion_matrix_{dataset.name}"
@@ -163,6 +162,9 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
     one_new = tree.fold_rows_frame(one_rows, approach, family, experiment).drop(columns=["repeat", "fold"])
     one_path = root / tree.FULL / f"{prefix}_one_split_metrics_system.csv"
     one_split = tree.merge_by_dataset(one_path, one_new, names)
+    n_recall = sum(c.startswith("recall_class_") for c in one_split.columns)  # the most classes
+    one_split = tree.order_columns(
+        one_split, [c for c in tree.individual_columns(n_recall) if c not in ("repeat", "fold")])
     one_datasets = one_split[one_split["dataset"] != tree.OVERALL]
     overall = {"dataset": tree.OVERALL, "approach": approach,
                **{s: float(one_datasets[s].mean()) for s in tree.SCORES}}
@@ -173,7 +175,9 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
     best_name = (f"{prefix}_full_split_metrics_best_config.csv" if family.startswith("mtl-")
                  else f"{prefix}_best_performers.csv")
     best_path = root / tree.BEST / best_name
-    plan[best_path] = tree.csv_bytes(tree.merge_by_dataset(best_path, best_frame, names))
+    hyper = set(best.config) - {"family"}  # fixed columns first, then hyperparameters sorted
+    plan[best_path] = tree.csv_bytes(tree.order_columns(tree.merge_by_dataset(best_path, best_frame, names),
+                                                        [c for c in best_frame.columns if c not in hyper]))
 
     plan.update(run_config_files(root / tree.RUN_CONFIG, record, experiment_dir, best, datasets,
                                  folds, repeats))
