@@ -88,3 +88,50 @@ def tiny_dataset_dir(tmp_path) -> Path:
         ([names[c]] + [f"{v:.2f}" for v in x] for x, c in zip(X, y)),
     )
     return data_dir
+
+
+# --------------------------------------------------------------------------------------
+# Added for the CLI / end-to-end / export tests
+# --------------------------------------------------------------------------------------
+
+import os  # noqa: E402
+
+# No usage-statistics prompt or upload from any Ray runtime a test starts.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def write_tiny_datasets(data_dir) -> Path:
+    """Write the ``tiny_dataset_dir`` files (T2.csv, T3.csv) into ``data_dir``; return it.
+
+    For module-scoped fixtures, which cannot use the function-scoped ``tmp_path``.
+    """
+    data_dir = Path(data_dir)
+    samples = [f"s{i}" for i in range(TINY_LENGTH)]
+    X, y = make_waveforms(2, TINY_ROWS_PER_CLASS, seed=2)
+    _write_csv(data_dir / "T2.csv", samples + ["label"],
+               ([f"{v:.2f}" for v in x] + [str(int(c))] for x, c in zip(X, y)))
+    X, y = make_waveforms(3, TINY_ROWS_PER_CLASS, seed=3)
+    names = ("unit_a", "unit_b", "unit_c")
+    _write_csv(data_dir / "T3.csv", ["Track"] + samples,
+               ([names[c]] + [f"{v:.2f}" for v in x] for x, c in zip(X, y)))
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def module_tiny_dataset_dir(tmp_path_factory) -> Path:
+    """Like ``tiny_dataset_dir`` (same T2.csv and T3.csv), shared by one test module."""
+    return write_tiny_datasets(tmp_path_factory.mktemp("tiny") / "data")
+
+
+@pytest.fixture(scope="module")
+def ray_2cpu():
+    """A local Ray runtime with 2 CPUs for the module; shut down only if this fixture started it."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

@@ -7,10 +7,12 @@ file or the new one, never a mix.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 
 @contextmanager
@@ -31,3 +33,60 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_all(files: Mapping[str | Path, bytes]) -> None:
+    """Write several files, all or nothing (as far as renames on one filesystem allow).
+
+    Every file is first written to a temporary sibling; a failure there removes the
+    temporaries and changes nothing. Then each is renamed into place, the file it replaces
+    kept under a second name (a hard link: the old file never disappears from its path);
+    a failure part-way through puts every replaced file back, removes the files that did
+    not exist before and the folders this call created, then re-raises.
+    """
+    created_dirs: list[Path] = []
+    staged: list[tuple[Path, Path]] = []  # (temporary, final)
+    backups: list[tuple[Path, Path | None]] = []  # (final, backup or None if it was new)
+    try:
+        for path, content in files.items():
+            path = Path(path)
+            missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            created_dirs.extend(reversed(missing))
+            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((Path(tmp), path))
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+        for tmp, path in staged:
+            backup = None
+            if path.exists():
+                backup = path.with_name(f".{path.name}.{uuid.uuid4().hex}.bak")
+                try:
+                    os.link(path, backup)
+                except OSError:  # a filesystem without hard links: keep a copy instead
+                    shutil.copy2(path, backup)
+            backups.append((path, backup))
+            os.replace(tmp, path)
+    except BaseException:
+        for path, backup in reversed(backups):
+            try:
+                if backup is not None:
+                    if path.exists() and os.path.samefile(path, backup):
+                        backup.unlink()  # never replaced; rename() of two links to one file is a no-op
+                    elif backup.exists():
+                        os.replace(backup, path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass  # best effort: the original error is the one to report
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for folder in reversed(created_dirs):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+    for _, backup in backups:
+        if backup is not None:
+            backup.unlink(missing_ok=True)

@@ -130,8 +130,30 @@ def read_individual(folder: Path, prefix: str) -> dict[str, pd.DataFrame]:
     found = {}
     pattern = f"{prefix}_full_split_metrics_"
     for path in sorted((folder / INDIVIDUAL).glob(f"{pattern}*.csv")):
-        found[path.stem[len(pattern):]] = pd.read_csv(path, dtype={"dataset": str, "node_id": str})
+        found[path.stem[len(pattern):]] = _read_fold_table(path)
     return found
+
+
+def as_written(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as it reads back from its CSV (numbers at the CSV's precision).
+
+    Summaries are computed from this, for new and old datasets alike, so a dataset's
+    summary row does not change when another dataset is exported later.
+    """
+    return _read_fold_table(io.BytesIO(csv_bytes(frame)))
+
+
+def _read_fold_table(source) -> pd.DataFrame:
+    return pd.read_csv(source, dtype={"dataset": str, "node_id": str})
+
+
+def order_columns(frame: pd.DataFrame, first: Iterable[str]) -> pd.DataFrame:
+    """Columns ``first`` (those present, in that order), then the others sorted.
+
+    Merged tables get one column order whatever order the datasets were exported in.
+    """
+    first = [c for c in first if c in frame.columns]
+    return frame[first + sorted(c for c in frame.columns if c not in first)]
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -173,7 +195,9 @@ def confusion_png(matrix: np.ndarray, title: str, class_names: list[str]) -> byt
 
 
 def commit(plan: Mapping[Path, bytes]) -> None:
-    """Write every planned file: each to a temporary sibling, then renamed into place."""
-    for path, content in plan.items():
-        with atomic.atomic_path(path) as tmp:
-            tmp.write_bytes(content)
+    """Write every planned file: each to a temporary sibling, then renamed into place.
+
+    All or nothing: if any write or rename fails, the files already renamed are put back
+    as they were (:func:`tuning.atomic.write_all`).
+    """
+    atomic.write_all(plan)

@@ -1,0 +1,435 @@
+"""The export (issue 3): reruns of the best configuration and the lab's results tree.
+
+One small search per tiny dataset (ffn on T2 and T3, two trials of two epochs, in a
+module-owned Ray runtime with 2 CPUs) is shared by the module; each test exports it into
+its own results folder (2 folds x 2 repeats unless a test says otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import search_spaces
+from tuning import results_tree as tree
+from tuning.data import load_dataset
+from tuning.driver import run_tuning
+from tuning.errors import InputError
+from tuning.export import INNER_VAL_FRACTION, export_experiment
+from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs
+from tuning.splits import cv_folds
+
+FOLDS, REPEATS = 2, 2
+APPROACH, PREFIX = "Classic FFN PyTorch", "Classic_FFN"
+ROWS = {"T2": 120, "T3": 180}
+CLASSES = {"T2": 2, "T3": 3}
+
+
+# --------------------------------------------------------------------------------------
+# Shared search and exports
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def experiments(ray_2cpu, module_tiny_dataset_dir, tmp_path_factory) -> dict[str, Path]:
+    """One finished ffn search per dataset (T2, T3): dataset name -> experiment folder."""
+    storage = tmp_path_factory.mktemp("export_search") / "ray_results"
+    outcomes = run_tuning("ffn", "T2,T3", data_dir=str(module_tiny_dataset_dir), storage=str(storage),
+                          samples=2, max_epochs=2, grace_period=1, folds=FOLDS, repeats=1, verbose=0)
+    assert [o.datasets for o in outcomes] == [["T2"], ["T3"]]
+    assert all(o.complete and o.best_config for o in outcomes)
+    return {o.datasets[0]: o.path for o in outcomes}
+
+
+@pytest.fixture(scope="module")
+def exported(experiments, tmp_path_factory):
+    """T2 exported, then T3, into one results folder; returns (results_dir, summaries)."""
+    results = tmp_path_factory.mktemp("export_base") / "results"
+    summaries = {name: export_experiment(experiments[name], results, folds=FOLDS, repeats=REPEATS,
+                                         progress=False)
+                 for name in ("T2", "T3")}
+    return results, summaries
+
+
+@pytest.fixture
+def results_copy(exported, tmp_path) -> Path:
+    """A private copy of the shared T2+T3 results tree, for tests that change it."""
+    target = tmp_path / "results"
+    shutil.copytree(exported[0], target)
+    return target
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``root``."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary files (hidden names or *.tmp) anywhere under ``root``."""
+    return [str(p) for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+def paths(results: Path) -> dict[str, Path]:
+    root = results / APPROACH
+    return {
+        "best": root / "Best Performance Results" / f"{PREFIX}_best_performers.csv",
+        "system": root / "Full Split Results" / f"{PREFIX}_full_split_metrics_system.csv",
+        "one": root / "Full Split Results" / f"{PREFIX}_one_split_metrics_system.csv",
+        "individual": root / "Individual Dataset Results",
+        "run_config": root / "Run Config",
+    }
+
+
+def as_text(path: Path) -> pd.DataFrame:
+    """A CSV with every cell as its text, so comparisons are exact."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+# --------------------------------------------------------------------------------------
+# Schema of every file
+# --------------------------------------------------------------------------------------
+
+
+def test_results_tree_has_exactly_the_lab_files(exported):
+    results, _ = exported
+    expected = {f"{APPROACH}/Best Performance Results/{PREFIX}_best_performers.csv",
+                f"{APPROACH}/Full Split Results/{PREFIX}_full_split_metrics_system.csv",
+                f"{APPROACH}/Full Split Results/{PREFIX}_one_split_metrics_system.csv",
+                f"{APPROACH}/Run Config/search_space_ffn.py",
+                f"{APPROACH}/Run Config/command.txt"}
+    for name in ("T2", "T3"):
+        expected |= {f"{APPROACH}/Individual Dataset Results/{PREFIX}_full_split_metrics_{name}.csv",
+                     f"{APPROACH}/Individual Dataset Results/{PREFIX}_confusion_matrix_{name}.csv",
+                     f"{APPROACH}/Individual Dataset Results/{PREFIX}_confusion_matrix_{name}.png",
+                     f"{APPROACH}/Run Config/run_{name}.json",
+                     f"{APPROACH}/Run Config/folds_{name}.csv"}
+    assert set(tree_state(results)) == expected
+    assert leftovers(results) == []
+
+
+@pytest.mark.parametrize("name", ["T2", "T3"])
+def test_individual_dataset_file_schema(exported, name):
+    results, _ = exported
+    frame = pd.read_csv(paths(results)["individual"] / f"{PREFIX}_full_split_metrics_{name}.csv",
+                        dtype={"node_id": str})
+    assert list(frame.columns) == tree.individual_columns(CLASSES[name])
+    assert len(frame) == FOLDS * REPEATS
+    assert sorted(zip(frame["repeat"], frame["fold"])) == [(r, f) for r in range(REPEATS) for f in range(FOLDS)]
+    assert (frame["dataset"] == name).all() and (frame["approach"] == APPROACH).all()
+    assert (frame["family"] == "ffn").all()
+    # Every row scored once per repeat; train + inner validation + scored fold = all rows.
+    assert (frame.groupby("repeat")["n_test"].sum() == ROWS[name]).all()
+    assert (frame["n_train"] + frame["n_val"] + frame["n_test"] == ROWS[name]).all()
+    for score in (*tree.SCORES, *[f"recall_class_{k}" for k in range(CLASSES[name])]):
+        assert frame[score].between(0, 1).all(), score
+    assert (frame["epochs"] >= frame["best_epoch"]).all() and (frame["best_epoch"] >= 1).all()
+    assert (frame["n_parameters"] > 0).all()
+
+
+@pytest.mark.parametrize("name", ["T2", "T3"])
+def test_confusion_matrix_files(exported, name):
+    results, _ = exported
+    stem = paths(results)["individual"] / f"{PREFIX}_confusion_matrix_{name}"
+    frame = pd.read_csv(stem.with_suffix(".csv"))
+    k = CLASSES[name]
+    assert list(frame.columns) == ["true_class", *[f"pred_{j}" for j in range(k)]]
+    assert frame["true_class"].tolist() == list(range(k))
+    counts = frame.drop(columns="true_class").to_numpy()
+    assert counts.sum() == ROWS[name] * REPEATS  # summed over folds and repeats
+    assert (counts.sum(axis=1) == ROWS[name] // k * REPEATS).all()  # balanced tiny data
+    assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_system_files_schema(exported):
+    results, _ = exported
+    system = pd.read_csv(paths(results)["system"])
+    expected = ["dataset", "approach", "n_runs"]
+    for score in tree.SCORES:
+        expected += [f"{score}_mean", f"{score}_std", f"{score}_ci95_low", f"{score}_ci95_high"]
+    expected += ["epochs_mean", "train_seconds_mean"]
+    assert list(system.columns) == expected
+    assert system["dataset"].tolist() == ["T2", "T3", tree.OVERALL]
+    assert system["n_runs"].tolist() == [FOLDS * REPEATS] * 3
+    for score in tree.SCORES:
+        assert (system[f"{score}_ci95_low"] <= system[f"{score}_mean"] + 1e-9).all()
+        assert (system[f"{score}_mean"] <= system[f"{score}_ci95_high"] + 1e-9).all()
+    # The system's per-fold score is the mean over datasets of that fold's score.
+    folds = {name: pd.read_csv(paths(results)["individual"] / f"{PREFIX}_full_split_metrics_{name}.csv")
+             for name in ("T2", "T3")}
+    per_fold = sum(f.set_index(["repeat", "fold"])["accuracy"] for f in folds.values()) / 2
+    overall = system.set_index("dataset").loc[tree.OVERALL]
+    assert overall["accuracy_mean"] == pytest.approx(per_fold.mean(), abs=1e-5)
+
+    one = pd.read_csv(paths(results)["one"])
+    k_max = max(CLASSES.values())
+    assert list(one.columns) == [c for c in tree.individual_columns(k_max) if c not in ("repeat", "fold")]
+    assert one["dataset"].tolist() == ["T2", "T3", tree.OVERALL]
+    by_name = one.set_index("dataset")
+    for score in tree.SCORES:
+        assert by_name.loc[tree.OVERALL, score] == pytest.approx(by_name.loc[["T2", "T3"], score].mean(), abs=1e-5)
+    # The one split scores the tuning split's test part: 15% of each class.
+    assert by_name.loc["T2", "n_test"] == 18 and by_name.loc["T3", "n_test"] == 27
+    assert np.isnan(by_name.loc["T2", "recall_class_2"])  # T2 has two classes
+
+
+def test_best_performers_hold_every_hyperparameter(exported):
+    results, summaries = exported
+    best = pd.read_csv(paths(results)["best"], dtype={"trial_id": str})
+    leading = ["dataset", "approach", "family", "objective", "objective_value", "best_epoch", "trial_id",
+               "n_trials", "search_complete", "experiment", "full_split_accuracy_mean",
+               "full_split_balanced_accuracy_mean", "full_split_macro_f1_mean"]
+    assert list(best.columns[:len(leading)]) == leading
+    # Then every hyperparameter of either dataset's config, sorted, whatever the export order.
+    hyper = set().union(*(s.best.config for s in summaries.values())) - {"family"}
+    assert list(best.columns[len(leading):]) == sorted(hyper)
+    assert best["dataset"].tolist() == ["T2", "T3"]
+    system = pd.read_csv(paths(results)["system"]).set_index("dataset")
+    for _, row in best.iterrows():
+        summary = summaries[row["dataset"]]
+        config = summary.best.config
+        assert row["family"] == config["family"] == "ffn"
+        assert row["objective"] == "val_accuracy"
+        assert row["trial_id"] == summary.best.trial_id and row["n_trials"] == 2
+        assert row["objective_value"] == pytest.approx(summary.best.value, abs=1e-5)
+        assert row["full_split_accuracy_mean"] == pytest.approx(system.loc[row["dataset"], "accuracy_mean"])
+        for key, value in config.items():
+            assert key in best.columns, f"hyperparameter {key} has no column"
+            if isinstance(value, bool) or isinstance(value, str):
+                assert str(row[key]) == str(value), key
+            else:
+                assert float(row[key]) == pytest.approx(float(value), rel=1e-5), key
+        # Per-layer widths beyond this config's depth are empty for this dataset.
+        for layer in range(int(config["ffn_n_layers"]), 4):
+            if f"ffn_units_l{layer}" in best.columns:
+                assert pd.isna(row[f"ffn_units_l{layer}"])
+
+
+def test_run_config_files(exported, experiments, module_tiny_dataset_dir):
+    results, summaries = exported
+    folder = paths(results)["run_config"]
+    assert (folder / "search_space_ffn.py").read_text() == search_spaces.space_source("ffn")
+    command = (folder / "command.txt").read_text().splitlines()
+    assert [line.split(":", 1)[0] for line in command] == ["search", "export"]
+    for name in ("T2", "T3"):
+        run = json.loads((folder / f"run_{name}.json").read_text())
+        dataset = load_dataset(module_tiny_dataset_dir / f"{name}.csv")
+        assert run["dataset"] == name
+        assert run["label_map"] == dataset.label_map()
+        assert (run["folds"], run["repeats"], run["seed"]) == (FOLDS, REPEATS, 0)
+        assert run["inner_val_fraction"] == INNER_VAL_FRACTION
+        assert run["experiment"] == str(experiments[name])
+        assert run["best_trial"]["trial_id"] == summaries[name].best.trial_id
+        assert run["best_trial"]["config"] == json.loads(json.dumps(summaries[name].best.config))
+        assert {"search", "export"} <= set(run["versions"])
+
+        folds = pd.read_csv(folder / f"folds_{name}.csv")
+        assert list(folds.columns) == ["row", *[f"repeat{r}_fold" for r in range(REPEATS)]]
+        assert folds["row"].tolist() == list(range(ROWS[name]))
+        # The same folds the reruns scored: each row's fold holds it as a test row.
+        for fold in cv_folds(dataset.y, FOLDS, REPEATS, 0, INNER_VAL_FRACTION):
+            assert (folds.loc[fold.test, f"repeat{fold.repeat}_fold"] == fold.fold).all()
+
+
+# --------------------------------------------------------------------------------------
+# Merging exports of different datasets
+# --------------------------------------------------------------------------------------
+
+
+def test_reexport_replaces_only_that_datasets_rows(results_copy, experiments):
+    p = paths(results_copy)
+    before = {key: as_text(p[key]) for key in ("system", "one", "best")}
+    t3_files = {path: path.read_bytes() for path in p["individual"].glob("*T3*")}
+    t3_files[p["run_config"] / "run_T3.json"] = (p["run_config"] / "run_T3.json").read_bytes()
+    t3_files[p["run_config"] / "folds_T3.csv"] = (p["run_config"] / "folds_T3.csv").read_bytes()
+
+    # A different number of repeats makes T2's new rows distinguishable from its old ones.
+    export_experiment(experiments["T2"], results_copy, folds=FOLDS, repeats=1, progress=False)
+
+    for path, content in t3_files.items():
+        assert path.read_bytes() == content, f"{path.name} changed"
+    t2 = pd.read_csv(p["individual"] / f"{PREFIX}_full_split_metrics_T2.csv")
+    assert len(t2) == FOLDS and set(t2["repeat"]) == {0}
+    for key in ("system", "one", "best"):
+        after = as_text(p[key])
+        assert after["dataset"].tolist() == before[key]["dataset"].tolist(), key
+        old_t3 = before[key][before[key]["dataset"] == "T3"].reset_index(drop=True)
+        new_t3 = after[after["dataset"] == "T3"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(new_t3, old_t3, obj=f"{key}: T3 row")
+    system = pd.read_csv(p["system"]).set_index("dataset")
+    assert system.loc["T2", "n_runs"] == FOLDS and system.loc["T3", "n_runs"] == FOLDS * REPEATS
+    # overall: the folds both datasets have (repeat 0), averaged over the two datasets.
+    assert system.loc[tree.OVERALL, "n_runs"] == FOLDS
+    assert leftovers(results_copy) == []
+
+
+def test_second_dataset_merges_into_first(experiments, exported, tmp_path):
+    """T2 alone, then T3: T2's rows stay as they were and an overall row joins them."""
+    results = tmp_path / "results"
+    export_experiment(experiments["T2"], results, folds=FOLDS, repeats=REPEATS, progress=False)
+    p = paths(results)
+    alone = {key: as_text(p[key]) for key in ("system", "one", "best")}
+    assert alone["system"]["dataset"].tolist() == ["T2", tree.OVERALL]
+    export_experiment(experiments["T3"], results, folds=FOLDS, repeats=REPEATS, progress=False)
+    for key in ("system", "one", "best"):
+        merged = as_text(p[key])
+        expected = ["T2", "T3"] + ([tree.OVERALL] if key != "best" else [])
+        assert merged["dataset"].tolist() == expected, key
+        old_t2 = alone[key][alone[key]["dataset"] == "T2"].reset_index(drop=True)
+        new_t2 = merged[merged["dataset"] == "T2"].reset_index(drop=True)
+        shared = [c for c in old_t2.columns if c in new_t2.columns]
+        pd.testing.assert_frame_equal(new_t2[shared], old_t2[shared], obj=f"{key}: T2 row")
+
+
+# --------------------------------------------------------------------------------------
+# All or nothing
+# --------------------------------------------------------------------------------------
+
+
+def test_failure_while_writing_leaves_tree_unchanged(results_copy, experiments, monkeypatch):
+    """The third rename into results/ fails: every file stays as it was, no temporary files."""
+    before = tree_state(results_copy)
+    real_replace = os.replace
+    calls = []
+
+    def failing_replace(src, dst, *args, **kwargs):
+        if Path(dst).resolve().is_relative_to(results_copy.resolve()):
+            calls.append(dst)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device (injected)")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="injected"):
+        export_experiment(experiments["T2"], results_copy, folds=FOLDS, repeats=1, progress=False)
+    monkeypatch.undo()
+    assert len(calls) >= 3
+    assert tree_state(results_copy) == before
+    assert leftovers(results_copy) == []
+
+
+def test_failed_commit_into_new_folder_leaves_nothing(tmp_path, monkeypatch):
+    """The first export into a new results folder fails on its third file: no folder is left."""
+    results = tmp_path / "results"
+    plan = {results / APPROACH / folder / f"{name}.csv": f"x\n{i}\n".encode()
+            for i, (folder, name) in enumerate([("Individual Dataset Results", "a"), ("Full Split Results", "b"),
+                                                 ("Full Split Results", "c"), ("Run Config", "d")])}
+    real_replace, calls = os.replace, []
+
+    def failing_replace(src, dst, *args, **kwargs):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(5, "I/O error (injected)")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="injected"):
+        tree.commit(plan)
+    monkeypatch.undo()
+    assert not results.exists()
+    tree.commit(plan)  # and without the fault every file is written
+    assert {p: p.read_bytes() for p in plan} == plan
+    assert leftovers(results) == []
+
+
+def test_failure_while_planning_leaves_tree_unchanged(results_copy, experiments, monkeypatch):
+    before = tree_state(results_copy)
+
+    def broken_png(*args, **kwargs):
+        raise RuntimeError("matplotlib failed (injected)")
+
+    monkeypatch.setattr(tree, "confusion_png", broken_png)
+    with pytest.raises(RuntimeError, match="injected"):
+        export_experiment(experiments["T3"], results_copy, folds=FOLDS, repeats=1, progress=False)
+    assert tree_state(results_copy) == before
+    assert leftovers(results_copy) == []
+
+
+def test_export_of_empty_folder_leaves_results_unchanged(results_copy, tmp_path):
+    before = tree_state(results_copy)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="spikesort_run.json"):
+        export_experiment(empty, results_copy, folds=FOLDS, repeats=1, progress=False)
+    assert tree_state(results_copy) == before
+
+
+# --------------------------------------------------------------------------------------
+# Determinism
+# --------------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_same_metrics(exported, experiments, tmp_path):
+    results, _ = exported
+    again = tmp_path / "again"
+    export_experiment(experiments["T2"], again, folds=FOLDS, repeats=REPEATS, progress=False)
+    export_experiment(experiments["T3"], again, folds=FOLDS, repeats=REPEATS, progress=False)
+    timing = ["train_seconds", "node_id"]
+    first, second = paths(results), paths(again)
+    pd.testing.assert_frame_equal(as_text(second["one"]).drop(columns=timing),
+                                  as_text(first["one"]).drop(columns=timing))
+    for name in ("T2", "T3"):
+        csv = f"{PREFIX}_full_split_metrics_{name}.csv"
+        pd.testing.assert_frame_equal(as_text(second["individual"] / csv).drop(columns=timing),
+                                      as_text(first["individual"] / csv).drop(columns=timing))
+        confusion = f"{PREFIX}_confusion_matrix_{name}.csv"
+        assert (second["individual"] / confusion).read_bytes() == (first["individual"] / confusion).read_bytes()
+    columns = [c for c in pd.read_csv(first["system"]).columns if not c.startswith("train_seconds")]
+    pd.testing.assert_frame_equal(as_text(second["system"])[columns], as_text(first["system"])[columns])
+
+
+# --------------------------------------------------------------------------------------
+# No leakage between the parts of a split
+# --------------------------------------------------------------------------------------
+
+
+def check_no_leakage(jobs, n_rows: list[int], folds: int, repeats: int) -> None:
+    one = [job for job in jobs if job.kind == ONE_SPLIT]
+    full = [job for job in jobs if job.kind == FULL_SPLIT]
+    assert len(one) == 1 and len(full) == folds * repeats
+    for job in jobs:
+        for task, n in enumerate(n_rows):
+            train, val, test = (set(part[task].tolist()) for part in (job.train, job.val, job.test))
+            assert train and val and test
+            assert not test & train, f"{job.kind} r{job.repeat} f{job.fold}: scored rows in train"
+            assert not test & val, f"{job.kind} r{job.repeat} f{job.fold}: scored rows in early stopping"
+            assert not train & val
+            assert max(train | val | test) < n
+    for repeat in range(repeats):
+        for task, n in enumerate(n_rows):
+            tests = np.concatenate([job.test[task] for job in full if job.repeat == repeat])
+            assert np.array_equal(np.sort(tests), np.arange(n)), f"repeat {repeat}: rows not scored once"
+            folds_of_repeat = [job for job in full if job.repeat == repeat]
+            for job in folds_of_repeat:  # train + val + test is the whole dataset
+                assert len(job.train[task]) + len(job.val[task]) + len(job.test[task]) == n
+
+
+@pytest.mark.parametrize("folds,repeats", [(2, 2), (5, 3)])
+def test_plan_jobs_single_task_never_scores_a_training_row(module_tiny_dataset_dir, folds, repeats):
+    dataset = load_dataset(module_tiny_dataset_dir / "T3.csv")
+    jobs = plan_jobs([dataset], seed=0, folds=folds, repeats=repeats, val_fraction=0.15,
+                     test_fraction=0.15, inner_val_fraction=INNER_VAL_FRACTION)
+    check_no_leakage(jobs, [ROWS["T3"]], folds, repeats)
+
+
+def test_plan_jobs_multitask_never_scores_a_training_row(module_tiny_dataset_dir):
+    datasets = [load_dataset(module_tiny_dataset_dir / f"{name}.csv") for name in ("T2", "T3")]
+    kwargs = dict(seed=3, folds=3, repeats=2, val_fraction=0.15, test_fraction=0.15,
+                  inner_val_fraction=INNER_VAL_FRACTION)
+    jobs = plan_jobs(datasets, **kwargs)
+    check_no_leakage(jobs, [ROWS["T2"], ROWS["T3"]], 3, 2)
+    # Each dataset's folds in the multi-task plan are the folds of its single-task plan.
+    for task, dataset in enumerate(datasets):
+        alone = plan_jobs([dataset], **kwargs)
+        assert len(alone) == len(jobs)
+        for multi, single in zip(jobs, alone):
+            assert (multi.kind, multi.repeat, multi.fold) == (single.kind, single.repeat, single.fold)
+            for part in ("train", "val", "test"):
+                assert np.array_equal(getattr(multi, part)[task], getattr(single, part)[0])
