@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--gpus-per-trial", type=float, default=defaults.gpus_per_trial,
                        help="fractions allowed: 0.25 puts four trials on one GPU")
     scale.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime (default: all)")
-    scale.add_argument("--address", default=None, help="join an existing Ray cluster: HOST:PORT or auto")
+    scale.add_argument("--address", default=None,
+                       help="join an existing Ray cluster: HOST:PORT or auto; unset: RAY_ADDRESS if set, "
+                            "else a local runtime. The driver needs the cluster's RAY_AUTH_MODE, and "
+                            "token mode is chosen when a Ray token exists and RAY_AUTH_MODE is unset")
     scale.add_argument("--storage", default=defaults.storage,
                        help="experiment folder root; on a multi-node cluster a path or URI every node sees")
     scale.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
@@ -60,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--results-dir", default="results", help="root of the results tree")
     export.add_argument("--folds", type=int, default=None, help="default: as recorded by the search")
     export.add_argument("--repeats", type=int, default=None, help="default: as recorded by the search")
-    export.add_argument("--address", default=None, help="join an existing Ray cluster: HOST:PORT or auto")
+    export.add_argument("--address", default=None,
+                        help="join an existing Ray cluster: HOST:PORT or auto; unset: the search's, "
+                             "else RAY_ADDRESS, else a local runtime")
     export.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime")
 
     compare = commands.add_parser("compare", help="single-task vs multi-task, per dataset, with statistics")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -151,12 +152,18 @@ def experiment_name(family: str, datasets: Sequence[Dataset]) -> str:
 def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSettings) -> ExperimentOutcome:
     """One Ray Tune experiment over ``datasets`` (one for single-task, several for MTL)."""
     storage = _absolute_storage(settings.storage)
-    trainable = make_trainable(family, datasets, settings)
-    metric, mode = f"val_{settings.metric}", metric_mode(settings.metric)
     path = find_resumable(storage, family, datasets) if settings.resume else None
     if path is not None:
+        settings = settings_for_resume(path, datasets, settings)
+    trainable = make_trainable(family, datasets, settings)
+    metric, mode = f"val_{settings.metric}", metric_mode(settings.metric)
+    save_experiment_state_often()
+    if path is not None:
         print(f"Resuming {path}", flush=True)
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+        # Same wrapped trainable; unfinished and errored trials continue from their last
+        # checkpoint (tuning.trainable loads it), finished ones stay as they are.
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
     else:
         if settings.resume:
             print("Nothing to resume: starting a new experiment.", flush=True)
@@ -183,6 +190,51 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
     print_outcome(outcome, metric)
     return outcome
+
+
+EXPERIMENT_STATE_PERIOD_S = "1"
+"""Seconds between snapshots of Tune's experiment state (trial list, statuses, searcher).
+
+Ray's default (``TUNE_GLOBAL_CHECKPOINT_S=auto``) snapshots at most every 10 s or more; a
+driver killed in between loses the trials suggested since, and ``--resume`` suggests them
+again under new ids and trains them from scratch. Trials here report every epoch, so the
+state is small next to what one lost trial costs. Set ``TUNE_GLOBAL_CHECKPOINT_S`` in the
+environment to choose another period (``auto`` for Ray's)."""
+
+# The settings a search was started with that a resumed search must keep.
+RESUME_KEEPS = ("samples", "max_epochs", "grace_period", "metric", "seed", "cpus_per_trial",
+                "gpus_per_trial", "val_fraction", "test_fraction", "folds", "repeats",
+                "max_failures")
+
+
+def save_experiment_state_often() -> None:
+    """Set how often Tune saves its experiment state, unless the user set it."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_STATE_PERIOD_S)
+    # With per-epoch checkpoints and CheckpointConfig(num_to_keep), Tune also forces a
+    # snapshot every num_to_keep checkpoints of a trial and warns when that is frequent;
+    # frequent is what we want here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def settings_for_resume(path, datasets: Sequence[Dataset], settings: TuneSettings) -> TuneSettings:
+    """The settings of the search at ``path``, with this run's connection options.
+
+    A resumed search must train its trials as they started (epochs, seed, split, metric,
+    resources), whatever this command line says; the data must be the data it saw.
+    """
+    record = read_run_record(path)
+    recorded = record["settings"]
+    changed = {k: (recorded[k], getattr(settings, k)) for k in RESUME_KEEPS
+               if k in recorded and recorded[k] != getattr(settings, k)}
+    if changed:
+        print("Resuming with the experiment's own settings: " + ", ".join(
+            f"{k}={old!r} (not {new!r})" for k, (old, new) in changed.items()), file=sys.stderr)
+    for entry, dataset in zip(record["datasets"], datasets):
+        if entry["rows"] != len(dataset.y) or entry["label_map"] != dataset.label_map():
+            raise InputError(f"{dataset.path}: changed since the search in {path} was started "
+                             f"({entry['rows']} rows then, {len(dataset.y)} now, or other labels); "
+                             f"start a new search (without --resume)")
+    return dataclasses.replace(settings, **{k: recorded[k] for k in RESUME_KEEPS if k in recorded})
 
 
 def make_trainable(family: str, datasets: Sequence[Dataset], settings: TuneSettings):
@@ -225,11 +277,14 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
     statuses = [r.metrics.get("training_iteration", 0) for r in grid]
     errored = sum(1 for r in grid if r.error is not None)
     finished = [r for r in grid if r.error is None]
+    # Complete: every trial the search asked for ran to its end (or ASHA's); after Ctrl-C
+    # Tune returns the trials so far, some of them paused, pending or errored.
+    complete = len(grid) >= settings.samples and grid.num_terminated == len(grid)
     outcome = ExperimentOutcome(
         path=Path(str(path)), family=family, datasets=list(dataset_names),
-        complete=len(grid) >= settings.samples and _all_terminated(grid),
-        n_trials=len(grid), n_errored=errored,
-        n_stopped_early=sum(1 for it in statuses if 0 < it < settings.max_epochs),
+        complete=complete, n_trials=len(grid), n_errored=errored,
+        # In an interrupted search a short trial was cut off, not stopped by ASHA.
+        n_stopped_early=sum(1 for it in statuses if 0 < it < settings.max_epochs) if complete else 0,
     )
     if not finished and errored == len(grid):
         return outcome
@@ -246,13 +301,6 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
     outcome.best_trial_id = best.metrics.get("trial_id")
     outcome.best_config = dict(best.config)
     return outcome
-
-
-def _all_terminated(grid) -> bool:
-    try:
-        return all(status == "TERMINATED" for status in grid._experiment_analysis.get_status().values())
-    except AttributeError:  # older/newer Ray without get_status: fall back on errors only
-        return grid.num_errors == 0
 
 
 def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +21,11 @@ CHECKPOINT_FILE = "state.pt"
 FAULT_ENV = "SPIKESORT_TUNE_FAULT_ONCE"
 """Fault injection for tests: ``"<epoch>:<marker file>"`` makes the first trial that
 reaches that epoch raise once (the marker file records that it happened)."""
+HOLD_ENV = "SPIKESORT_TUNE_HOLD_AT"
+"""Interruption tests: ``"<epoch>:<folder>"`` makes every trial, once it has reported and
+checkpointed that epoch, write ``<folder>/<trial_id>.held`` (the epoch and its Ray node id)
+and wait until ``<folder>/release`` exists. A test can then interrupt the driver at a known
+point (trials half-way, their checkpoints on disk) instead of racing a timer."""
 
 
 def trial_device() -> str:
@@ -43,11 +49,15 @@ def train_trial(config: dict, *, family: str, tasks: Sequence[TaskData], max_epo
             resume_state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True,
                                       map_location="cpu")
 
+    node_id = ray.get_runtime_context().get_node_id()  # tells local nodes apart (same IP)
+
     def report(epoch: int, metrics: dict, state) -> None:
+        metrics = {**metrics, "node_id": node_id}
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state(), os.path.join(folder, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         _maybe_inject_fault(epoch)
+        _maybe_hold(epoch)
 
     fit(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric,
         device=trial_device(), on_epoch=report, resume_state=resume_state)
@@ -65,3 +75,17 @@ def _maybe_inject_fault(epoch: int) -> None:
         except FileExistsError:
             return
         raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")
+
+
+def _maybe_hold(epoch: int) -> None:
+    spec = os.environ.get(HOLD_ENV)
+    if not spec:
+        return
+    at_epoch, folder = spec.split(":", 1)
+    if epoch != int(at_epoch):
+        return
+    folder = Path(folder)
+    node_id = ray.get_runtime_context().get_node_id()
+    (folder / f"{tune.get_context().get_trial_id()}.held").write_text(f"{epoch} {node_id}\n")
+    while not (folder / "release").exists():
+        time.sleep(0.2)

@@ -1,0 +1,320 @@
+"""Interrupting a search and continuing it, with real processes.
+
+One search (``python -m tuning tune`` as a subprocess, on a local Ray runtime of its own)
+is interrupted twice at points the test chooses, not at times it guesses: the trainable's
+hold hook (``SPIKESORT_TUNE_HOLD_AT``) parks every trial after it has checkpointed a given
+epoch, the test waits until Tune's saved experiment state shows that, then
+
+1. sends SIGINT to the driver's process group (Ctrl-C in a terminal): the CLI reports the
+   partial search with the exact resume command, exits 130 and exports nothing;
+2. runs that command, parks the trials one epoch later and SIGKILLs the driver's process
+   group (and the Ray workers it left, which run in sessions of their own);
+3. runs the resume command again, to the end, with the export.
+
+Then every trial has finished once, each interrupted trial continued from its checkpoint
+(each epoch in its history once), every trial's history equals an uninterrupted training
+of its configuration, and the export names the best of those.
+
+Each run gets its own Ray temp dir (``RAY_TMPDIR``, short: Ray's socket paths must stay
+under 107 characters); every Ray process it starts inherits that variable, which is how
+the test finds and stops exactly its own processes. It never calls ``ray stop``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES, EPOCHS = 4, 4
+TUNE_ARGS = ["ffn", "T2", "--samples", str(SAMPLES), "--max-epochs", str(EPOCHS),
+             "--grace-period", str(EPOCHS), "--folds", "2", "--repeats", "1", "--num-cpus", "2"]
+WAIT_LIMIT_S = 300  # a guard against hanging, not a speed requirement
+
+pytestmark = pytest.mark.cluster
+
+
+# ---------------------------------------------------------------------------------------
+# Processes: start the CLI in a session of its own; stop it and every Ray process it left
+# ---------------------------------------------------------------------------------------
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Processes whose environment holds ``name=value`` exactly (this user's, readable)."""
+    entry = f"{name}={value}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if entry in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+class Run:
+    """One ``python -m tuning tune`` subprocess with its own Ray temp dir."""
+
+    def __init__(self, args: list[str], env: dict, logs: Path, name: str):
+        self.ray_tmpdir = tempfile.mkdtemp(prefix="sst-", dir="/tmp")
+        self.env = {**env, "RAY_TMPDIR": self.ray_tmpdir}
+        self.stdout_path, self.stderr_path = logs / f"{name}.out", logs / f"{name}.err"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "tuning", "tune", *args], cwd=REPO,
+                                         env=self.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+    def output(self) -> str:
+        return self.stdout_path.read_text() + self.stderr_path.read_text()
+
+    def wait(self) -> int:
+        try:
+            return self.proc.wait(timeout=WAIT_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"tune did not finish within {WAIT_LIMIT_S} s:\n{self.output()[-3000:]}")
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the driver and the Ray processes ray.init started
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> list[int]:
+        """SIGKILL the driver's group, then what its runtime left (workers: own sessions)."""
+        self.signal_group(signal.SIGKILL)
+        self.proc.wait()
+        return self.stop_leftovers()
+
+    def stop_leftovers(self) -> list[int]:
+        """SIGKILL every process with this run's RAY_TMPDIR until none is left; their PIDs."""
+        stopped: list[int] = []
+        deadline = time.monotonic() + 60
+        while (left := pids_with_env("RAY_TMPDIR", self.ray_tmpdir)) and time.monotonic() < deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            stopped += [pid for pid in left if pid not in stopped]
+            time.sleep(0.1)
+        return stopped
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+        self.stop_leftovers()
+        shutil.rmtree(self.ray_tmpdir, ignore_errors=True)
+
+
+@pytest.fixture
+def runs():
+    """Start CLI runs; whatever happens, stop them and their Ray processes afterwards."""
+    started: list[Run] = []
+
+    def start(*args, **kwargs) -> Run:
+        run = Run(*args, **kwargs)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.cleanup()
+
+
+def wait_until(condition, what: str, run: Run):
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while True:
+        value = condition()
+        if value:
+            return value
+        if run.proc.poll() is not None:
+            pytest.fail(f"tune exited ({run.proc.returncode}) before {what}:\n{run.output()[-3000:]}")
+        if time.monotonic() > deadline:
+            run.kill()
+            pytest.fail(f"no {what} within {WAIT_LIMIT_S} s:\n{run.output()[-3000:]}")
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading an experiment folder
+# ---------------------------------------------------------------------------------------
+
+
+def experiment_dir(storage: Path) -> Path | None:
+    found = [p for p in storage.glob("ffn-T2-*") if p.is_dir()]
+    assert len(found) <= 1, f"expected one experiment, found {found}"
+    return found[0] if found else None
+
+
+def saved_state(exp: Path) -> dict:
+    """Tune's newest saved experiment state: trial id -> (status, last training_iteration, failures)."""
+    # The newest session's file by name, as Tune picks it (a restore copies older ones
+    # again, so their modification times say nothing).
+    files = sorted(exp.glob("experiment_state-*.json"))
+    if not files:
+        return {}
+    try:
+        data = json.loads(files[-1].read_text())
+    except (OSError, ValueError):  # caught while Tune rewrites it: read again later
+        return {}
+    state = {}
+    for trial_json, run_metadata in data["trial_data"]:
+        trial, meta = json.loads(trial_json), json.loads(run_metadata)
+        found = re.search(r"'training_iteration': (\d+)", str(meta.get("last_result", "")))
+        state[trial["trial_id"]] = (trial["status"], int(found.group(1)) if found else 0,
+                                    int(meta.get("num_failures", 0)))
+    return state
+
+
+def held_and_saved(hold: Path, exp_storage: Path, epoch: int, n: int):
+    """The ids of ``n`` trials parked at ``epoch`` once Tune's saved state shows them there."""
+    held = sorted(p.stem for p in hold.glob("*.held"))
+    exp = experiment_dir(exp_storage)
+    if len(held) < n or exp is None:
+        return None
+    state = saved_state(exp)
+    if all(state.get(t, ("", 0, 0))[1] == epoch for t in held):
+        return held
+    return None
+
+
+def trial_histories(exp: Path) -> dict[str, pd.DataFrame]:
+    """Each trial folder's result.json, as Tune wrote it, one row per report."""
+    histories = {}
+    for folder in sorted(exp.glob("trial_*")):
+        lines = (folder / "result.json").read_text().splitlines()
+        histories[folder.name.removeprefix("trial_")] = pd.DataFrame([json.loads(l) for l in lines if l])
+    return histories
+
+
+def uninterrupted_histories(data_dir: Path, configs: dict[str, dict]) -> dict[str, list[dict]]:
+    """Each configuration trained in this process without a break: the reference run."""
+    import torch
+
+    from tuning.data import load_datasets
+    from tuning.driver import TuneSettings
+    from tuning.splits import tuning_split
+    from tuning.training import TaskData, fit
+
+    settings = TuneSettings()
+    (dataset,) = load_datasets("T2", data_dir)
+    split = tuning_split(dataset.y, 0, settings.val_fraction, settings.test_fraction)
+    tasks = [TaskData.from_rows(dataset, split.train, split.val)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a trial with one CPU
+    try:
+        out = {}
+        for trial_id, config in configs.items():
+            rows = []
+            fit("ffn", config, tasks, max_epochs=EPOCHS, seed=0, metric="accuracy",
+                on_epoch=lambda epoch, metrics, state: rows.append(dict(metrics)))
+            out[trial_id] = rows
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------
+# The test
+# ---------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_then_kill_9_then_resume_finishes_every_trial_once(tiny_dataset_dir, tmp_path, runs):
+    storage, results, hold, logs = (tmp_path / n for n in ("ray_results", "results", "hold", "logs"))
+    hold.mkdir()
+    logs.mkdir()
+    args = [*TUNE_ARGS, "--data-dir", str(tiny_dataset_dir), "--storage", str(storage),
+            "--results-dir", str(results)]
+    base_env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TUNE_GLOBAL_CHECKPOINT_S")}
+    base_env["RAY_USAGE_STATS_ENABLED"] = "0"
+
+    # 1. Ctrl-C once two trials have checkpointed epoch 2.
+    first = runs(args, {**base_env, "SPIKESORT_TUNE_HOLD_AT": f"2:{hold}"}, logs, "1-ctrl-c")
+    parked = wait_until(lambda: held_and_saved(hold, storage, 2, 2), "two trials parked at epoch 2", first)
+    first.signal_group(signal.SIGINT)
+    assert first.wait() == 130, first.output()[-3000:]
+    first.stop_leftovers()
+    err = first.stderr_path.read_text()
+    resume = f"python -m tuning tune {' '.join(args)} --resume"
+    assert "is incomplete" in err and "not exporting" in err, err[-3000:]
+    assert resume in err, err[-3000:]  # the exact command (no quoting needed for these paths)
+    assert not results.exists(), "an interrupted search must not be exported"
+    exp = experiment_dir(storage)
+    assert all((exp / f"trial_{t}" / "checkpoint_000001").is_dir() for t in parked)
+
+    # 2. Resume; kill -9 the driver once the same trials have checkpointed epoch 3.
+    for marker in hold.glob("*.held"):
+        marker.unlink()
+    started = time.monotonic()
+    second = runs([*args, "--resume"], {**base_env, "SPIKESORT_TUNE_HOLD_AT": f"3:{hold}"}, logs, "2-kill")
+    parked_again = wait_until(lambda: held_and_saved(hold, storage, 3, 2), "two trials parked at epoch 3",
+                              second)
+    resume_to_epoch_3_s = time.monotonic() - started
+    assert parked_again == parked  # the interrupted trials, continued (not new ones)
+    left_behind = second.kill()
+
+    # 3. Resume to the end, with the export.
+    started = time.monotonic()
+    third = runs([*args, "--resume"], base_env, logs, "3-finish")
+    assert third.wait() == 0, third.output()[-3000:]
+    resume_to_end_s = time.monotonic() - started
+    assert f"Resuming {exp}" in third.stdout_path.read_text()
+    print(f"\nresume timings: to epoch 3 of the parked trials {resume_to_epoch_3_s:.1f} s, "
+          f"to the end with export {resume_to_end_s:.1f} s; Ray processes left by kill -9 "
+          f"and stopped by PID: {len(left_behind)}")
+
+    # Every trial finished, none twice: as many trials as samples, distinct configurations,
+    # no trial folder that the saved state does not know (a trial suggested again).
+    state = saved_state(exp)
+    assert len(state) == SAMPLES, state
+    assert {status for status, _, _ in state.values()} == {"TERMINATED"}, state
+    assert sorted(p.name for p in exp.glob("trial_*")) == sorted(f"trial_{t}" for t in state)
+    configs = {t: json.loads((exp / f"trial_{t}" / "params.json").read_text()) for t in state}
+    assert len({json.dumps(c, sort_keys=True) for c in configs.values()}) == SAMPLES
+
+    # Each trial trained every epoch exactly once; the interrupted ones continued from
+    # their checkpoints (epoch 3 after the checkpoint of 2, epoch 4 after that of 3).
+    histories = trial_histories(exp)
+    for trial_id, history in histories.items():
+        assert history["epoch"].tolist() == list(range(1, EPOCHS + 1)), (trial_id, history["epoch"].tolist())
+        assert history["training_iteration"].tolist() == list(range(1, EPOCHS + 1))
+
+    # ... and their histories equal an uninterrupted training of the same configuration.
+    reference = uninterrupted_histories(tiny_dataset_dir, configs)
+    for trial_id, rows in reference.items():
+        got = histories[trial_id]
+        for key in ("val_loss", "val_accuracy", "train_loss"):
+            assert got[key].tolist() == pytest.approx([r[key] for r in rows], rel=1e-5, abs=1e-7), \
+                (trial_id, key, "interrupted" if trial_id in parked else "not interrupted")
+
+    # The export after resuming names the best configuration of those uninterrupted runs.
+    best_value = max(max(r["val_accuracy"] for r in rows) for rows in reference.values())
+    best_ids = {t for t, rows in reference.items() if max(r["val_accuracy"] for r in rows) == best_value}
+    best_file = results / "Classic FFN PyTorch" / "Best Performance Results" / "Classic_FFN_best_performers.csv"
+    best = pd.read_csv(best_file)
+    assert best["dataset"].tolist() == ["T2"]
+    row = best.iloc[0]
+    assert row["trial_id"] in best_ids
+    assert row["objective_value"] == pytest.approx(best_value)
+    assert bool(row["search_complete"]) and int(row["n_trials"]) == SAMPLES
+    for key, value in configs[row["trial_id"]].items():
+        if key != "family":
+            assert row[key] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value), key  # CSV: 6 digits
+    for folder, name in (("Full Split Results", "Classic_FFN_full_split_metrics_system.csv"),
+                         ("Full Split Results", "Classic_FFN_one_split_metrics_system.csv"),
+                         ("Individual Dataset Results", "Classic_FFN_full_split_metrics_T2.csv")):
+        assert (results / "Classic FFN PyTorch" / folder / name).is_file(), name
