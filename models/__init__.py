@@ -6,84 +6,18 @@ Every network is a trunk (FFN, CNN or LSTM) plus one linear head per task
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from .families import FAMILIES, is_multitask, trunk_family
 
-from torch import nn
+_TORCH_NAMES = {"TRUNKS", "FFNTrunk", "CNNTrunk", "LSTMTrunk", "MultiHeadNet", "build_model",
+                "count_parameters"}
 
-from .cnn import CNNTrunk
-from .ffn import FFNTrunk
-from .lstm import LSTMTrunk
-from .mtl import MultiHeadNet
-
-TRUNKS = {"ffn": FFNTrunk, "cnn": CNNTrunk, "lstm": LSTMTrunk}
-FAMILIES = ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm")
-_MTL_PREFIX = "mtl-"
-
-__all__ = [
-    "TRUNKS",
-    "FAMILIES",
-    "FFNTrunk",
-    "CNNTrunk",
-    "LSTMTrunk",
-    "MultiHeadNet",
-    "trunk_family",
-    "is_multitask",
-    "build_model",
-    "count_parameters",
-]
+__all__ = ["FAMILIES", "trunk_family", "is_multitask", *sorted(_TORCH_NAMES)]
 
 
-def _check_family(family: str) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
-    return family
+def __getattr__(name: str):
+    # torch loads on first use of a network, not when the CLI checks a family name.
+    if name in _TORCH_NAMES:
+        from . import registry
 
-
-def trunk_family(family: str) -> str:
-    """The trunk a family uses: "mtl-cnn" -> "cnn", "ffn" -> "ffn"."""
-    return _check_family(family).removeprefix(_MTL_PREFIX)
-
-
-def is_multitask(family: str) -> bool:
-    """True for the "mtl-*" families (one network trained on several datasets)."""
-    return _check_family(family).startswith(_MTL_PREFIX)
-
-
-def build_model(
-    family: str,
-    config: Mapping[str, Any],
-    input_length: int,
-    class_counts: Sequence[int],
-) -> MultiHeadNet:
-    """Build trunk + heads for ``family`` from a (possibly partial) config.
-
-    Args:
-        family: one of FAMILIES.
-        config: hyperparameters (search-space keys; missing ones take defaults, extra
-            ones such as ``lr`` are ignored).
-        input_length: waveform samples per row.
-        class_counts: classes per task; exactly one entry for single-task families.
-
-    Returns:
-        MultiHeadNet whose forward(x (batch, input_length), task) gives
-        (batch, class_counts[task]) logits.
-    """
-    trunk_cls = TRUNKS[trunk_family(family)]
-    counts = list(class_counts)
-    if not is_multitask(family) and len(counts) != 1:
-        raise ValueError(
-            f"family {family!r} is single-task and needs exactly one class count, got {counts}; "
-            f"use 'mtl-{family}' to train on several datasets"
-        )
-    trunk = trunk_cls(int(input_length), config)
-    return MultiHeadNet(
-        trunk,
-        counts,
-        head_hidden=int(config.get("head_hidden", 0)),
-        head_dropout=float(config.get("head_dropout", 0.0)),
-    )
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (elements of tensors with requires_grad)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return getattr(registry, name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

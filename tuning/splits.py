@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Split", "Fold", "tuning_split", "cv_folds", "min_rows_per_class", "fold_assignment"]
 
@@ -205,6 +207,8 @@ def cv_folds(
         raise ValueError(
             f"class {c} has {counts.min()} rows; {n_folds}-fold CV needs at least {need} per class"
         )
+    from sklearn.model_selection import StratifiedKFold  # on use: keeps input validation fast
+
     folds: list[Fold] = []
     for r in range(int(n_repeats)):
         rseed = seed + r
@@ -218,7 +222,7 @@ def cv_folds(
     return folds
 
 
-def fold_assignment(folds: list[Fold], n_rows: int) -> pd.DataFrame:
+def fold_assignment(folds: list[Fold], n_rows: int) -> "pd.DataFrame":
     """Which fold scores each row, per repeat.
 
     Returns:
@@ -245,4 +249,6 @@ def fold_assignment(folds: list[Fold], n_rows: int) -> pd.DataFrame:
         if (col == -1).any():
             raise ValueError(f"repeat {r}: {(col == -1).sum()} rows are scored in no fold")
         table[f"repeat{r}_fold"] = col
+    import pandas as pd  # on use: the CLI validates input before the heavy imports
+
     return pd.DataFrame(table)
