@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tuning import compare as cmp
+from tuning.cli import build_parser
 from tuning import references
 from tuning.errors import InputError
 
@@ -70,9 +70,7 @@ def fold_scores(offset=0.0, noise=0.005, seed=0, base_seed=100, n=15, level=0.80
 
 
 def args_for(results, *extra):
-    parser = argparse.ArgumentParser()
-    cmp.add_arguments(parser)
-    return parser.parse_args(["--results-dir", str(results), *extra])
+    return build_parser().parse_args(["compare", "--results-dir", str(results), *extra])
 
 
 def row_of(table, dataset, approach):

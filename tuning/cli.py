@@ -11,13 +11,14 @@ import os
 import sys
 
 from tuning.errors import InputError
+from tuning.metrics import SCORES
 
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tuning.driver import TuneSettings  # the defaults live in one place
+    from tuning.settings import TuneSettings  # the defaults live in one place
 
     defaults = TuneSettings()
     parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.splitlines()[0])
@@ -68,15 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "else RAY_ADDRESS, else a local runtime")
     export.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime")
 
-    compare = commands.add_parser("compare", help="single-task vs multi-task, per dataset, with statistics")
-    from tuning import compare as compare_module
-
-    compare_module.add_arguments(compare)
+    compare = commands.add_parser("compare", help="single-task vs multi-task, per dataset, with statistics",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    compare.add_argument("--results-dir", default="results", help="root of the results tree")
+    compare.add_argument("--metric", default="accuracy", choices=SCORES, help="score tested in addition to accuracy")
+    compare.add_argument("--no-references", action="store_true",
+                         help="skip the scikit-learn reference rows (PCA+SVM, LDA)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
     return parser
 
 
 def settings_from_args(args):
-    from tuning.driver import TuneSettings
+    from tuning.settings import TuneSettings
 
     return TuneSettings(
         samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,
@@ -88,14 +92,16 @@ def settings_from_args(args):
 
 
 def cmd_tune(args) -> int:
-    from tuning import cluster
-    from tuning.driver import load_for_tuning, run_tuning
+    from tuning.settings import load_for_tuning
 
     settings = settings_from_args(args).effective()
-    load_for_tuning(args.family, args.dataset, settings)  # every input error before Ray starts
-    started = cluster.connect(settings.address, settings.num_cpus)
+    groups = load_for_tuning(args.family, args.dataset, settings)  # every input error, before heavy imports
+    from tuning import cluster
+    from tuning.driver import run_groups
+
+    started = cluster.connect(settings.address, settings.num_cpus)  # one runtime for tuning and export
     try:
-        outcomes = run_tuning(args.family, args.dataset, settings)
+        outcomes = run_groups(args.family, groups, settings)
         incomplete = [o for o in outcomes if not o.complete]
         for outcome in incomplete:
             print(f"Experiment {outcome.path} is incomplete ({outcome.n_trials} trials, "

@@ -31,7 +31,6 @@ percentage points (multi-task minus single-task); ``comparison.md`` shows percen
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -54,7 +53,6 @@ __all__ = [
     "render_markdown",
     "plot_comparison",
     "plot_confusion_matrices",
-    "add_arguments",
     "run",
 ]
 
@@ -521,16 +519,6 @@ def plot_confusion_matrices(rows: pd.DataFrame, path) -> None:
 
 
 # ----------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m tuning compare``."""
-    parser.add_argument("--results-dir", default="results", help="root of the results tree")
-    parser.add_argument("--metric", default="accuracy", choices=SCORES,
-                        help="score tested in addition to accuracy")
-    parser.add_argument("--no-references", action="store_true",
-                        help="skip the scikit-learn reference rows (PCA+SVM, LDA)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
-
-
 def run(args) -> int:
     """Compare, write the four outputs, print the markdown and the paths written; returns 0."""
     results_dir = Path(args.results_dir)

@@ -32,63 +32,17 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-import models
 import search_spaces
 from tuning import atomic, cluster
-from tuning.data import Dataset, load_datasets
+from tuning.data import Dataset
 from tuning.errors import InputError
-from tuning.metrics import METRICS, metric_mode
-from tuning.splits import min_rows_per_class, tuning_split
+from tuning.metrics import metric_mode
+from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
+from tuning.splits import tuning_split
 from tuning.trainable import train_trial
 from tuning.training import TaskData
 
 RUN_RECORD = "spikesort_run.json"
-
-
-@dataclass
-class TuneSettings:
-    """Every option of a tuning run; the CLI flags map one to one onto these fields."""
-
-    samples: int = 48
-    max_epochs: int = 40
-    grace_period: int = 4
-    metric: str = "accuracy"
-    seed: int = 0
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    data_dir: str = "data"
-    label_column: str | None = None
-    storage: str = "ray_results"
-    address: str | None = None
-    num_cpus: int | None = None
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    folds: int = 5
-    repeats: int = 3
-    smoke: bool = False
-    resume: bool = False
-    max_failures: int = 2
-    verbose: int = 1
-
-    def effective(self) -> "TuneSettings":
-        """The settings after ``smoke`` shrinks the run to about a minute."""
-        if not self.smoke:
-            return self
-        return dataclasses.replace(self, samples=min(self.samples, 4), max_epochs=min(self.max_epochs, 4),
-                                   grace_period=1, folds=min(self.folds, 3), repeats=1)
-
-    def validate(self) -> None:
-        if self.metric not in METRICS:
-            raise InputError(f"--metric {self.metric!r} is not one of: {', '.join(METRICS)}")
-        for name in ("samples", "max_epochs", "grace_period", "folds", "repeats"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.grace_period > self.max_epochs:
-            raise InputError(f"--grace-period ({self.grace_period}) cannot exceed --max-epochs ({self.max_epochs})")
-        if self.folds < 2:
-            raise InputError(f"--folds must be at least 2, got {self.folds}")
-        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
-            raise InputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
 
 
 @dataclass
@@ -108,27 +62,6 @@ class ExperimentOutcome:
     best_metrics: dict = field(default_factory=dict)
 
 
-def check_family(family: str) -> str:
-    if family not in models.FAMILIES:
-        raise InputError(f"unknown model family {family!r}; choose one of: {', '.join(models.FAMILIES)}")
-    return family
-
-
-def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[list[Dataset]]:
-    """Validate everything the user gave, before Ray starts; return the experiment groups."""
-    check_family(family)
-    settings.validate()
-    names = [part.strip() for part in dataset.split(",")] if "," in dataset else dataset
-    datasets = load_datasets(names, settings.data_dir, settings.label_column,
-                             min_rows_per_class(settings.folds))
-    if models.is_multitask(family):
-        if len(datasets) < 2:
-            raise InputError(f"{family} trains one network on several datasets; "
-                             f"give 'all' or a comma-separated list of at least two, not {dataset!r}")
-        return [datasets]
-    return [[d] for d in datasets]
-
-
 def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
                **overrides) -> list[ExperimentOutcome]:
     """Tune ``family`` on ``dataset`` (a name, a CSV path, a comma list or ``all``).
@@ -136,7 +69,11 @@ def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None 
     ``overrides`` are :class:`TuneSettings` fields, e.g. ``samples=10``.
     """
     settings = dataclasses.replace(settings or TuneSettings(), **overrides).effective()
-    groups = load_for_tuning(family, dataset, settings)
+    return run_groups(family, load_for_tuning(family, dataset, settings), settings)
+
+
+def run_groups(family: str, groups: Sequence[Sequence[Dataset]], settings: TuneSettings) -> list[ExperimentOutcome]:
+    """One experiment per group of validated datasets (see :func:`load_for_tuning`)."""
     started_ray = cluster.connect(settings.address, settings.num_cpus)
     try:
         return [run_experiment(family, group, settings) for group in groups]
@@ -149,8 +86,16 @@ def experiment_name(family: str, datasets: Sequence[Dataset]) -> str:
     return f"{family}-{'+'.join(d.name for d in datasets)}"
 
 
-def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSettings) -> ExperimentOutcome:
-    """One Ray Tune experiment over ``datasets`` (one for single-task, several for MTL)."""
+def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSettings, *,
+                   sampler: optuna.samplers.BaseSampler | None = None, scheduler=None,
+                   callbacks: Sequence[tune.Callback] = ()) -> ExperimentOutcome:
+    """One Ray Tune experiment over ``datasets`` (one for single-task, several for MTL).
+
+    ``sampler`` (default: the seeded TPE of :func:`make_searcher`), ``scheduler`` (default:
+    ASHA on epochs) and ``callbacks`` (Tune callbacks) let a caller change the search
+    itself, e.g. ``benchmarks/search_efficiency.py`` (random sampling, ``FIFOScheduler``);
+    they apply to a new experiment, not to one continued with ``resume``.
+    """
     storage = _absolute_storage(settings.storage)
     path = find_resumable(storage, family, datasets) if settings.resume else None
     if path is not None:
@@ -173,9 +118,9 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=make_searcher(family, datasets, settings, metric, mode),
-                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
-                                        grace_period=settings.grace_period, reduction_factor=3),
+                search_alg=make_searcher(family, datasets, settings, metric, mode, sampler=sampler),
+                scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
+                                                     grace_period=settings.grace_period, reduction_factor=3),
                 metric=metric, mode=mode, num_samples=settings.samples,
                 max_concurrent_trials=concurrent_trials(settings),
                 reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
@@ -184,6 +129,7 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                 name=name, storage_path=storage, verbose=settings.verbose,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                callbacks=list(callbacks) or None,
             ),
         )
     grid = tuner.fit()
@@ -249,18 +195,19 @@ def make_trainable(family: str, datasets: Sequence[Dataset], settings: TuneSetti
 
 
 def make_searcher(family: str, datasets: Sequence[Dataset], settings: TuneSettings,
-                  metric: str, mode: str) -> OptunaSearch:
-    """Seeded TPE over the family's define-by-run space.
+                  metric: str, mode: str, sampler: optuna.samplers.BaseSampler | None = None) -> OptunaSearch:
+    """Seeded TPE over the family's define-by-run space (or ``sampler`` over it, if given).
 
     ``constant_liar`` keeps parallel trials from being suggested the same point while
     earlier ones are still running; ``group`` lets multivariate TPE handle the conditional
     (per-layer) parameters.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(
-            seed=settings.seed, multivariate=True, group=True, constant_liar=True,
-            n_startup_trials=max(4, min(10, settings.samples // 3)))
+    if sampler is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=settings.seed, multivariate=True, group=True, constant_liar=True,
+                n_startup_trials=max(4, min(10, settings.samples // 3)))
     space = search_spaces.get_space(family, [d.name for d in datasets])
     return OptunaSearch(space=space, metric=metric, mode=mode, sampler=sampler)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "loss")
+SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
+"""Scores of a classifier (fractions in [0, 1], higher is better)."""
+
+METRICS = (*SCORES, "loss")
 """Values of ``--metric``; ``loss`` is minimised, the others maximised."""
 
 

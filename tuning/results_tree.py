@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from tuning import atomic
+from tuning.metrics import SCORES
 from tuning.stats import mean_ci
 
-SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
 INDIVIDUAL = "Individual Dataset Results"
 FULL = "Full Split Results"
 BEST = "Best Performance Results"
