@@ -224,9 +224,10 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
     statuses = [r.metrics.get("training_iteration", 0) for r in grid]
     errored = sum(1 for r in grid if r.error is not None)
     finished = [r for r in grid if r.error is None]
-    # Complete: every trial the search asked for ran to its end (or ASHA's); after Ctrl-C
-    # Tune returns the trials so far, some of them paused, pending or errored.
-    complete = len(grid) >= settings.samples and grid.num_terminated == len(grid)
+    # Complete: every trial the search asked for has ended: run to its end (or ASHA's), or
+    # failed for good after its retries (a config that always crashes must not block the
+    # export). After Ctrl-C Tune returns the trials so far, some still pending or running.
+    complete = len(grid) >= settings.samples and grid.num_terminated + grid.num_errors == len(grid)
     outcome = ExperimentOutcome(
         path=Path(str(path)), family=family, datasets=list(dataset_names),
         complete=complete, n_trials=len(grid), n_errored=errored,
