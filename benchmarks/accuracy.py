@@ -1,0 +1,248 @@
+"""Accuracy against the ceiling: full-split accuracy of every tuned family, single- and
+multi-task, per dataset, beside scikit-learn references on the same folds and the
+reference ceiling of the stand-in data.
+
+* Tuned families: every approach found in ``--results-dir`` (``results/<Approach>/
+  Individual Dataset Results/*_full_split_metrics_<DATASET>.csv``: stratified k-fold x
+  repeats, 5 x 3 by default), read with ``tuning.compare.load_approaches``.
+* References: ``tuning.references.add_references`` (which calls ``load_or_compute_references``
+  and ``reference_rows``, as ``python -m tuning compare`` does): StandardScaler -> PCA(10, whiten) -> RBF SVM, and StandardScaler
+  -> LDA, fitted and scored on exactly the folds of the approaches (rebuilt from their Run
+  Config, checked against the stored fold assignment), cached in
+  ``<--reference-cache>/References/``.
+* Ceiling: the oracle's 5-fold stratified CV accuracy from
+  ``../shared/standin-data/PROVENANCE.md`` ("Reference accuracies"; the same line is in
+  ``data/README.md``): a QDA that knows the simulator's true class means and noise
+  covariances. Parsed from the first of those files that exists, else ``CEILING`` below.
+
+Target: the best tuned approach within one point of the ceiling on every dataset. The gap
+is (approach mean accuracy) - (ceiling), in percentage points.
+
+By default this reads an existing results tree. ``--run`` first produces one, from a fresh
+clone, with the project's default tunes (``python -m tuning tune FAMILY all`` for every
+family in ``--families``: 48 trials x 40 epochs per experiment, then 5 x 3 full-split
+reruns). That takes many hours on a 2-CPU machine (the A12 CNN experiment alone takes
+about an hour); use a bigger machine or ``--address`` a cluster.
+
+    .venv/bin/python benchmarks/accuracy.py                              # reads results/
+    .venv/bin/python benchmarks/accuracy.py --results-dir /path/to/results
+    .venv/bin/python benchmarks/accuracy.py --run                        # tunes first (long)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+
+SECTION = "accuracy"
+TARGET_GAP = 1.0
+DEFAULT_FAMILIES = "cnn,ffn,mtl-cnn,mtl-ffn"
+
+CEILING = {"A2": 98.7, "A3": 94.9, "A4": 74.7, "A21": 83.1, "A12": 39.4}
+"""Oracle 5-fold stratified CV accuracy (%), from ../shared/standin-data/PROVENANCE.md,
+section "Reference accuracies": "5-fold stratified CV accuracy, oracle / PCA+SVM: A2 98.7 /
+98.7, A3 94.9 / 94.4, A4 74.7 / 74.3, A21 83.1 / 81.8, A12 39.4 / 37.5". Used only when
+neither that file nor data/README.md can be read."""
+PROVENANCE_SVM = {"A2": 98.7, "A3": 94.4, "A4": 74.3, "A21": 81.8, "A12": 37.5}
+PROVENANCE_CANDIDATES = (common.ROOT.parent / "shared" / "standin-data" / "PROVENANCE.md",
+                         common.ROOT / "data" / "README.md")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results-dir", default=None, help="results tree to read (default results; --quick: a temporary one)")
+    p.add_argument("--reference-cache", default=None,
+                   help="where the reference rows are cached (default: the results tree, as `compare` does)")
+    p.add_argument("--provenance", default=None, help="PROVENANCE.md with the ceiling (default: found)")
+    p.add_argument("--run", action="store_true", help="tune and export the default families first (long)")
+    p.add_argument("--families", default=DEFAULT_FAMILIES, help=f"with --run (default {DEFAULT_FAMILIES})")
+    p.add_argument("--data-dir", default=str(common.ROOT / "data"), help="with --run")
+    p.add_argument("--storage", default=None, help="with --run: Ray storage (default ray_results)")
+    p.add_argument("--num-cpus", type=int, default=2, help="with --run: CPUs of the local Ray runtime")
+    p.add_argument("--results-md", default=None,
+                   help="RESULTS.md to update (default benchmarks/RESULTS.md; --quick: none)")
+    p.add_argument("--quick", action="store_true",
+                   help="--run with 2 trials x 2 epochs, 2 folds x 1 repeat, families cnn (on the first "
+                        "dataset only) and mtl-cnn (on all)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.run = True
+        if args.families == DEFAULT_FAMILIES:
+            args.families = "cnn,mtl-cnn"
+    return args
+
+
+# ----------------------------------------------------------------------------- ceiling
+def read_ceiling(path: str | None) -> tuple[dict, dict, str]:
+    """(oracle, PCA+SVM) 5-fold CV accuracies in %, by dataset, and where they came from."""
+    candidates = [Path(path)] if path else list(PROVENANCE_CANDIDATES)
+    for candidate in candidates:
+        try:
+            text = candidate.read_text()
+        except OSError:
+            continue
+        start = text.find("5-fold stratified CV accuracy, oracle / PCA+SVM:")
+        if start < 0:
+            continue
+        block = text[start:].split("\n\n", 1)[0]
+        found = re.findall(r"(A\d+)\s+([\d.]+)\s*/\s*([\d.]+)", block)
+        if found:
+            return ({d: float(o) for d, o, _ in found}, {d: float(s) for d, _, s in found},
+                    str(candidate.resolve()))
+    if path:
+        raise SystemExit(f"error: {path}: no '5-fold stratified CV accuracy, oracle / PCA+SVM:' line")
+    return dict(CEILING), dict(PROVENANCE_SVM), "embedded copy of ../shared/standin-data/PROVENANCE.md"
+
+
+# ----------------------------------------------------------------------------- --run
+def run_default_tunes(args, results_dir: Path) -> None:
+    from tuning import cli
+
+    extra = []
+    if args.quick:
+        extra = ["--samples", "2", "--max-epochs", "2", "--grace-period", "1", "--folds", "2", "--repeats", "1"]
+    storage = args.storage or (str(results_dir.parent / "quick_ray_results") if args.quick else "ray_results")
+    first = sorted(Path(args.data_dir).glob("*.csv"))[:1]
+    for family in [f.strip() for f in args.families.split(",") if f.strip()]:
+        # --quick: a single-task family on one dataset is enough to exercise the path.
+        dataset = first[0].stem if args.quick and first and not family.startswith("mtl-") else "all"
+        argv = ["tune", family, dataset, "--data-dir", args.data_dir, "--results-dir", str(results_dir),
+                "--storage", storage, "--num-cpus", str(args.num_cpus), *extra]
+        print(f"=== python -m tuning {' '.join(argv)}", flush=True)
+        code = cli.main(argv)
+        if code != 0:
+            raise SystemExit(f"error: `python -m tuning {' '.join(argv)}` exited with {code}")
+
+
+# ----------------------------------------------------------------------------- table
+def short_name(approach: str) -> str:
+    for prefix, short in (("Classic ", ""), ("Feature Based MTL ", "MTL-"), ("Reference ", "")):
+        if approach.startswith(prefix):
+            return short + approach[len(prefix):].removesuffix(" PyTorch")
+    return approach
+
+
+def build_tables(rows, ceiling: dict, provenance_svm: dict):
+    from tuning.compare import MULTI, REFERENCE, SINGLE, natural_key
+    from tuning.stats import mean_ci
+
+    kinds = rows.groupby("approach")["kind"].first()
+    order = {SINGLE: 0, MULTI: 1, REFERENCE: 2}
+    approaches = sorted(kinds.index, key=lambda a: (order[kinds[a]], a))
+    tuned = [a for a in approaches if kinds[a] != REFERENCE]
+    datasets = sorted(rows["dataset"].unique(), key=natural_key)
+    acc_rows, gap_rows, gaps = [], [], {}
+    for dataset in datasets:
+        here = rows[rows["dataset"] == dataset]
+        means, cells = {}, []
+        for a in approaches:
+            part = here[here["approach"] == a]["accuracy"].astype(float).to_numpy() * 100
+            if len(part) == 0:
+                cells.append("-")
+                continue
+            mean, low, high = mean_ci(part)
+            means[a] = mean
+            cells.append(f"{mean:.1f} ± {(high - low) / 2:.1f}" if len(part) > 1 else f"{mean:.1f}")
+        ceil = ceiling.get(dataset)
+        tuned_here = {a: means[a] for a in tuned if a in means}
+        best = max(tuned_here, key=tuned_here.get) if tuned_here else None
+        gap = tuned_here[best] - ceil if best and ceil is not None else None
+        if gap is not None:
+            gaps[dataset] = gap
+        n_folds = int(here.groupby("approach").size().max())
+        acc_rows.append([dataset, n_folds, common.fmt(ceil), common.fmt(provenance_svm.get(dataset)), *cells,
+                         short_name(best) if best else "-",
+                         "n/a" if gap is None else f"{gap:+.1f}",
+                         "n/a" if gap is None else ("yes" if gap >= -TARGET_GAP else "no")])
+        gap_rows.append([dataset, *[("-" if a not in means or ceil is None else f"{means[a] - ceil:+.1f}")
+                                    for a in approaches]])
+    header = ["dataset", "folds", "ceiling (oracle, 5-fold CV)", "PROVENANCE PCA+SVM (5-fold CV)",
+              *[short_name(a) + (" (multi-task)" if kinds[a] == MULTI else " (same folds)" if kinds[a] == REFERENCE
+                                 else "") for a in approaches],
+              "best tuned", "gap to ceiling", f"within {TARGET_GAP:g} pt"]
+    gap_header = ["dataset", *[short_name(a) for a in approaches]]
+    return header, acc_rows, gap_header, gap_rows, gaps
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started_at = time.time()
+    if args.results_dir:
+        results_dir = Path(args.results_dir)
+    elif args.quick:
+        results_dir = Path(tempfile.mkdtemp(prefix="accuracy_quick_")) / "results"
+    else:
+        results_dir = Path("results")
+    ceiling, provenance_svm, ceiling_source = read_ceiling(args.provenance)
+
+    from tuning.compare import load_approaches
+    from tuning.references import add_references
+    from tuning.errors import InputError
+
+    with common.LoadSampler() as load:
+        if args.run:
+            with common.ray_runtime(args.num_cpus):
+                run_default_tunes(args, results_dir)
+        try:
+            rows = load_approaches(results_dir, include_references=False)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if rows.empty:
+            print(f"error: {results_dir}: no exported results (Individual Dataset Results); "
+                  "export some, or pass --run", file=sys.stderr)
+            return 2
+        rows, notes = add_references(Path(args.reference_cache or results_dir), rows, log=print)
+
+    header, acc_rows, gap_header, gap_rows, gaps = build_tables(rows, ceiling, provenance_svm)
+    acc_md = common.markdown_table(header, acc_rows)
+    gap_md = common.markdown_table(gap_header, gap_rows)
+    missing = [d for d in ceiling if d not in set(rows["dataset"])]
+    if gaps:
+        ok = all(g >= -TARGET_GAP for g in gaps.values())
+        verdict = (("**Target met**" if ok and not missing else "**Target not met**" if not ok
+                    else "**Target met so far**")
+                   + f" (best tuned approach within {TARGET_GAP:g} point of the ceiling): gaps "
+                   + ", ".join(f"{d} {g:+.1f}" for d, g in gaps.items())
+                   + (f"; no results yet for {', '.join(missing)}" if missing else "") + ".")
+    else:
+        verdict = "No dataset with a known ceiling in these results."
+    print()
+    print(acc_md)
+    print()
+    print(gap_md)
+    print()
+    print(verdict)
+    for note in notes:
+        print(f"note: {note}")
+    target = common.results_target(args)
+    if target is not None:
+        body = "\n".join([
+            "## Accuracy against the ceiling (`benchmarks/accuracy.py`)", "",
+            common.provenance(common.command_line(None if argv is None else [__file__, *argv]), load, started_at),
+            f"- Results tree: `{results_dir.resolve()}`; ceiling from {ceiling_source}", "",
+            verdict, "",
+            "Full-split accuracy, % (mean ± half-width of the 95% t-interval over the folds; the references "
+            "are fitted and scored on the same folds):", "",
+            acc_md, "",
+            "Gap to the ceiling, points (approach mean - oracle 5-fold CV accuracy):", "",
+            gap_md, "",
+            *[f"- note: {n}" for n in notes],
+        ])
+        common.replace_section(target, SECTION, body)
+        print(f"wrote section '{SECTION}' of {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The benchmarks' ``--quick`` forms, on the tiny datasets, so the scripts keep working.
+
+They run in this process on one shared Ray runtime (the scripts start Ray only when none is
+running) with 1 CPU, so that every experiment starts one trial worker process rather than
+two (worker start-up, mostly importing torch, is most of a tiny run's time). They write
+their sections into a temporary RESULTS.md, never the real one.
+Nothing here asserts a timing or a benchmark's figures: only that each script runs and
+writes what it should.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import accuracy, common, gpu_trials_per_hour, search_efficiency, throughput  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_1cpu():
+    """A local 1-CPU Ray runtime for the module; shut down only if this fixture started it."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def _section(md: Path, name: str) -> str:
+    text = md.read_text()
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    assert text.count(begin) == 1 and text.count(end) == 1, text
+    return text[text.index(begin):text.index(end)]
+
+
+def test_replace_section_keeps_other_sections(tmp_path):
+    md = tmp_path / "RESULTS.md"
+    common.replace_section(md, "a", "first A")
+    common.replace_section(md, "b", "only B")
+    common.replace_section(md, "a", "second A")
+    text = md.read_text()
+    assert "second A" in text and "first A" not in text and "only B" in text
+    assert text.index("second A") < text.index("only B")  # replaced in place, not moved
+
+
+def test_ceiling_is_read_from_the_provenance_text():
+    oracle, svm, source = accuracy.read_ceiling(str(ROOT / "data" / "README.md"))
+    assert oracle == accuracy.CEILING and svm == accuracy.PROVENANCE_SVM
+    assert source.endswith("README.md")
+
+
+def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md = tmp_path / "RESULTS.md"
+    raw = tmp_path / "raw.json"
+    assert search_efficiency.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2",
+                                   "--results-md", str(md), "--raw", str(raw)]) == 0
+    section = _section(md, search_efficiency.SECTION)
+    for method in search_efficiency.METHODS:
+        assert f"| T2 | 0 | {method} | 3 |" in section  # 3 trials each, one seed
+    assert "TPE + ASHA / random + FIFO" in section and "- Machine: " in section and "- Command: " in section
+    assert raw.is_file()
+
+
+def test_throughput_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md = tmp_path / "RESULTS.md"
+    assert throughput.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
+                            "--results-md", str(md)]) == 0
+    section = _section(md, throughput.SECTION)
+    assert "ratio (whole epoch)" in section and "training steps" in section and "2 trials" in section
+
+
+def test_accuracy_quick_runs_tunes_then_reads_them(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md = tmp_path / "RESULTS.md"
+    results = tmp_path / "results"
+    assert accuracy.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--results-dir", str(results),
+                          "--results-md", str(md)]) == 0
+    section = _section(md, accuracy.SECTION)
+    assert "| CNN | MTL-CNN (multi-task) | LDA (same folds) | PCA+SVM (same folds) |" in section
+    assert "| T2 | 2 | n/a |" in section and "| T3 | 2 | n/a |" in section  # 2 folds x 1 repeat, no ceiling
+    # The default mode reads the tree the quick run left, without tuning again.
+    md2 = tmp_path / "again.md"
+    assert accuracy.main(["--results-dir", str(results), "--results-md", str(md2)]) == 0
+    assert "| T2 | 2 |" in _section(md2, accuracy.SECTION)
+
+
+def test_accuracy_without_results_says_so(tmp_path, capsys):
+    assert accuracy.main(["--results-dir", str(tmp_path / "none"), "--results-md", str(tmp_path / "R.md")]) == 2
+    assert "results folder not found" in capsys.readouterr().err
+
+
+def test_gpu_benchmark_skips_without_cuda(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the benchmark would really run")
+    md = tmp_path / "RESULTS.md"
+    assert gpu_trials_per_hour.main(["--quick", "--results-md", str(md)]) == 0
+    assert "skipped: no CUDA device" in capsys.readouterr().out
+    assert not md.exists()
