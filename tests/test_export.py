@@ -433,3 +433,14 @@ def test_plan_jobs_multitask_never_scores_a_training_row(module_tiny_dataset_dir
             assert (multi.kind, multi.repeat, multi.fold) == (single.kind, single.repeat, single.fold)
             for part in ("train", "val", "test"):
                 assert np.array_equal(getattr(multi, part)[task], getattr(single, part)[0])
+
+
+def test_merge_keeps_identifiers_as_text(tmp_path):
+    """An all-digit trial id (Ray's ids are hex) survives a merge byte for byte."""
+    from tuning.results_tree import csv_bytes, merge_by_dataset
+
+    existing = tmp_path / "best.csv"
+    existing.write_bytes(csv_bytes(pd.DataFrame([{"dataset": "T2", "trial_id": "00012345", "node_id": "0042"}])))
+    merged = merge_by_dataset(existing, pd.DataFrame([{"dataset": "T3", "trial_id": "abc", "node_id": "ff"}]), ["T3"])
+    assert merged.set_index("dataset").loc["T2", "trial_id"] == "00012345"
+    assert b"T2,00012345,0042" in csv_bytes(merged)

@@ -36,6 +36,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tuning.results_tree import TEXT_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES, EPOCHS = 4, 4
 TUNE_ARGS = ["ffn", "T2", "--samples", str(SAMPLES), "--max-epochs", str(EPOCHS),
@@ -305,7 +307,7 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_every_trial_once(tiny_dataset_d
     best_value = max(max(r["val_accuracy"] for r in rows) for rows in reference.values())
     best_ids = {t for t, rows in reference.items() if max(r["val_accuracy"] for r in rows) == best_value}
     best_file = results / "Classic FFN PyTorch" / "Best Performance Results" / "Classic_FFN_best_performers.csv"
-    best = pd.read_csv(best_file)
+    best = pd.read_csv(best_file, dtype=TEXT_COLUMNS)
     assert best["dataset"].tolist() == ["T2"]
     row = best.iloc[0]
     assert row["trial_id"] in best_ids

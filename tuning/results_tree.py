@@ -35,6 +35,8 @@ FULL = "Full Split Results"
 BEST = "Best Performance Results"
 RUN_CONFIG = "Run Config"
 OVERALL = "overall"
+TEXT_COLUMNS = {"dataset": str, "trial_id": str, "node_id": str, "experiment": str}
+"""Identifiers read back as text: a trial id such as ``00012345`` must not become a number."""
 
 _CLASSIC = {"ffn": "FFN", "cnn": "CNN", "lstm": "LSTM"}
 
@@ -109,7 +111,7 @@ def merge_by_dataset(existing: Path, new: pd.DataFrame, replaced: Iterable[str])
     """``existing`` CSV without the rows of ``replaced`` datasets (and its overall row), plus ``new``."""
     replaced = set(replaced) | {OVERALL}
     if existing.is_file():
-        old = pd.read_csv(existing, dtype={"dataset": str})
+        old = pd.read_csv(existing, dtype=TEXT_COLUMNS)
         old = old[~old["dataset"].isin(replaced)]
         new = pd.concat([old, new], ignore_index=True) if len(old) else new
     return sort_datasets(new)
@@ -144,7 +146,7 @@ def as_written(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_fold_table(source) -> pd.DataFrame:
-    return pd.read_csv(source, dtype={"dataset": str, "node_id": str})
+    return pd.read_csv(source, dtype=TEXT_COLUMNS)
 
 
 def order_columns(frame: pd.DataFrame, first: Iterable[str]) -> pd.DataFrame:
