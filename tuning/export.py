@@ -116,7 +116,8 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
                      inner_val_fraction=INNER_VAL_FRACTION)
-    started = cluster.connect(address or settings.get("address"), num_cpus or settings.get("num_cpus"))
+    # Join only the cluster named now: the search's cluster may be gone by the day of a re-export.
+    started = cluster.connect(address, num_cpus)
     try:
         rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
