@@ -221,9 +221,8 @@ def concurrent_trials(settings: TuneSettings) -> int:
 
 
 def summarise(grid, path, family, dataset_names, metric, mode, settings) -> ExperimentOutcome:
-    statuses = [r.metrics.get("training_iteration", 0) for r in grid]
-    errored = sum(1 for r in grid if r.error is not None)
-    finished = [r for r in grid if r.error is None]
+    epochs_run = [r.metrics.get("training_iteration", 0) for r in grid]
+    errored = grid.num_errors
     # Complete: every trial the search asked for has ended: run to its end (or ASHA's), or
     # failed for good after its retries (a config that always crashes must not block the
     # export). After Ctrl-C Tune returns the trials so far, some still pending or running.
@@ -232,9 +231,9 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
         path=Path(str(path)), family=family, datasets=list(dataset_names),
         complete=complete, n_trials=len(grid), n_errored=errored,
         # In an interrupted search a short trial was cut off, not stopped by ASHA.
-        n_stopped_early=sum(1 for it in statuses if 0 < it < settings.max_epochs) if complete else 0,
+        n_stopped_early=sum(1 for n in epochs_run if 0 < n < settings.max_epochs) if complete else 0,
     )
-    if not finished and errored == len(grid):
+    if errored == len(grid):
         return outcome
     try:
         best = grid.get_best_result(metric=metric, mode=mode, scope="all")
