@@ -444,3 +444,16 @@ def test_merge_keeps_identifiers_as_text(tmp_path):
     merged = merge_by_dataset(existing, pd.DataFrame([{"dataset": "T3", "trial_id": "abc", "node_id": "ff"}]), ["T3"])
     assert merged.set_index("dataset").loc["T2", "trial_id"] == "00012345"
     assert b"T2,00012345,0042" in csv_bytes(merged)
+
+
+def test_summary_intervals_stay_within_the_range_of_a_score():
+    """Three folds near 100%: the t-interval would pass 1.0; the summary clips it there."""
+    from tuning.results_tree import summary_rows
+
+    folds = pd.DataFrame({"repeat": [0, 0, 0], "fold": [0, 1, 2], "accuracy": [0.999, 0.8, 1.0],
+                          "balanced_accuracy": [0.02, 0.0, 0.3], "macro_f1": [0.5, 0.6, 0.7],
+                          "epochs": [1, 2, 3], "train_seconds": [1.0, 1.0, 1.0]})
+    row = summary_rows({"X": folds}, "approach").set_index("dataset").loc["X"]
+    assert row["accuracy_ci95_high"] == 1.0 and row["accuracy_ci95_low"] < row["accuracy_mean"]
+    assert row["balanced_accuracy_ci95_low"] == 0.0
+    assert 0.5 < row["macro_f1_ci95_low"] < row["macro_f1_mean"] < row["macro_f1_ci95_high"] < 0.9

@@ -99,8 +99,9 @@ def _summary(name: str, frame: pd.DataFrame, approach: str) -> dict:
     for score in SCORES:
         mean, low, high = mean_ci(frame[score].to_numpy(dtype=float))
         std = float(frame[score].std(ddof=1)) if len(frame) > 1 else 0.0
+        # Scores are fractions: a t-interval over few folds can pass 1, which no score can.
         row.update({f"{score}_mean": mean, f"{score}_std": std,
-                    f"{score}_ci95_low": low, f"{score}_ci95_high": high})
+                    f"{score}_ci95_low": max(low, 0.0), f"{score}_ci95_high": min(high, 1.0)})
     for extra in ("epochs", "train_seconds"):
         if extra in frame:
             row[f"{extra}_mean"] = float(frame[extra].mean()) if frame[extra].notna().any() else np.nan
