@@ -123,6 +123,41 @@ def ray_runtime(num_cpus: int):
             ray.shutdown()
 
 
+def trial_event_log():
+    """A Tune callback that records the driver's view of an experiment, in
+    ``time.monotonic()`` seconds: ``fit_start`` / ``fit_end``, each trial's ``starts`` and
+    ``ends``, and ``results``, one per epoch as the driver receives it (trial, epoch,
+    val_accuracy, train_seconds, time_this_iter_s). Ray is imported on use."""
+    from ray import tune
+
+    class TrialEventLog(tune.Callback):
+        def __init__(self):
+            self.fit_start = self.fit_end = None
+            self.starts, self.ends, self.results = {}, {}, []
+
+        def setup(self, **info):
+            self.fit_start = time.monotonic()
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.starts.setdefault(trial.trial_id, time.monotonic())
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.results.append({"t": time.monotonic(), "trial": trial.trial_id,
+                                 "epoch": int(result.get("training_iteration", 0)),
+                                 **{key: float(result.get(key, float("nan")))
+                                    for key in ("val_accuracy", "train_seconds", "time_this_iter_s")}})
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.ends[trial.trial_id] = time.monotonic()
+
+        on_trial_error = on_trial_complete
+
+        def on_experiment_end(self, trials, **info):
+            self.fit_end = time.monotonic()
+
+    return TrialEventLog()
+
+
 # ----------------------------------------------------------------------------- tables
 def fmt(value, digits: int = 1, suffix: str = "") -> str:
     if value is None:

@@ -82,28 +82,6 @@ def parse_args(argv=None):
     return args
 
 
-class ArrivalLog:
-    """A Tune callback that timestamps every result (one per epoch) as the driver receives it."""
-
-    def __new__(cls):
-        from ray import tune
-
-        class _Log(tune.Callback):
-            def __init__(self):
-                self.start = time.monotonic()
-                self.events: list[dict] = []
-
-            def setup(self, **info):
-                self.start = time.monotonic()
-
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                self.events.append({"t": time.monotonic() - self.start, "trial": trial.trial_id,
-                                    "epoch": int(result.get("training_iteration", 0)),
-                                    "val_accuracy": float(result.get("val_accuracy", float("nan")))})
-
-        return _Log()
-
-
 def make_method(name: str, seed: int, settings):
     """(sampler, scheduler) for ``run_experiment``; None means the project's default."""
     import optuna
@@ -124,19 +102,22 @@ def run_one(family, dataset, seed, method, args, storage) -> dict:
     settings = TuneSettings(samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,
                             seed=seed, data_dir=args.data_dir, storage=storage, verbose=0)
     sampler, scheduler = make_method(method, seed, settings)
-    log = ArrivalLog()
+    log = common.trial_event_log()
     with common.LoadSampler(every=2.0) as load:
         started = time.monotonic()
         outcome = run_experiment(family, [dataset], settings, sampler=sampler, scheduler=scheduler,
                                  callbacks=[log])
         wall = time.monotonic() - started
+    # Arrival times counted from the start of Tuner.fit, as the raw file records them.
+    events = [{"t": e["t"] - log.fit_start, "trial": e["trial"], "epoch": e["epoch"],
+               "val_accuracy": e["val_accuracy"]} for e in log.results]
     per_trial: dict[str, int] = {}
-    for e in log.events:
+    for e in events:
         per_trial[e["trial"]] = max(per_trial.get(e["trial"], 0), e["epoch"])
     return {"dataset": dataset.name, "seed": seed, "method": method, "wall_s": wall, "load": load.mean(),
             "n_trials": outcome.n_trials, "n_errored": outcome.n_errored,
-            "total_epochs": sum(per_trial.values()), "events": log.events,
-            "best": max((e["val_accuracy"] for e in log.events), default=float("nan"))}
+            "total_epochs": sum(per_trial.values()), "events": events,
+            "best": max((e["val_accuracy"] for e in events), default=float("nan"))}
 
 
 def analyse(runs: list[dict], tolerance: float) -> None:

@@ -155,42 +155,6 @@ def bare_loop(task, config: dict, epochs: int, seed: int = 0) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- project side
-class _Events:
-    """A Tune callback recording the driver's view: trial starts, results, completions."""
-
-    def __new__(cls):
-        from ray import tune
-
-        class _Cb(tune.Callback):
-            def __init__(self):
-                self.t0 = time.monotonic()
-                self.starts, self.results, self.ends = {}, [], {}
-                self.fit_start = self.fit_end = None
-
-            def setup(self, **info):
-                self.fit_start = time.monotonic()
-
-            def on_trial_start(self, iteration, trials, trial, **info):
-                self.starts.setdefault(trial.trial_id, time.monotonic())
-
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                self.results.append({"t": time.monotonic(), "trial": trial.trial_id,
-                                     "epoch": int(result["training_iteration"]),
-                                     "train_seconds": float(result.get("train_seconds", float("nan"))),
-                                     "time_this_iter_s": float(result.get("time_this_iter_s", float("nan")))})
-
-            def on_trial_complete(self, iteration, trials, trial, **info):
-                self.ends[trial.trial_id] = time.monotonic()
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                self.ends[trial.trial_id] = time.monotonic()
-
-            def on_experiment_end(self, trials, **info):
-                self.fit_end = time.monotonic()
-
-        return _Cb()
-
-
 def project_trial(dataset, config: dict, epochs: int, storage: str) -> list[dict]:
     """One Ray Tune trial of the project's trainable with a fixed config; per-epoch seconds."""
     from ray import tune
@@ -198,7 +162,7 @@ def project_trial(dataset, config: dict, epochs: int, storage: str) -> list[dict
     from tuning.driver import TuneSettings, make_trainable
 
     settings = TuneSettings(max_epochs=epochs, seed=0, storage=storage)
-    events = _Events()
+    events = common.trial_event_log()
     tuner = tune.Tuner(
         make_trainable("cnn", [dataset], settings), param_space=dict(config),
         tune_config=tune.TuneConfig(num_samples=1, metric="val_accuracy", mode="max"),
@@ -313,7 +277,7 @@ def smoke_share(dataset, args, storage) -> dict:
 
     settings = TuneSettings(samples=args.smoke_trials, max_epochs=args.smoke_epochs, grace_period=1, seed=0,
                             storage=storage, verbose=0)
-    events = _Events()
+    events = common.trial_event_log()
     started = time.monotonic()
     outcome = run_experiment("cnn", [dataset], settings, callbacks=[events])
     wall = time.monotonic() - started
