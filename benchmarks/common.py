@@ -29,6 +29,8 @@ HEADER = ("# Benchmark results\n\n"
 if str(ROOT) not in sys.path:  # `python benchmarks/x.py` from a fresh clone
     sys.path.insert(0, str(ROOT))
 
+from tuning import atomic  # noqa: E402  (needs the path above)
+
 
 # ----------------------------------------------------------------------------- machine
 def cpu_model() -> str:
@@ -214,10 +216,22 @@ def replace_section(path: Path, name: str, body: str) -> None:
         text = pattern.sub(lambda _: block, text)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
+
+
+def write_section(args, name: str, body: str) -> None:
+    """Replace section ``name`` of the run's results file (see :func:`results_target`) with
+    ``body``; a run that writes no results (``--quick`` without ``--results-md``) skips it."""
+    target = results_target(args)
+    if target is None:
+        return
+    replace_section(target, name, body)
+    print(f"wrote section '{name}' of {target}")
+
+
+def script_command(script: str, argv: Sequence[str] | None) -> str:
+    """The command that ran ``script`` with ``argv`` (None: this process's own arguments)."""
+    return command_line(None if argv is None else [script, *argv])
 
 
 def results_target(args) -> Path | None:

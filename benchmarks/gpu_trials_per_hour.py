@@ -108,17 +108,14 @@ def main(argv=None) -> int:
               "epochs / hour", "best val acc %"]
     table = common.markdown_table(header, rows)
     print(table)
-    target = common.results_target(args)
-    if target is not None:
-        body = "\n".join([
-            "## GPU trials per hour (`benchmarks/gpu_trials_per_hour.py`)", "",
-            common.provenance(common.command_line(None if argv is None else [__file__, *argv]), load, started_at),
-            f"- GPU: {device} x {n_gpus}; {args.family} on {args.dataset}, {args.samples} trials x {args.epochs} "
-            f"epochs, random sampler (seed {args.seed}) + FIFO, {args.cpus_per_trial:g} CPU per trial", "",
-            table,
-        ])
-        common.replace_section(target, SECTION, body)
-        print(f"wrote section '{SECTION}' of {target}")
+    body = "\n".join([
+        "## GPU trials per hour (`benchmarks/gpu_trials_per_hour.py`)", "",
+        common.provenance(common.script_command(__file__, argv), load, started_at),
+        f"- GPU: {device} x {n_gpus}; {args.family} on {args.dataset}, {args.samples} trials x {args.epochs} "
+        f"epochs, random sampler (seed {args.seed}) + FIFO, {args.cpus_per_trial:g} CPU per trial", "",
+        table,
+    ])
+    common.write_section(args, SECTION, body)
     return 0
 
 

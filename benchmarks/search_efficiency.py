@@ -307,7 +307,7 @@ def main(argv=None) -> int:
     from tuning.splits import min_rows_per_class, tuning_split
 
     started_at = time.time()
-    command = common.command_line(None if argv is None else [__file__, *argv])
+    command = common.script_command(__file__, argv)
     if args.from_raw:  # re-analysis: the run's own settings, machine, command, date and load
         raw = json.loads(Path(args.from_raw).read_text())
         for key in ("family", "datasets", "seeds", "samples", "max_epochs", "grace_period", "num_cpus",
@@ -356,25 +356,22 @@ def main(argv=None) -> int:
     print()
     print(tables)
     print(text)
-    target = common.results_target(args)
-    if target is not None:
-        lines = [prov["text"]]
-        if args.from_raw:
-            lines.append(f"- Re-analysed {time.strftime('%Y-%m-%d %H:%M %Z')} with `{command}`")
-        body = "\n".join([
-            "## Search efficiency (`benchmarks/search_efficiency.py`)", "",
-            *lines, f"- Budget: {budget}", "",
-            text, "", tables,
-            "Every experiment (in the order run):", "",
-            common.markdown_table(RUN_HEADER, run_rows(runs)), "",
-            "Definitions: *total epochs* = epochs trained over all trials (sum of each trial's last "
-            "`training_iteration`); *epochs to target* = epochs trained, counted in the order the driver "
-            "received them, until the first validation accuracy >= target; *s to target* = seconds from the "
-            "start of `Tuner.fit` to that result; ≥ = never reached (lower bound: the total). "
-            "*load avg* = mean 1-minute load average during the experiment.",
-        ])
-        common.replace_section(target, SECTION, body)
-        print(f"wrote section '{SECTION}' of {target}")
+    lines = [prov["text"]]
+    if args.from_raw:
+        lines.append(f"- Re-analysed {time.strftime('%Y-%m-%d %H:%M %Z')} with `{command}`")
+    body = "\n".join([
+        "## Search efficiency (`benchmarks/search_efficiency.py`)", "",
+        *lines, f"- Budget: {budget}", "",
+        text, "", tables,
+        "Every experiment (in the order run):", "",
+        common.markdown_table(RUN_HEADER, run_rows(runs)), "",
+        "Definitions: *total epochs* = epochs trained over all trials (sum of each trial's last "
+        "`training_iteration`); *epochs to target* = epochs trained, counted in the order the driver "
+        "received them, until the first validation accuracy >= target; *s to target* = seconds from the "
+        "start of `Tuner.fit` to that result; ≥ = never reached (lower bound: the total). "
+        "*load avg* = mean 1-minute load average during the experiment.",
+    ])
+    common.write_section(args, SECTION, body)
     return 0
 
 

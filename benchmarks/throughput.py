@@ -406,18 +406,15 @@ def experiments_main(args, argv) -> int:
     table = common.markdown_table(["experiment", "trials", "epochs", "span s", "slots", "training steps",
                                    "whole epochs"], rows)
     print(table)
-    target = common.results_target(args)
-    if target is not None:
-        body = "\n".join([
-            "### Training share of full-size experiments (`benchmarks/throughput.py --experiments`)", "",
-            common.provenance(common.command_line(None if argv is None else [__file__, *argv]), None, started_at),
-            "", table, "",
-            "Same definition as part 2 (sum of trials' final `train_seconds`, or of `time_this_iter_s`, over "
-            "span x slots), the span running from the first trial's start to the last result (Ray's one-second "
-            "timestamps), so the worker processes' start-up before the first trial is not in it.",
-        ])
-        common.replace_section(target, SECTION + "_experiments", body)
-        print(f"wrote section '{SECTION}_experiments' of {target}")
+    body = "\n".join([
+        "### Training share of full-size experiments (`benchmarks/throughput.py --experiments`)", "",
+        common.provenance(common.script_command(__file__, argv), None, started_at),
+        "", table, "",
+        "Same definition as part 2 (sum of trials' final `train_seconds`, or of `time_this_iter_s`, over "
+        "span x slots), the span running from the first trial's start to the last result (Ray's one-second "
+        "timestamps), so the worker processes' start-up before the first trial is not in it.",
+    ])
+    common.write_section(args, SECTION + "_experiments", body)
     return 0
 
 
@@ -467,27 +464,24 @@ def main(argv=None) -> int:
     print(v2)
     if prof:
         print(prof)
-    target = common.results_target(args)
-    if target is not None:
-        body = "\n".join([
-            "## Training throughput (`benchmarks/throughput.py`)", "",
-            common.provenance(common.command_line(None if argv is None else [__file__, *argv]), load, started_at),
-            f"- Part 1: {dataset.name} tuning split ({len(task.y_train)} training rows, {len(task.y_val)} "
-            f"validation rows), fixed cnn config `{ {k: v for k, v in CONFIG.items() if k != 'family'} }`, "
-            f"1 torch thread each side, {args.reps} repetitions x {args.epochs} epochs per side and batch size "
-            f"(first epoch of each run left out), alternated; medians of training samples per second.",
-            f"- Part 2: {args.smoke_trials} trials x {args.smoke_epochs} epochs (TPE + ASHA, grace 1) on "
-            f"{dataset.name}, {share['slots']} trials at once.", "",
-            v1, "", side_md, "",
-            "*train step*: the optimiser loop of one epoch (project: `train_seconds` from `fit`). *whole epoch*: "
-            "training + validation (+ for the project: metrics, checkpoint, `tune.report`), project timed "
-            "between consecutive results' arrival at the Tune driver.", "",
-            v2, "", share_md, "",
-            "Training share = sum over trials of the final `train_seconds` / (wall x slots); wall = "
-            "`run_experiment` from building the trainable to the summary, slots = trials at once.",
-        ])
-        common.replace_section(target, SECTION, body)
-        print(f"wrote section '{SECTION}' of {target}")
+    body = "\n".join([
+        "## Training throughput (`benchmarks/throughput.py`)", "",
+        common.provenance(common.script_command(__file__, argv), load, started_at),
+        f"- Part 1: {dataset.name} tuning split ({len(task.y_train)} training rows, {len(task.y_val)} "
+        f"validation rows), fixed cnn config `{ {k: v for k, v in CONFIG.items() if k != 'family'} }`, "
+        f"1 torch thread each side, {args.reps} repetitions x {args.epochs} epochs per side and batch size "
+        f"(first epoch of each run left out), alternated; medians of training samples per second.",
+        f"- Part 2: {args.smoke_trials} trials x {args.smoke_epochs} epochs (TPE + ASHA, grace 1) on "
+        f"{dataset.name}, {share['slots']} trials at once.", "",
+        v1, "", side_md, "",
+        "*train step*: the optimiser loop of one epoch (project: `train_seconds` from `fit`). *whole epoch*: "
+        "training + validation (+ for the project: metrics, checkpoint, `tune.report`), project timed "
+        "between consecutive results' arrival at the Tune driver.", "",
+        v2, "", share_md, "",
+        "Training share = sum over trials of the final `train_seconds` / (wall x slots); wall = "
+        "`run_experiment` from building the trainable to the summary, slots = trials at once.",
+    ])
+    common.write_section(args, SECTION, body)
     return 0
 
 
