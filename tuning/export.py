@@ -24,7 +24,7 @@ from tuning.data import Dataset, load_dataset
 from tuning.driver import package_versions, read_run_record
 from tuning.errors import InputError
 from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
-from tuning.splits import fold_assignment, cv_folds
+from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
 
 INNER_VAL_FRACTION = 0.15
 
@@ -110,8 +110,6 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     if not best.complete:
         print(f"warning: {experiment_dir} is an interrupted search; exporting its best trial so far",
               file=sys.stderr)
-    from tuning.splits import min_rows_per_class
-
     datasets = reload_datasets(record, min_rows_per_class(folds))
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
