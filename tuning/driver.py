@@ -33,7 +33,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
-from tuning import atomic, cluster
+from tuning import atomic, cluster, selection
 from tuning.data import Dataset
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
@@ -233,20 +233,16 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
         # In an interrupted search a short trial was cut off, not stopped by ASHA.
         n_stopped_early=sum(1 for n in epochs_run if 0 < n < settings.max_epochs) if complete else 0,
     )
-    if errored == len(grid):
+    # The export's rule (tuning.selection), so the summary names the trial it will rerun.
+    results = {r.metrics.get("trial_id"): r for r in grid if r.metrics and r.metrics.get("trial_id")}
+    pick = selection.pick_best({t: r.metrics_dataframe for t, r in results.items()}, metric, mode)
+    if pick is None:
         return outcome
-    try:
-        best = grid.get_best_result(metric=metric, mode=mode, scope="all")
-    except RuntimeError:
-        return outcome
-    history = best.metrics_dataframe
-    if history is not None and metric in history:
-        best_row = history.loc[history[metric].idxmax() if mode == "max" else history[metric].idxmin()]
-        outcome.best_epoch = int(best_row["training_iteration"])
-        outcome.best_metrics = {k: float(best_row[k]) for k in history.columns
-                                if k.startswith("val_") and isinstance(best_row[k], (int, float))}
-    outcome.best_trial_id = best.metrics.get("trial_id")
-    outcome.best_config = dict(best.config)
+    outcome.best_epoch = pick.epoch
+    outcome.best_metrics = {k: float(v) for k, v in pick.row.items()
+                            if k.startswith("val_") and isinstance(v, (int, float))}
+    outcome.best_trial_id = pick.trial_id
+    outcome.best_config = dict(results[pick.trial_id].config)
     return outcome
 
 
