@@ -131,7 +131,8 @@ def measure(args, dataset) -> dict:
     refs = reference_rows(dataset.X, dataset.y, dataset.n_classes, fold_list, dataset.name)
     references = {a: float(g["accuracy"].mean()) for a, g in refs.groupby("approach")}
     return {"dataset": dataset.name, "length": dataset.length, "rows": dataset.n_rows,
-            "n_classes": dataset.n_classes, "family": args.family, "trials": trials,
+            "n_classes": dataset.n_classes, "family": args.family, "epochs": args.epochs,
+            "folds": args.folds, "repeats": args.repeats, "seed": args.seed, "trials": trials,
             "references": references}
 
 
@@ -152,10 +153,11 @@ def analyse(raw: dict, subsets: int, seed: int) -> dict:
     draws = [sorted(rng.choice(ids, size=max(2, len(ids) // 2), replace=False)) for _ in range(subsets)]
     out = {}
     for rule in selection.RULES:
-        scores = {t: selection.score_trial(trials[t]["history"], "val_accuracy", "max", rule) for t in ids}
-        pick = selection.pick_best({t: trials[t]["history"] for t in ids}, "val_accuracy", "max", rule)
-        picked = [truth[selection.pick_best({t: trials[t]["history"] for t in d}, "val_accuracy", "max",
-                                            rule).trial_id] for d in draws]
+        # The ranking is the rule's total order: a subset's pick is its first trial in it.
+        ranked = selection.rank_trials({t: trials[t]["history"] for t in ids}, "val_accuracy", "max", rule)
+        scores = {p.trial_id: p for p in ranked}
+        pick = ranked[0]
+        picked = [truth[next(p.trial_id for p in ranked if p.trial_id in set(d))] for d in draws]
         regrets = [max(truth[t] for t in d) - p for d, p in zip(draws, picked)]
         out[rule] = {"pick": pick.trial_id, "pick_val": pick.score, "pick_full": truth[pick.trial_id],
                      "subset_full_mean": float(np.mean(picked)), "subset_regret_mean": float(np.mean(regrets)),
@@ -191,9 +193,10 @@ def report(raw: dict, analysis: dict, args, provenance: str) -> str:
         f"## Best-trial rule: {raw['family']} on {raw['dataset']} ({raw['rows']} rows, "
         f"{raw['length']} samples, {raw['n_classes']} classes)",
         provenance,
-        f"{len(trials)} configurations drawn at random from the `{raw['family']}` space (seed {args.seed}), "
-        f"each trained {args.epochs} epochs on the tuning split; every one rerun on the full split "
-        f"({args.folds} folds x {args.repeats} repeats). Best full-split accuracy among them: "
+        f"{len(trials)} configurations drawn at random from the `{raw['family']}` space (seed {raw['seed']}), "
+        f"each trained {raw['epochs']} epochs on the tuning split; every one rerun on the full split "
+        f"({raw['folds']} folds x {raw['repeats']} repeats; up to {raw['epochs']} epochs, early stopping "
+        f"on an inner validation part). Best full-split accuracy among them: "
         f"{100 * best_truth:.1f}%. References on the same folds: {refs}.",
         "Each rule's pick among all trials, and the mean over "
         f"{args.subsets} random half-size searches drawn from the same trials (accuracy in %; regret = "

@@ -73,6 +73,12 @@ def test_order_ties_missing_and_nan():
         pick_best({"y": STEADY}, "val_accuracy", "max", rule="luckiest")
 
 
+def test_rank_trials_best_first():
+    trials = {"c": STEADY, "a": LUCKY, "b": history([0.7, 0.7, 0.7])}
+    assert [p.trial_id for p in selection.rank_trials(trials, "val_accuracy", "max")] == ["c", "b", "a"]
+    assert [p.trial_id for p in selection.rank_trials(trials, "val_accuracy", "max", "best_epoch")] == ["a", "c", "b"]
+
+
 def test_window_means_of_every_report():
     trial = history([0.7, 0.8, 0.9, 0.1], **{"val_accuracy/A2": [0.6, 0.7, 0.8, 0.0]})
     pick = pick_best({"t": trial}, "val_accuracy", "max")

@@ -75,18 +75,27 @@ def score_trial(history, metric: str, mode: str, rule: str = DEFAULT_RULE) -> Tr
     return TrialScore(score, _epoch(row, inside), row, means)
 
 
-def pick_best(histories: Mapping[str, object], metric: str, mode: str,
-              rule: str = DEFAULT_RULE) -> Pick | None:
-    """The best of ``histories`` (trial id -> history) under ``rule``; None if none scored."""
+def rank_trials(histories: Mapping[str, object], metric: str, mode: str,
+                rule: str = DEFAULT_RULE) -> list[Pick]:
+    """Every trial of ``histories`` (trial id -> history) that scored, best first under
+    ``rule`` (ties: smallest trial id first); the top k are the candidates of an ensemble
+    or of a re-scoring."""
     if rule not in _RULES:
         raise ValueError(f"selection rule {rule!r} is not one of {RULES}")
     sign = 1.0 if mode == "max" else -1.0
-    best: Pick | None = None
+    picks = []
     for trial_id in sorted(histories, key=str):
         scored = score_trial(histories[trial_id], metric, mode, rule)
-        if scored is not None and (best is None or sign * scored.score > sign * best.score):
-            best = Pick(scored.score, scored.epoch, scored.row, scored.means, str(trial_id))
-    return best
+        if scored is not None:
+            picks.append(Pick(scored.score, scored.epoch, scored.row, scored.means, str(trial_id)))
+    return sorted(picks, key=lambda p: -sign * p.score)  # stable: ties keep the id order
+
+
+def pick_best(histories: Mapping[str, object], metric: str, mode: str,
+              rule: str = DEFAULT_RULE) -> Pick | None:
+    """The best of ``histories`` (trial id -> history) under ``rule``; None if none scored."""
+    ranked = rank_trials(histories, metric, mode, rule)
+    return ranked[0] if ranked else None
 
 
 def _best_epoch(signed: np.ndarray) -> tuple[int, int]:
