@@ -125,7 +125,7 @@ def test_ranges(configs):
 # other lengths (64 at 30 kHz), other sorters other unit counts. Every config at 48 samples;
 # the first OTHER_SHAPES_CONFIGS at the other shapes (the build cost grows with each shape).
 LENGTHS_AND_CLASSES = [(48, 3), (64, 6), (32, 2), (96, 10), (20, 4)]
-OTHER_SHAPES_CONFIGS = 8
+OTHER_SHAPES_CONFIGS = 6
 
 
 @pytest.mark.parametrize("length,n_classes", LENGTHS_AND_CLASSES)
@@ -164,7 +164,7 @@ def test_sampled_configs_run_the_training_loop(family, configs):
         y = np.arange(60) % k
         X = (rng.normal(size=(60, 64)) + y[:, None]).astype(np.float32)
         tasks.append(TaskData(name, k, X[:45], y[:45], X[45:], y[45:]))
-    picked = [c for c in configs[family] if c["augment"]][:2] + [c for c in configs[family] if not c["augment"]][:1]
+    picked = [next(c for c in configs[family] if c["augment"]), next(c for c in configs[family] if not c["augment"])]
     for cfg in picked:
         result = fit(family, cfg, tasks, max_epochs=2, seed=0)
         assert [h["epoch"] for h in result.history] == [1, 2], cfg
