@@ -1,4 +1,4 @@
-"""``benchmarks/selection.py`` and ``benchmarks/levers.py`` in their quick forms on a tiny
+"""``benchmarks/selection.py``, ``levers.py`` and ``ensemble.py`` in their quick forms on a tiny
 dataset (no Ray: both train in this process), writing into a temporary RESULTS.md."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import levers, selection  # noqa: E402
+from benchmarks import ensemble, levers, selection  # noqa: E402
 
 
 def test_selection_then_levers_quick(module_tiny_dataset_dir, tmp_path):
@@ -31,3 +31,7 @@ def test_selection_then_levers_quick(module_tiny_dataset_dir, tmp_path):
                         *common]) == 0
     text = md.read_text()
     assert "<!-- BEGIN levers-ffn-T3 -->" in text and "| all three |" in text
+
+    assert ensemble.main(["--raw", str(raw), "--k", "2", "--quick", *common]) == 0
+    text = md.read_text()
+    assert "<!-- BEGIN ensemble-ffn-T3 -->" in text and "| ensemble of 2 |" in text

@@ -193,3 +193,27 @@ def test_resume_is_exact_with_a_schedule_and_augmentation(schedule):
         stale = {**saved["state"], "scheduler": None}
         restarted = fit("ffn", config, [task], max_epochs=6, seed=1, resume_state=stale).history
         assert [h["lr"] for h in restarted[3:]] != [h["lr"] for h in whole[3:]]
+
+
+# ----------------------------------------------------------------------------- ensemble
+def test_ensemble_averages_member_probabilities():
+    from tuning.data import Dataset
+    from tuning.ensemble import fit_members, predict_proba, score_members
+
+    task = tiny_task()
+    X = np.concatenate([task.X_train, task.X_val])
+    y = np.concatenate([task.y_train, task.y_val])
+    dataset = Dataset("T", None, X, y, "label", ("a", "b", "c"))
+    test = np.arange(len(task.y_train), len(y))
+    members = fit_members("ffn", [BASE, {**BASE, "ffn_units_l0": 8}], [task], max_epochs=2, seed=0)
+    p = [predict_proba(m, X[test]) for m in members]
+    assert p[0].shape == (len(test), 3) and np.allclose(p[0].sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(p[0].argmax(1), members[0].predict(X[test]))
+    scores = score_members(members, dataset, test)
+    truth = y[test]
+    assert scores["single"]["accuracy"] == pytest.approx(float(np.mean(p[0].argmax(1) == truth)))
+    assert scores["ensemble"]["accuracy"] == pytest.approx(float(np.mean((p[0] + p[1]).argmax(1) == truth)))
+    # Two copies of one configuration (same seed): the same networks, the single's score.
+    twins = fit_members("ffn", [BASE, BASE], [task], max_epochs=2, seed=0)
+    twin_scores = score_members(twins, dataset, test)
+    assert twin_scores["ensemble"] == twin_scores["single"]

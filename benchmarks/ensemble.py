@@ -1,0 +1,101 @@
+"""Does averaging the top-k configurations' probabilities beat the single best one?
+
+Takes the ``--k`` best configurations of a ``benchmarks/selection.py --raw`` file (ranked by
+``tuning.selection``'s default rule), trains each on every full-split fold of that file
+(``tuning.ensemble``: same rows, seed and early stopping as the export's reruns) and scores
+the best one alone and the average of all k probabilities on the same test rows. Paired by
+fold; the raw file's PCA+SVM figure is on the same folds.
+
+    .venv/bin/python benchmarks/ensemble.py --raw benchmarks/out/selection-ffn-A12.json --k 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.selection import load  # noqa: E402
+
+SECTION = "ensemble"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--raw", required=True, help="a benchmarks/selection.py --raw file")
+    p.add_argument("--data-dir", default=str(common.ROOT / "data"))
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--results-md", default=None)
+    p.add_argument("--quick", action="store_true", help="prints only (unless --results-md)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from tuning import selection
+    from tuning.ensemble import fit_members, score_members
+    from tuning.export import INNER_VAL_FRACTION, rerun_patience
+    from tuning.reruns import FULL_SPLIT, plan_jobs
+    from tuning.settings import TuneSettings
+    from tuning.training import TaskData
+
+    args = parse_args(argv)
+    raw = json.loads(Path(args.raw).read_text())
+    name, _, length = raw["dataset"].partition("r")
+    dataset = load(argparse.Namespace(dataset=name, data_dir=args.data_dir, folds=raw["folds"],
+                                      resample=int(length) if length else None))
+    ranked = selection.rank_trials({t["trial_id"]: t["history"] for t in raw["trials"]}, "val_accuracy", "max")
+    configs = {t["trial_id"]: t["config"] for t in raw["trials"]}
+    members = [p.trial_id for p in ranked[:args.k]]
+    settings = TuneSettings()
+    jobs = [j for j in plan_jobs([dataset], seed=raw["seed"], folds=raw["folds"], repeats=raw["repeats"],
+                                 val_fraction=settings.val_fraction, test_fraction=settings.test_fraction,
+                                 inner_val_fraction=INNER_VAL_FRACTION) if j.kind == FULL_SPLIT]
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    single, ensemble = [], []
+    with common.LoadSampler() as load_sampler:
+        for job in jobs:
+            tasks = [TaskData.from_rows(dataset, job.train[0], job.val[0])]
+            fitted = fit_members(raw["family"], [configs[t] for t in members], tasks, max_epochs=raw["epochs"],
+                                 seed=job.seed, patience=rerun_patience(raw["epochs"]))
+            scores = score_members(fitted, dataset, job.test[0])
+            single.append(scores["single"]["accuracy"])
+            ensemble.append(scores["ensemble"]["accuracy"])
+            print(f"repeat {job.repeat} fold {job.fold}: single {100 * single[-1]:.1f}, "
+                  f"ensemble {100 * ensemble[-1]:.1f}", flush=True)
+    diffs = np.array(ensemble) - np.array(single)
+    refs = ", ".join(f"{n} {100 * v:.1f}" for n, v in sorted(raw["references"].items()))
+    body = "\n\n".join([
+        f"## Ensemble of the top {len(members)}: {raw['family']} on {raw['dataset']}",
+        common.provenance(common.script_command("benchmarks/ensemble.py", argv), load_sampler, started),
+        f"Members: trials {', '.join(members)} of `{Path(args.raw).name}` (default selection rule), each trained "
+        f"on every fold ({raw['folds']} folds x {raw['repeats']} repeats, up to {raw['epochs']} epochs, early "
+        f"stopping on the inner validation part); their softmax probabilities averaged. References on the "
+        f"same folds: {refs}.",
+        common.markdown_table(
+            ["approach", "full-split accuracy %", "per fold"],
+            [[f"best configuration ({members[0]})", common.fmt(100 * float(np.mean(single))),
+              " ".join(f"{100 * v:.1f}" for v in single)],
+             [f"ensemble of {len(members)}", common.fmt(100 * float(np.mean(ensemble))),
+              " ".join(f"{100 * v:.1f}" for v in ensemble)]]),
+        f"Ensemble - single: mean {100 * diffs.mean():+.2f} points, better on {int((diffs > 0).sum())} of "
+        f"{len(diffs)} folds, worse on {int((diffs < 0).sum())}.",
+    ])
+    print(body)
+    common.write_section(args, f"{SECTION}-{raw['family']}-{raw['dataset']}", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
