@@ -37,7 +37,6 @@ must treat them as read-only.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from collections.abc import Sequence
@@ -280,49 +279,12 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     Raises:
         InputError: one line naming the file and, where it applies, the line and column.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path or the dataset name")
-    if not path.is_file():
-        raise InputError(f"{path}: is not a file; pass a CSV file")
-    path = path.resolve()
-    try:
-        # utf-8-sig drops the byte-order mark that spreadsheet programs write.
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: is not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-    if not text.strip():
-        raise InputError(f"{path}: the file is empty; it needs a header line and one row per spike")
-
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    header_line = 0
+    path, header, _, row_iter = open_csv(path)
     rows: list[list[str]] = []
     lines: list[int] = []  # file line number of each data row (1-based, header = line 1)
-    try:
-        for row in reader:
-            # Blank lines (trailing newlines, spacing) carry no data.
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in row]
-                header_line = reader.line_num
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc}); check the quoting on that line") from None
-    assert header is not None  # the file is not blank, so it has a first row
-
-    # A header whose cells are all numbers, one of them fractional, is a waveform: the
-    # file has no header line and the first spike would silently become column names.
-    if all(_looks_like_number(c) for c in header) and any("." in c or "e" in c.lower() for c in header):
-        raise InputError(
-            f"{path}: line {header_line} looks like data, not a header (it starts {_show(header[0])}); "
-            "add a header line such as s0,...,s47,label"
-        )
+    for line, row in row_iter:
+        rows.append(row)
+        lines.append(line)
     if not rows:
         raise InputError(f"{path}: has a header but no data rows; add one row per spike")
 
@@ -331,11 +293,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     label_name = header[label_j]
 
     for row, line in zip(rows, lines):
-        if len(row) != n_cols:
-            raise InputError(
-                f"{path}: line {line} has {len(row)} fields but the header has {n_cols}; "
-                "fix or remove that line (every row needs one value per column)"
-            )
+        check_row_length(path, row, line, n_cols)
 
     labels = [row[label_j].strip() for row in rows]
     for lab, line in zip(labels, lines):
@@ -345,35 +303,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
                 f"{'' if not lab else f' ({lab!r})'}; give every row a label or remove the row"
             )
 
-    wave_cols = [j for j in range(n_cols) if j != label_j]
-    if label_j == n_cols - 1:
-        cells = [row[:-1] for row in rows]
-    elif label_j == 0:
-        cells = [row[1:] for row in rows]
-    else:
-        cells = [row[:label_j] + row[label_j + 1 :] for row in rows]
-    try:
-        X64 = np.array(cells, dtype=np.float64)
-    except ValueError:
-        _raise_bad_cell(path, header, wave_cols, cells, lines)
-        raise  # unreachable: _raise_bad_cell always raises
-    X64 = X64.reshape(len(rows), len(wave_cols))
-
-    finite = np.isfinite(X64)
-    if not finite.all():
-        i, k = np.argwhere(~finite)[0]
-        raise InputError(
-            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
-            "is not a finite number; repair or remove that row (waveforms must not hold NaN or inf)"
-        )
-    too_big = np.abs(X64) > np.finfo(np.float32).max  # finite, but would become inf in float32
-    if too_big.any():
-        i, k = np.argwhere(too_big)[0]
-        raise InputError(
-            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
-            "is too large for float32; rescale the waveforms"
-        )
-    X = np.ascontiguousarray(X64, dtype=np.float32)
+    X = waveform_array(path, header, rows, lines, label_j)
 
     y, class_names = _map_labels(labels)
     counts = np.bincount(y, minlength=len(class_names))
@@ -400,6 +330,109 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         label_column=label_name,
         class_names=class_names,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Reading a CSV, in pieces that the predict command reuses on chunks of a large file
+# --------------------------------------------------------------------------------------
+
+
+def open_csv(path: str | Path):
+    """Open a waveform CSV: ``(resolved path, header, header line, rows)``.
+
+    ``rows`` yields ``(line, cells)`` for every non-blank data row, lazily, so a caller can
+    read a large file in chunks. Raises :class:`InputError` for a missing, unreadable,
+    non-UTF-8, empty or malformed file, and for a first line that looks like data.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path or the dataset name")
+    if not path.is_file():
+        raise InputError(f"{path}: is not a file; pass a CSV file")
+    path = path.resolve()
+    try:
+        # utf-8-sig drops the byte-order mark that spreadsheet programs write.
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    rows = _csv_rows(path, handle)
+    first = next(rows, None)
+    if first is None:
+        raise InputError(f"{path}: the file is empty; it needs a header line and one row per spike")
+    header_line, header = first[0], [name.strip() for name in first[1]]
+    # A header whose cells are all numbers, one of them fractional, is a waveform: the
+    # file has no header line and the first spike would silently become column names.
+    if all(_looks_like_number(c) for c in header) and any("." in c or "e" in c.lower() for c in header):
+        rows.close()
+        raise InputError(
+            f"{path}: line {header_line} looks like data, not a header (it starts {_show(header[0])}); "
+            "add a header line such as s0,...,s47,label"
+        )
+    return path, header, header_line, rows
+
+
+def _csv_rows(path: Path, handle):
+    reader = csv.reader(handle)
+    with handle:
+        try:
+            for row in reader:
+                # Blank lines (trailing newlines, spacing) carry no data.
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                yield reader.line_num, row
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: is not UTF-8 text (near line {reader.line_num + 1}); "
+                             "save it as a UTF-8 CSV") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc}); "
+                             "check the quoting on that line") from None
+
+
+def check_row_length(path: Path, row: list[str], line: int, n_cols: int) -> None:
+    if len(row) != n_cols:
+        raise InputError(
+            f"{path}: line {line} has {len(row)} fields but the header has {n_cols}; "
+            "fix or remove that line (every row needs one value per column)"
+        )
+
+
+def waveform_array(path: Path, header: list[str], rows: list[list[str]], lines: list[int],
+                   label_j: int | None) -> np.ndarray:
+    """The waveform cells of ``rows`` (every column but ``label_j``; None: every column) as
+    float32 ``(n_rows, n_samples)``; InputError naming the line and column of the first
+    empty, non-numeric, NaN/inf or too large cell."""
+    n_cols = len(header)
+    wave_cols = [j for j in range(n_cols) if j != label_j]
+    if label_j is None:
+        cells = rows
+    elif label_j == n_cols - 1:
+        cells = [row[:-1] for row in rows]
+    elif label_j == 0:
+        cells = [row[1:] for row in rows]
+    else:
+        cells = [row[:label_j] + row[label_j + 1 :] for row in rows]
+    try:
+        X64 = np.array(cells, dtype=np.float64)
+    except ValueError:
+        _raise_bad_cell(path, header, wave_cols, cells, lines)
+        raise  # unreachable: _raise_bad_cell always raises
+    X64 = X64.reshape(len(rows), len(wave_cols))
+
+    finite = np.isfinite(X64)
+    if not finite.all():
+        i, k = np.argwhere(~finite)[0]
+        raise InputError(
+            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
+            "is not a finite number; repair or remove that row (waveforms must not hold NaN or inf)"
+        )
+    too_big = np.abs(X64) > np.finfo(np.float32).max  # finite, but would become inf in float32
+    if too_big.any():
+        i, k = np.argwhere(too_big)[0]
+        raise InputError(
+            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
+            "is too large for float32; rescale the waveforms"
+        )
+    return np.ascontiguousarray(X64, dtype=np.float32)
 
 
 def _raise_bad_cell(path: Path, header: list[str], wave_cols: list[int], cells: list[list[str]], lines: list[int]):
