@@ -1,4 +1,4 @@
-"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``).
+"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``predict``).
 
 Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` shows the
 traceback instead.
@@ -76,7 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-references", action="store_true",
                          help="skip the scikit-learn reference rows (PCA+SVM, LDA)")
     compare.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
+    add_predict_parser(commands)
     return parser
+
+
+def add_predict_parser(commands) -> None:
+    predict = commands.add_parser("predict", help="sort the spikes of a CSV with a model bundle from the export",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict.add_argument("model_dir", help="a bundle folder: results/<Approach>/Model/<DATASET>")
+    predict.add_argument("input", help="waveform CSV, with or without a label column")
+    predict.add_argument("--out", required=True, help="predictions CSV to write (replaced only on success)")
+    predict.add_argument("--task", default=None, help="the head of a multi-task bundle (a dataset name)")
+    predict.add_argument("--min-confidence", type=float, default=None,
+                         help="label spikes whose calibrated confidence is below this 'unsorted' (0..1)")
+    predict.add_argument("--label-column", default=None,
+                         help="INPUT's label column (default: found by name, else none)")
+    predict.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                         help="run the bundle's weights.pt with torch or its model.onnx with ONNX Runtime")
+    predict.add_argument("--chunk-rows", type=int, default=50_000, help="spikes read and predicted at a time")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar on large inputs")
 
 
 def settings_from_args(args):
@@ -135,6 +153,12 @@ def cmd_compare(args) -> int:
     return compare.run(args)
 
 
+def cmd_predict(args) -> int:
+    from tuning import predict
+
+    return predict.run(args)
+
+
 def resume_command(argv: list[str] | None = None) -> str:
     """The command that continues this search: the same arguments plus ``--resume``."""
     import shlex
@@ -148,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare}
+    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "predict": cmd_predict}
     try:
         return handlers[args.command](args)
     except InputError as error:

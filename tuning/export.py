@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import search_spaces
-from tuning import cluster, results_tree as tree
+from tuning import bundle, cluster, results_tree as tree
 from tuning.data import Dataset, load_dataset
 from tuning.driver import package_versions, read_run_record
 from tuning.errors import InputError
@@ -117,17 +117,27 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     # Join only the cluster named now: the search's cluster may be gone by the day of a re-export.
     started = cluster.connect(address, num_cpus)
     try:
+        final = bundle.start_final_training(  # the model bundle's network, beside the reruns
+            family, best.config, datasets, seed=settings["seed"], max_epochs=settings["max_epochs"],
+            patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
+            inner_val_fraction=INNER_VAL_FRACTION, cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"])
         rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
                         cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress)
+        final = bundle.collect(final)
     finally:
         if started:
             import ray
             ray.shutdown()
     plan, one_split, full_split = plan_export(Path(results_dir), record, experiment_dir, best, datasets,
                                               rows, folds, repeats)
-    tree.commit(plan)
     approach, _ = tree.approach_names(family)
+    plan.update(bundle.plan_bundle(
+        bundle.bundle_folder(Path(results_dir) / approach, datasets), family=family, approach=approach,
+        config=best.config, datasets=datasets, final=final, full_split=full_split, one_split=one_split,
+        source={"experiment": experiment_dir, "trial_id": best.trial_id, "objective": record["metric"],
+                "objective_value": best.value, "search_epoch": best.epoch}))
+    tree.commit(plan)
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
 
 
