@@ -52,7 +52,8 @@ ONNX_INPUT = "waveforms"
 UNSORTED = "unsorted"
 """The label of a spike whose confidence is below the caller's minimum."""
 BACKENDS = ("torch", "onnx")
-_FORWARD_BATCH = 4096  # rows per forward pass: bounds activation memory (CNN maps are rows x C x L)
+_FORWARD_BATCH = 16384  # rows per forward pass: bounds activation memory (CNN maps are rows x C x L, ~50 MB
+# per layer at the default size); larger batches run faster on the CPU (16384: 1.6x 4096)
 
 
 # ----------------------------------------------------------------------------- training
