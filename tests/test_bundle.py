@@ -215,3 +215,33 @@ def test_weights_load_with_weights_only(cnn_bundle):
     buffer = io.BytesIO((cnn_bundle[0] / "weights.pt").read_bytes())
     state = torch.load(buffer, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+@pytest.mark.parametrize("family, config", [
+    ("ffn", {"ffn_n_layers": 2, "batch_norm": True}),
+    ("cnn", {"cnn_n_blocks": 3, "cnn_global_pool": "flatten", "cnn_dense_units": 8, "batch_norm": True}),
+    ("lstm", {"lstm_hidden": 8, "lstm_layers": 2, "bidirectional": True, "lstm_input_stride": 2}),
+    ("lstm", {"lstm_hidden": 8, "lstm_readout": "mean"}),
+    ("mtl-cnn", {"head_hidden": 4}),
+])
+def test_onnx_export_of_every_family_matches_torch(family, config):
+    """Untrained networks (random weights) of every family: the exported graph computes the same."""
+    import onnxruntime
+    import torch
+
+    import models
+
+    torch.manual_seed(0)
+    counts = [3, 2] if family.startswith("mtl-") else [3]
+    net = models.build_model(family, config, 40, counts).eval()
+    for module in net.modules():  # batch-norm statistics that are not the identity
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    names = ["A", "B"][:len(counts)]
+    session = onnxruntime.InferenceSession(bundle.onnx_export(net, 40, names), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(33, 40)).astype(np.float32)
+    outputs = session.run(None, {"waveforms": x})
+    with torch.no_grad():
+        for task, output in enumerate(outputs):
+            assert np.abs(output - net(torch.from_numpy(x), task).numpy()).max() <= 1e-4

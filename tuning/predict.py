@@ -83,7 +83,6 @@ def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confi
                 label_column: str | None = None, backend: str = "torch", chunk_rows: int = CHUNK_ROWS,
                 progress: bool = True) -> PredictSummary:
     """Predict every spike of ``input_csv`` with the bundle in ``model_dir``; write ``out``."""
-    from tuning import atomic
     from tuning.bundle import load_model
 
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses NaN
@@ -94,6 +93,17 @@ def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confi
     task = model.task_name(task)
     out = check_output_path(out, input_csv)
     path, header, _, rows = open_csv(input_csv)
+    try:
+        return _predict_rows(model, task, path, header, rows, out, label_column, min_confidence, chunk_rows,
+                             progress)
+    finally:
+        rows.close()  # closes the file, also when a check fails before the first chunk
+
+
+def _predict_rows(model, task, path, header, rows, out, label_column, min_confidence, chunk_rows,
+                  progress) -> PredictSummary:
+    from tuning import atomic
+
     spec = model.metadata["tasks"][model.tasks.index(task)]
     label_j = find_label_column(path, header, label_column, spec)
     model.check_length(len(header) - (label_j is not None), task, source=str(path))
@@ -127,7 +137,6 @@ def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confi
                 raise InputError(f"{path}: has a header but no data rows; add one row per spike")
     finally:
         bar.close()
-        rows.close()
     return summary
 
 
@@ -195,7 +204,10 @@ def _number(text: str) -> float | None:
 
 
 def _canonical(label: str, numeric: bool) -> str:
-    """A label as the training loader names classes: numbers by value (``1.0`` -> ``1``)."""
+    """A label as the training loader names classes: numbers by value (``1.0`` -> ``1``);
+    ``""`` for a missing label (an empty cell or ``nan``, as pandas writes one)."""
+    if label.lower() == "nan":
+        return ""
     if numeric and label:
         value = _number(label)
         if value is not None:
