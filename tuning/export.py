@@ -245,3 +245,5 @@ def print_summary(summary: ExportSummary) -> None:
               f"[{100 * row['accuracy_ci95_low']:.1f}, {100 * row['accuracy_ci95_high']:.1f}]"
               f"  balanced {100 * row['balanced_accuracy_mean']:.1f}  macro-F1 {100 * row['macro_f1_mean']:.1f}")
     print(f"Results: {summary.results_dir / summary.approach}")
+    print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
+          f"{summary.results_dir / summary.approach / bundle.MODEL_FOLDER}")
