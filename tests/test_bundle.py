@@ -52,6 +52,7 @@ def test_bundle_holds_what_the_issue_lists(cnn_bundle):
     task = meta["tasks"][0]
     assert task["name"] == "T3" and task["label_column"] == "Track"
     assert task["class_names"] == ["unit_a", "unit_b", "unit_c"]
+    assert task["label_map"] == {"unit_a": 0, "unit_b": 1, "unit_c": 2} == dataset.label_map()
     assert task["normalisation"]["mode"] == "global" and task["normalisation"]["std"] > 0
     assert task["resampling"]["method"] == "none" and "48" in task["resampling"]["rule"]
     assert task["training_data"]["sha256"] == hashlib.sha256(dataset.path.read_bytes()).hexdigest()

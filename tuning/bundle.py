@@ -88,11 +88,15 @@ def train_final(family: str, config: dict, datasets: Sequence, *, seed: int, max
     from tuning.splits import tuning_split
     from tuning.training import TaskData, fit
 
-    torch.set_num_threads(threads)
     splits = [tuning_split(d.y, seed, inner_val_fraction, 0.0) for d in datasets]
     tasks = [TaskData.from_rows(d, s.train, s.val) for d, s in zip(datasets, splits)]
-    result = fit(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric,
-                 patience=patience, device=device)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = fit(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric,
+                     patience=patience, device=device)
+    finally:
+        torch.set_num_threads(previous)  # the caller's setting, when called in its process
     result.model.to("cpu")
     result.device = "cpu"
     temperatures, calibration = [], []
@@ -162,7 +166,8 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     for t, dataset in enumerate(datasets):
         tasks.append({
             "name": dataset.name,
-            "class_names": list(dataset.class_names),
+            "class_names": list(dataset.class_names),  # class id k is class_names[k]
+            "label_map": dataset.label_map(),
             "label_column": dataset.label_column,
             "input_length": dataset.length,
             "resampling": resampling_rule(dataset.length, final.fit.input_length),
