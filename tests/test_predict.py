@@ -5,7 +5,6 @@ bad input. The command runs in this process (``tuning.cli.main``) on the session
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 import subprocess
 from pathlib import Path
