@@ -77,12 +77,17 @@ def parse_args(argv=None):
     return args
 
 
-def make_spikes(dataset, n: int, seed: int = 0):
+def make_spikes(dataset, n: int, seed: int = 0, chunk: int = 50_000):
+    """float32 (n, length), filled a chunk at a time so that making them does not set the peak."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    X = dataset.X[rng.integers(0, dataset.n_rows, n)]
-    return (X + rng.normal(0, 0.05 * float(dataset.X.std()), X.shape)).astype(np.float32)
+    scale = 0.05 * float(dataset.X.std())
+    X = np.empty((n, dataset.length), dtype=np.float32)
+    for i in range(0, n, chunk):
+        rows = dataset.X[rng.integers(0, dataset.n_rows, min(chunk, n - i))]
+        X[i:i + len(rows)] = rows + rng.normal(0, scale, rows.shape).astype(np.float32)
+    return X
 
 
 def peak_rss_mib() -> float:
