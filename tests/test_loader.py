@@ -32,9 +32,9 @@ def one_line_error(path, **kwargs) -> str:
 
 
 def assert_same(fast, checked):
-    label_f, X_f, y_f, names_f = fast
-    label_c, X_c, y_c, names_c = checked
-    assert label_f == label_c and names_f == names_c
+    label_f, waves_f, X_f, y_f, names_f = fast
+    label_c, waves_c, X_c, y_c, names_c = checked
+    assert label_f == label_c and waves_f == waves_c and names_f == names_c
     assert X_f.dtype == X_c.dtype == np.float32 and X_f.flags.c_contiguous
     assert X_f.shape == X_c.shape
     assert np.array_equal(X_f.view(np.uint32), X_c.view(np.uint32))  # bit for bit
@@ -67,7 +67,7 @@ def test_awkward_numbers_identical_to_the_bit(tmp_path):
     lines = ["a,b,c,d,e,f,label"] + [",".join(row + [str(i % 3 + 1)]) for i, row in enumerate(cells)]
     path = tmp_path / "awkward.csv"
     path.write_text("\n".join(lines) + "\n")
-    _, X, y, names = both_readers(path)
+    _, _, X, y, names = both_readers(path)
     assert names == ("1", "2", "3") and X.shape == (300, 6)
     assert X[1, 0] == 1e5 and X[0, 0] == 0.0
 
@@ -85,7 +85,8 @@ def test_string_labels_with_spaces_any_position(tmp_path, position):
     header.insert(position, "Unit")
     path = tmp_path / "strings.csv"
     path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\r\n")
-    label, X, y, class_names = both_readers(path)
+    label, waves, X, y, class_names = both_readers(path)
+    assert waves == [f"s{k}" for k in range(6)]
     assert label == "Unit" and class_names == ("01", "10", "basket", "pyr")
 
 
@@ -93,7 +94,7 @@ def test_numeric_labels_written_differently_fast(tmp_path):
     lines = ["s0,s1,label"] + [f"{i}.5,{i},{['1', '1.0', '01', '3', '3.0'][i % 5]}" for i in range(20)]
     path = tmp_path / "nums.csv"
     path.write_text("\n".join(lines))  # no final newline
-    _, _, y, names = both_readers(path)
+    _, _, _, y, names = both_readers(path)
     assert names == ("1", "3") and np.bincount(y).tolist() == [12, 8]
 
 
@@ -101,7 +102,7 @@ def test_label_column_argument_fast(tmp_path):
     lines = ["neuron,s0,label"] + [f"{i % 2},{i}.25,{i % 3}" for i in range(12)]
     path = tmp_path / "arg.csv"
     path.write_text("\n".join(lines) + "\n")
-    label, X, _, _ = both_readers(path, "NEURON")
+    label, _, X, _, _ = both_readers(path, "NEURON")
     assert label == "neuron" and X.shape == (12, 2)
 
 
@@ -114,7 +115,7 @@ def test_many_blocks(tmp_path, monkeypatch):
     path = tmp_path / "many.csv"
     path.write_text("\n".join(lines) + "\n")
     monkeypatch.setattr(data, "FAST_BLOCK_BYTES", 1 << 14)  # about 40 blocks
-    _, X, y, _ = both_readers(path)
+    _, _, X, y, _ = both_readers(path)
     assert np.array_equal(X, values.astype(np.float32)) and y.tolist() == [i % 4 for i in range(5000)]
 
 

@@ -43,6 +43,8 @@ def _shareable_temp(path: Path) -> tuple[int, Path]:
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(handle, 0o666 & ~current_umask())
+    except OSError:
+        pass  # a filesystem without permissions (some network shares): keep its default
     except BaseException:
         os.close(handle)
         os.unlink(tmp)

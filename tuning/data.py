@@ -320,7 +320,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         raise InputError(f"{path}: is not a file; pass a CSV file")
     path = path.resolve()
     parsed = _read_fast(path, label_column) or _read_checked(path, label_column)
-    label_name, X, y, class_names = parsed
+    label_name, _, X, y, class_names = parsed
     counts = np.bincount(y, minlength=len(class_names))
     if len(class_names) < 2:
         raise InputError(
@@ -347,9 +347,9 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     )
 
 
-# What both readers return: (label column name, X float32 (n, samples) C-contiguous,
-# y int64 class ids, class names).
-_Parsed = tuple[str, np.ndarray, np.ndarray, tuple[str, ...]]
+# What both readers return: (label column name, waveform column names in file order,
+# X float32 (n, samples) C-contiguous, y int64 class ids, class names).
+_Parsed = tuple[str, list[str], np.ndarray, np.ndarray, tuple[str, ...]]
 
 
 def _read_checked(path: Path, label_column: str | None) -> _Parsed:
@@ -448,7 +448,7 @@ def _read_checked(path: Path, label_column: str | None) -> _Parsed:
     X = np.ascontiguousarray(X64, dtype=np.float32)
 
     y, class_names = _map_labels(labels)
-    return label_name, X, y, class_names
+    return label_name, [header[j] for j in wave_cols], X, y, class_names
 
 
 def _is_data_line(cells: list[str]) -> bool:
@@ -496,8 +496,9 @@ def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
     bad UTF-8, ...): the line-by-line reader then reads it and explains the problem, or
     accepts what this one was too strict for (``1_000``, blank lines between rows).
     Waveform cells are parsed as float64 then rounded to float32, as the checked reader
-    does, in blocks written straight into the final array: peak memory is about the final
-    array plus one block.
+    does, in blocks written straight into the final array (sized by counting the file's
+    lines): peak memory is about the final array plus one block; for ``.csv.gz``, whose
+    lines are not counted first, about twice the array.
     """
     try:
         import pyarrow as pa
@@ -565,7 +566,7 @@ def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
     ids, class_names = _map_labels(labels)
     y = ids[np.concatenate(codes)]
     X = np.concatenate(blocks) if gz else X[:n]
-    return header[label_j], X, y, class_names
+    return header[label_j], [header[j] for j in wave_cols], X, y, class_names
 
 
 def _raise_bad_cell(path: Path, header: list[str], wave_cols: list[int], cells: list[list[str]], lines: list[int]):
