@@ -24,11 +24,11 @@ Validation
 ----------
 Files may be gzip-compressed (``NAME.csv.gz``). Well-formed files are read by pyarrow's CSV
 reader (:func:`_read_fast`); any file it does not accept as it stands is read again line by
-line (:func:`_read_checked`), which accepts the same files the fast reader does, gives the
-same arrays, and names the first problem. Everything is checked once, here, before Ray starts. Every problem raises
-:class:`tuning.errors.InputError` with one line that names the file, the line number
-(1-based line in the file, header = line 1) and/or the column, what is wrong and what to
-do. Blank lines are skipped. Cells may carry surrounding spaces.
+line (:func:`_read_checked`), which accepts every file the fast reader does, gives the same
+arrays, and names the first problem. Everything is checked once, here, before Ray starts.
+Every problem raises :class:`tuning.errors.InputError` with one line that names the file,
+the line number (1-based line in the file, header = line 1) and/or the column, what is
+wrong and what to do. Blank lines are skipped. Cells may carry surrounding spaces.
 
 Shapes and types of a loaded :class:`Dataset`:
 ``X`` float32, ``(n_rows, n_samples)``, C-contiguous, in the file's units;
@@ -301,7 +301,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     """Read and validate one dataset CSV.
 
     Args:
-        path: the CSV file; its stem is the dataset name.
+        path: the CSV (or ``.csv.gz``) file; its name without that suffix is the dataset name.
         label_column: name of the label column (exact, else case-insensitive); ``None``
             detects it (see the module docstring).
         min_rows_per_class: every class needs at least this many rows; pass
