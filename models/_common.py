@@ -68,7 +68,10 @@ def as_channels(x, n_channels: int, name: str):
     Multi-channel rows arrive flattened (as the datasets store them), so every caller of a
     trunk keeps passing 2-D tensors; a single channel is (batch, 1, length).
     """
-    if x.dim() == 3 and x.shape[1] == n_channels:
+    if x.dim() == 3:
+        if x.shape[1] != n_channels:
+            raise ValueError(f"{name} was built for {n_channels} channel(s), got a (batch, channels, "
+                             f"length) tensor of shape {tuple(x.shape)}")
         return x
     check_input(x, name)
     if x.shape[1] % n_channels:

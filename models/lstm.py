@@ -65,7 +65,8 @@ class LSTMTrunk(nn.Module):
         self.out_features = hidden * self.num_directions
 
     def _to_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, C, length) -> (batch, ceil(length / stride), stride * C)."""
+        """(batch, C * length) or (batch, C, length) -> (batch, ceil(length / stride), stride * C)."""
+        x = as_channels(x, self.n_channels, "LSTMTrunk")
         pad = (-x.shape[2]) % self.stride
         if pad:
             x = F.pad(x, (0, pad))
@@ -74,7 +75,6 @@ class LSTMTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, n_channels * length) -> (batch, out_features)."""
-        x = as_channels(x, self.n_channels, "LSTMTrunk")
         out, (h_n, _) = self.lstm(self._to_sequence(x))
         if self.readout == "mean":
             feat = out.mean(dim=1)  # (batch, hidden * directions)
