@@ -254,6 +254,13 @@ def _source_kind(source: Path) -> str:
             return "analyzer"
         raise InputError(f"{source}: is a SpikeInterface {kind or 'object'} folder, not a SortingAnalyzer; "
                          "save the analyzer (create_sorting_analyzer(...).save_as(folder=...)) and import that")
+    if (source / "si_folder.json").is_file():  # a saved recording or sorting
+        try:
+            kind = json.loads((source / "si_folder.json").read_text()).get("class", "").rsplit(".", 1)[-1]
+        except (ValueError, OSError, AttributeError):
+            kind = ""
+        raise InputError(f"{source}: is a saved SpikeInterface {kind or 'object'} folder, not a SortingAnalyzer; "
+                         "import the analyzer folder (or give this recording with --recording)")
     if source.suffix == ".zarr" and (source / ".zattrs").is_file():
         return "analyzer"
     if (source / "params.py").is_file() and (source / "spike_times.npy").is_file():
