@@ -140,6 +140,12 @@ def test_group_unit_and_subset_options(session, tmp_path):
                           max_spikes_per_unit=30, seed=1)
     assert other.csv_path.read_text() != two.csv_path.read_text()
 
+    filtered = import_spikes(session["analyzer_dir"], tmp_path / "bp.csv", units=["2", "0"], max_spikes_per_unit=30,
+                             bandpass=(300.0, 6000.0))
+    assert json.loads(filtered.json_path.read_text())["bandpass_hz"] == [300.0, 6000.0]
+    raw, bp = load_dataset(two.csv_path).X, load_dataset(filtered.csv_path).X
+    assert raw.shape == bp.shape and not np.allclose(raw, bp, atol=1.0)
+
 
 def test_cli_import_then_tune_a_smoke_run_on_each_import(session, imported, tmp_path, capsys, ray_2cpu):
     out = tmp_path / "data" / "CLI.csv"
@@ -235,6 +241,8 @@ def test_option_errors(session, tmp_path):
         import_spikes(session["analyzer_dir"], tmp_path / "X.csv", channels="near")
     with pytest.raises(InputError, match="more channels than the recording has"):
         import_spikes(session["analyzer_dir"], tmp_path / "X.csv", channels=N_CHANNELS + 1)
+    with pytest.raises(InputError, match="0 < LOW < HIGH"):
+        import_spikes(session["analyzer_dir"], tmp_path / "X.csv", bandpass=(6000.0, 300.0))
     with pytest.raises(InputError, match="unit.*7 not found"):
         import_spikes(session["analyzer_dir"], tmp_path / "X.csv", units=["7"])
     assert not list(tmp_path.iterdir())
