@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--recording", default=None,
                      help="the recording, if the source's reference to it is gone: a SpikeInterface-saved "
                           "recording folder, or (Phy) the raw binary that params.py describes")
-    imp.add_argument("--units", default=None, help="comma list of unit ids to keep (default: all in --groups)")
+    imp.add_argument("--units", default=None, help="comma list of unit ids to keep (unset: every unit of --groups)")
     imp.add_argument("--groups", default="good", help="Phy/Kilosort curation groups to keep, comma list")
     imp.add_argument("--max-spikes", type=int, default=1000,
                      help="at most this many spikes per unit (seeded random subset); 0 keeps all")
