@@ -483,9 +483,10 @@ def _csv_text(header: list[str], unit_ids, waveforms: dict) -> str:
     writer.writerow(header)
     for uid in unit_ids:
         flat = waveforms[uid].reshape(len(waveforms[uid]), -1)  # channel-major rows
-        label = str(uid)
-        for row in flat:
-            writer.writerow([f"{v:.3f}" for v in row] + [label])
+        label = io.StringIO()
+        csv.writer(label, lineterminator="\n").writerow([str(uid)])  # quoted if it needs it
+        # savetxt formats whole rows at once; the label ends every row of this unit.
+        np.savetxt(buffer, flat, fmt="%.3f", delimiter=",", newline="," + label.getvalue())
     return buffer.getvalue()
 
 
