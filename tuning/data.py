@@ -30,8 +30,11 @@ Every problem raises :class:`tuning.errors.InputError` with one line that names 
 the line number (1-based line in the file, header = line 1) and/or the column, what is
 wrong and what to do. Blank lines are skipped. Cells may carry surrounding spaces.
 
+Multi-channel files name their waveform columns ``ch{c}_s{t}`` (:mod:`tuning.channels`);
+their rows are stored channel-major and ``Dataset.n_channels`` says how many channels.
+
 Shapes and types of a loaded :class:`Dataset`:
-``X`` float32, ``(n_rows, n_samples)``, C-contiguous, in the file's units;
+``X`` float32, ``(n_rows, n_channels * n_samples)``, C-contiguous, in the file's units;
 ``y`` int64, ``(n_rows,)``, values ``0..K-1``.
 The arrays are ordinary writeable numpy arrays; code that shares a Dataset (Ray trials)
 must treat them as read-only.
@@ -51,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tuning.channels import channel_layout
 from tuning.errors import InputError
 
 __all__ = [
@@ -103,6 +107,8 @@ class Dataset:
         y: int64 array ``(n_rows,)`` of class ids ``0..K-1``.
         label_column: name of the label column in the CSV header.
         class_names: ``class_names[i]`` is the original label (as a string) of class ``i``.
+        n_channels: channels per waveform; a row of ``X`` is ``(n_channels, length)``
+            flattened channel-major (1 for a plain single-channel file).
     """
 
     name: str
@@ -111,6 +117,7 @@ class Dataset:
     y: np.ndarray
     label_column: str
     class_names: tuple[str, ...]
+    n_channels: int = 1
 
     @property
     def n_classes(self) -> int:
@@ -119,8 +126,8 @@ class Dataset:
 
     @property
     def length(self) -> int:
-        """Waveform length in samples (columns of ``X``)."""
-        return int(self.X.shape[1])
+        """Waveform length in samples per channel (columns of ``X`` for one channel)."""
+        return int(self.X.shape[1]) // self.n_channels
 
     @property
     def n_rows(self) -> int:
@@ -139,7 +146,7 @@ class Dataset:
     def __repr__(self) -> str:  # the default repr would print both arrays
         return (
             f"Dataset(name={self.name!r}, rows={self.n_rows}, length={self.length}, "
-            f"classes={self.n_classes}, label_column={self.label_column!r}, path='{self.path}')"
+            f"{f'channels={self.n_channels}, ' if self.n_channels > 1 else ''}classes={self.n_classes}, label_column={self.label_column!r}, path='{self.path}')"
         )
 
 
@@ -320,7 +327,10 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         raise InputError(f"{path}: is not a file; pass a CSV file")
     path = path.resolve()
     parsed = _read_fast(path, label_column) or _read_checked(path, label_column)
-    label_name, _, X, y, class_names = parsed
+    label_name, wave_names, X, y, class_names = parsed
+    n_channels, order = channel_layout(path, wave_names)
+    if order is not None:  # ch{c}_s{t} columns in another order: store them channel-major
+        X = np.ascontiguousarray(X[:, order])
     counts = np.bincount(y, minlength=len(class_names))
     if len(class_names) < 2:
         raise InputError(
@@ -344,6 +354,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         y=y,
         label_column=label_name,
         class_names=class_names,
+        n_channels=n_channels,
     )
 
 
