@@ -232,3 +232,33 @@ def test_predict_script_from_another_folder(cnn_bundle, tmp_path):
     assert "Predicted 180 spikes" in result.stdout
     with open(tmp_path / "work" / "p.csv", newline="") as stream:
         assert sum(1 for _ in csv.reader(stream)) == 181
+
+
+def test_multichannel_bundle_reads_channel_columns_in_any_order(tmp_path, capsys, sentinel):
+    """A 2-channel dataset whose ch{c}_s{t} columns are written sample-major: the loader and
+    predict both put them channel-major; the ONNX twin agrees; a 1-channel file is refused."""
+    from conftest import BUNDLE_CNN_CONFIG, build_bundle, make_waveforms
+
+    from tuning.data import load_dataset
+
+    X0, y = make_waveforms(2, 40, length=24, seed=7)
+    X1 = 0.5 * X0 + np.random.default_rng(8).normal(0, 2.0, X0.shape)
+    names = [f"ch{c}_s{t}" for t in range(24) for c in range(2)]  # ch0_s0, ch1_s0, ch0_s1, ...
+    rows = ([f"{v:.2f}" for t in range(24) for v in (a[t], b[t])] + [str(int(c))] for a, b, c in zip(X0, X1, y))
+    source = _write_csv(tmp_path / "M2.csv", names + ["label"], rows)
+    dataset = load_dataset(source)
+    assert dataset.n_channels == 2 and dataset.length == 24
+    folder = tmp_path / "Model" / "M2"
+    final = build_bundle(folder, "cnn", BUNDLE_CNN_CONFIG, [dataset], max_epochs=3)
+    model = bundle.load_model(folder)
+    assert model.n_channels == 2 and model.metadata["tasks"][0]["n_channels"] == 2
+    expected = np.array(dataset.class_names)[final.fit.predict(dataset.X)]
+    for backend in ("torch", "onnx"):
+        out_path = tmp_path / f"{backend}.csv"
+        code, out, err = run(["predict", folder, source, "--out", out_path, "--backend", backend], capsys)
+        assert code == 0, err
+        assert read(out_path)["label"].tolist() == expected.tolist()
+    one_channel = _write_csv(tmp_path / "one.csv", [f"s{t}" for t in range(48)],
+                             ([f"{v:.2f}" for v in x] for x in dataset.X))
+    assert_refused(["predict", folder, one_channel, "--out", sentinel], capsys, sentinel,
+                   "1 channel(s)", "trained on 2")

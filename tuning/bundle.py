@@ -8,9 +8,9 @@ multi-task approach) to ``results/<Approach>/Model/<DATASET>/`` (MTL: ``<A2+A3+.
                   and calibration errors, sha256 of the training CSV, and the full-split and
                   one-split scores the bundle stands for; package versions
     weights.pt    the network's state_dict (torch.load(..., weights_only=True))
-    model.onnx    the same network for ONNX Runtime: input "waveforms" (batch, input_length)
-                  float32, already normalised and resampled; one output "logits_<task>"
-                  (batch, classes) per head
+    model.onnx    the same network for ONNX Runtime: input "waveforms" (batch, n_channels x
+                  input_length) float32, already normalised and resampled; one output
+                  "logits_<task>" (batch, classes) per head
 
 **The final model.** The best configuration is trained once more on every labelled row of
 the dataset by the recipe the full-split reruns used: a stratified, seeded inner part of
@@ -102,7 +102,7 @@ def train_final(family: str, config: dict, datasets: Sequence, *, seed: int, max
     temperatures, calibration = [], []
     for t, (dataset, split) in enumerate(zip(datasets, splits)):
         logits = task_logits(result.model, result.normalisers[t], result.input_length,
-                             dataset.X[split.val], t)
+                             dataset.X[split.val], t, result.n_channels)
         y = dataset.y[split.val]
         temperature = fit_temperature(logits, y)
         temperatures.append(temperature)
@@ -159,7 +159,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     model = final.fit.model
     names = [d.name for d in datasets]
     weights = _state_dict_bytes(model)
-    onnx_bytes = onnx_export(model, final.fit.input_length, names)
+    onnx_bytes = onnx_export(model, final.fit.n_channels * final.fit.input_length, names)
     full = full_split.set_index("dataset")
     one = one_split.set_index("dataset")
     tasks = []
@@ -169,7 +169,8 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
             "class_names": list(dataset.class_names),  # class id k is class_names[k]
             "label_map": dataset.label_map(),
             "label_column": dataset.label_column,
-            "input_length": dataset.length,
+            "input_length": dataset.length,  # samples per channel
+            "n_channels": final.fit.n_channels,
             "resampling": resampling_rule(dataset.length, final.fit.input_length),
             "normalisation": final.fit.normalisers[t].state(),
             "temperature": final.temperatures[t],
@@ -187,7 +188,8 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "family": family, "approach": approach,
         "config": {k: v for k, v in sorted(config.items())},
-        "input_length": final.fit.input_length,
+        "input_length": final.fit.input_length,  # the network's, samples per channel
+        "n_channels": final.fit.n_channels,  # a row is (n_channels, input_length) flattened channel-major
         "tasks": tasks,
         "training": {
             "rule": f"all labelled rows but a stratified inner part of {final.inner_val_fraction:g} "
@@ -201,6 +203,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
         "files": {WEIGHTS_FILE: hashlib.sha256(weights).hexdigest(),
                   ONNX_FILE: hashlib.sha256(onnx_bytes).hexdigest()},
         "onnx": {"input": ONNX_INPUT, "outputs": [f"logits_{n}" for n in names],
+                 "input_columns": final.fit.n_channels * final.fit.input_length,
                  "note": "input: normalised and resampled waveforms (see README); "
                          "probabilities = softmax(logits / temperature)"},
         "versions": {**package_versions(), **_versions("onnx", "onnxruntime")},
@@ -276,8 +279,9 @@ def _state_dict_bytes(model) -> bytes:
 
 
 def onnx_export(model, input_length: int, task_names: Sequence[str]) -> bytes:
-    """The network as ONNX bytes: input ``waveforms`` (batch, input_length), dynamic batch;
-    one output ``logits_<task>`` per head.
+    """The network as ONNX bytes: input ``waveforms`` (batch, input_length) where
+    ``input_length`` counts every column (channels x samples), dynamic batch; one output
+    ``logits_<task>`` per head.
 
     torch's TorchScript exporter (``dynamo=False``): in torch 2.13 it exports every family
     (FFN, CNN, LSTM, multi-head) in about 0.3 s with only ``onnx`` installed. The
@@ -290,7 +294,7 @@ def onnx_export(model, input_length: int, task_names: Sequence[str]) -> bytes:
 
     import torch
 
-    wrapper = _all_heads_class()(model).eval()
+    wrapper = _all_heads_class()(model, int(input_length)).eval()
     outputs = [f"logits_{n}" for n in task_names]
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -306,25 +310,32 @@ def _all_heads_class():
     from torch import nn
 
     class AllHeads(nn.Module):
-        """The trunk once, then every head: one output per task."""
+        """The trunk once, then every head: one output per task. The flat input is cut into
+        (batch, channels, samples) by constant slices here, so the exported graph keeps the
+        samples axis static (a reshape, the trunks' own included, traces it as dynamic, and
+        the exporter cannot size an adaptive pooling by a dynamic axis)."""
 
-        def __init__(self, net):
+        def __init__(self, net, columns: int):
             super().__init__()
             self.net = net
+            self.channels = int(getattr(net.trunk, "n_channels", 1))
+            self.samples = columns // self.channels
 
         def forward(self, x: torch.Tensor):
-            features = self.net.trunk(x)
+            n = self.samples
+            features = self.net.trunk(torch.stack([x[:, c * n:(c + 1) * n] for c in range(self.channels)], 1))
             return tuple(head(features) for head in self.net.heads)
 
     return AllHeads
 
 
 # ----------------------------------------------------------------------------- inference
-def task_logits(model, normaliser: Normaliser, input_length: int, X: np.ndarray, task: int) -> np.ndarray:
+def task_logits(model, normaliser: Normaliser, input_length: int, X: np.ndarray, task: int,
+                n_channels: int = 1) -> np.ndarray:
     """Raw logits float32 (rows, classes) of raw waveforms ``X`` for head ``task`` (torch)."""
     import torch
 
-    x = prepare(X, normaliser, input_length)
+    x = prepare(X, normaliser, input_length, n_channels)
     model.eval()
     with torch.inference_mode():
         parts = [model(torch.from_numpy(x[i:i + _FORWARD_BATCH]), task).float().numpy()
@@ -332,17 +343,19 @@ def task_logits(model, normaliser: Normaliser, input_length: int, X: np.ndarray,
     return np.concatenate(parts) if parts else np.zeros((0, model.class_counts[task]), np.float32)
 
 
-def prepare(X: np.ndarray, normaliser: Normaliser, input_length: int) -> np.ndarray:
-    """The network's input: normalised, then resampled to ``input_length`` (as in training)."""
-    return np.ascontiguousarray(resample_to_length(normaliser.transform(X), input_length), dtype=np.float32)
+def prepare(X: np.ndarray, normaliser: Normaliser, input_length: int, n_channels: int = 1) -> np.ndarray:
+    """The network's input: normalised, then each channel resampled to ``input_length`` (as in training)."""
+    return np.ascontiguousarray(resample_to_length(normaliser.transform(X), input_length, n_channels),
+                                dtype=np.float32)
 
 
 class BundleModel:
     """A loaded bundle: sorts raw waveforms into the lab's own labels.
 
     ``X`` everywhere: a float array (rows, samples) of raw waveforms in the training CSV's
-    units, ``samples == model.input_length(task)``; the bundle normalises and resamples them
-    itself. ``task``: a dataset name, needed only for a multi-task bundle.
+    units, ``samples == model.input_length(task)`` (multi-channel bundles: ``n_channels x
+    input_length`` columns, channel-major, as ``Dataset.X``); the bundle normalises and
+    resamples them itself. ``task``: a dataset name, needed only for a multi-task bundle.
 
     * ``predict(X, task=None, min_confidence=None)`` -> str array (rows,): the predicted
       label of each spike (one of ``classes(task)``, or ``"unsorted"`` when its confidence
@@ -363,6 +376,7 @@ class BundleModel:
         self._tasks = {t["name"]: i for i, t in enumerate(metadata["tasks"])}
         self._normalisers = [Normaliser.from_state(t["normalisation"]) for t in metadata["tasks"]]
         self._network_length = int(metadata["input_length"])
+        self.n_channels = int(metadata.get("n_channels", 1))
 
     def __repr__(self) -> str:
         return (f"BundleModel({self.metadata['family']!r}, tasks={self.tasks}, backend={self.backend!r}, "
@@ -405,21 +419,27 @@ class BundleModel:
     def temperature(self, task: str | None = None) -> float:
         return float(self._spec(task)[1]["temperature"])
 
-    def check_length(self, n_samples: int, task: str | None = None, source: str = "input") -> None:
-        """InputError naming both lengths unless ``n_samples`` is what the task takes."""
+    def check_length(self, n_columns: int, task: str | None = None, source: str = "input") -> None:
+        """InputError naming both lengths unless ``n_columns`` (channels x samples) is what the
+        task takes."""
         index, spec = self._spec(task)
-        if n_samples != spec["input_length"]:
+        want = self.n_channels * spec["input_length"]
+        if n_columns != want:
             rule = spec["resampling"]
             how = (f"; the bundle resamples {rule['from']} to {rule['to']} itself, from no other length"
                    if rule["method"] != "none" else "")
-            raise InputError(f"{source}: waveforms have {n_samples} samples but the bundle's task "
-                             f"{spec['name']!r} takes {spec['input_length']} (the length of its training "
-                             f"data){how}; resample or cut the waveforms to {spec['input_length']} samples")
+            if self.n_channels == 1:
+                raise InputError(f"{source}: waveforms have {n_columns} samples but the bundle's task "
+                                 f"{spec['name']!r} takes {want} (the length of its training data){how}; "
+                                 f"resample or cut the waveforms to {want} samples")
+            raise InputError(f"{source}: waveforms have {n_columns} values but the bundle's task {spec['name']!r} "
+                             f"takes {self.n_channels} channels x {spec['input_length']} samples = {want} "
+                             f"(its training data){how}")
 
     def logits(self, X, task: str | None = None) -> np.ndarray:
         index, spec = self._spec(task)
         X = self._check_input(X, task)
-        x = prepare(X, self._normalisers[index], self._network_length)
+        x = prepare(X, self._normalisers[index], self._network_length, self.n_channels)
         if self.backend == "torch":
             import torch
 
@@ -536,7 +556,8 @@ def _load_torch(path: Path, metadata: dict, threads: int | None):
     try:
         state = torch.load(io.BytesIO(content), weights_only=True, map_location="cpu")
         network = models.build_model(metadata["family"], metadata["config"], int(metadata["input_length"]),
-                                     [len(t["class_names"]) for t in metadata["tasks"]])
+                                     [len(t["class_names"]) for t in metadata["tasks"]],
+                                     int(metadata.get("n_channels", 1)))
         network.load_state_dict(state)
     except Exception as error:  # torch raises RuntimeError / UnpicklingError / KeyError ...
         raise InputError(f"{path / WEIGHTS_FILE}: cannot be loaded into the bundle's network "

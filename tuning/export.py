@@ -129,16 +129,31 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
         if started:
             import ray
             ray.shutdown()
-    plan, one_split, full_split = plan_export(Path(results_dir), record, experiment_dir, best, datasets,
-                                              rows, folds, repeats)
+    plan, one_split, full_split = write_export(Path(results_dir), record, experiment_dir, best, datasets,
+                                               rows, folds, repeats, final)
     approach, _ = tree.approach_names(family)
-    plan.update(bundle.plan_bundle(
-        bundle.bundle_folder(Path(results_dir) / approach, datasets), family=family, approach=approach,
-        config=best.config, datasets=datasets, final=final, full_split=full_split, one_split=one_split,
-        source={"experiment": experiment_dir, "trial_id": best.trial_id, "objective": record["metric"],
-                "objective_value": best.value, "search_epoch": best.epoch}))
-    tree.commit(plan)
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
+
+
+def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
+                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
+                 final: bundle.FinalModel | None = None):
+    """Plan and commit the export under the results tree's lock, so that a concurrent export
+    of another dataset cannot read the shared files before this one has written them.
+    ``final``: the model bundle's network, whose files join the same all-or-nothing commit."""
+    with tree.locked(results_dir):
+        plan, one_split, full_split = plan_export(results_dir, record, experiment_dir, best, datasets,
+                                                  rows, folds, repeats)
+        if final is not None:
+            approach, _ = tree.approach_names(record["family"])
+            plan.update(bundle.plan_bundle(
+                bundle.bundle_folder(results_dir / approach, datasets), family=record["family"],
+                approach=approach, config=best.config, datasets=datasets, final=final, full_split=full_split,
+                one_split=one_split, source={"experiment": experiment_dir, "trial_id": best.trial_id,
+                                             "objective": record["metric"], "objective_value": best.value,
+                                             "search_epoch": best.epoch}))
+        tree.commit(plan)
+    return plan, one_split, full_split
 
 
 def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,

@@ -104,9 +104,16 @@ def _predict_rows(model, task, path, header, rows, out, label_column, min_confid
                   progress) -> PredictSummary:
     from tuning import atomic
 
+    from tuning.channels import channel_layout
+
     spec = model.metadata["tasks"][model.tasks.index(task)]
-    label_j = find_label_column(path, header, label_column, spec)
-    model.check_length(len(header) - (label_j is not None), task, source=str(path))
+    label_j = find_label_column(path, header, label_column, spec, model.n_channels)
+    wave_names = [name for j, name in enumerate(header) if j != label_j]
+    n_channels, order = channel_layout(path, wave_names)  # ch{c}_s{t} columns: put them channel-major
+    if n_channels != model.n_channels:
+        raise InputError(f"{path}: waveforms of {n_channels} channel(s), but the bundle was trained on "
+                         f"{model.n_channels}; give it files with the same channels")
+    model.check_length(len(wave_names), task, source=str(path))
 
     summary = PredictSummary(model, task, out, label_column=None if label_j is None else header[label_j])
     classes = model.classes(task)
@@ -122,6 +129,8 @@ def _predict_rows(model, task, path, header, rows, out, label_column, min_confid
                 for row, line in zip(chunk, lines):
                     check_row_length(path, row, line, len(header))
                 X = waveform_array(path, header, chunk, lines, label_j)
+                if order is not None:
+                    X = X[:, order]
                 probabilities = model.predict_proba(X, task)
                 labels = model.labels_from_proba(probabilities, task, min_confidence)
                 true = None
@@ -140,7 +149,8 @@ def _predict_rows(model, task, path, header, rows, out, label_column, min_confid
     return summary
 
 
-def find_label_column(path: Path, header: list[str], label_column: str | None, spec: dict) -> int | None:
+def find_label_column(path: Path, header: list[str], label_column: str | None, spec: dict,
+                      n_channels: int = 1) -> int | None:
     """Index of INPUT's label column, or None (see the module docstring)."""
     if label_column is not None:
         want = label_column.strip()
@@ -157,7 +167,7 @@ def find_label_column(path: Path, header: list[str], label_column: str | None, s
     for j, name in enumerate(header):
         if name.lower() in names:
             return j
-    if len(header) == int(spec["input_length"]) + 1:
+    if len(header) == n_channels * int(spec["input_length"]) + 1:
         return len(header) - 1
     return None
 
