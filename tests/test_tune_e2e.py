@@ -84,6 +84,19 @@ def test_cli_tune_prints_best_config_and_experiment(cli_run, experiment):
     assert sorted(p.name for p in work.iterdir()) == ["ray_results", "results"]
 
 
+def test_the_export_leaves_a_bundle_that_predict_uses(cli_run, experiment, module_tiny_dataset_dir, tmp_path):
+    _, work = cli_run
+    bundle = work / "results" / "Classic CNN PyTorch" / "Model" / "T3"
+    assert sorted(p.name for p in bundle.iterdir()) == ["bundle.json", "model.onnx", "weights.pt"]
+    out = tmp_path / "predictions.csv"
+    result = subprocess.run([sys.executable, "-m", "tuning", "predict", str(bundle),
+                             str(module_tiny_dataset_dir / "T3.csv"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Predicted 180 spikes with Classic CNN PyTorch (T3)" in result.stdout and "accuracy" in result.stdout
+    assert len(out.read_text().splitlines()) == 181
+
+
 def test_every_trial_logs_val_accuracy_to_tensorboard(experiment):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

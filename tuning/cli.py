@@ -1,4 +1,5 @@
-"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``).
+"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``,
+``predict``).
 
 Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` shows the
 traceback instead.
@@ -99,7 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--folds", type=int, default=defaults.folds,
                      help="folds the dataset must support: every unit needs enough spikes")
     imp.add_argument("--seed", type=int, default=0, help="seeds the spike subset")
+    add_predict_parser(commands)
     return parser
+
+
+def add_predict_parser(commands) -> None:
+    predict = commands.add_parser("predict", help="sort the spikes of a CSV with a model bundle from the export",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict.add_argument("model_dir", help="a bundle folder: results/<Approach>/Model/<DATASET>")
+    predict.add_argument("input", help="waveform CSV, with or without a label column")
+    predict.add_argument("--out", required=True, help="predictions CSV to write (replaced only on success)")
+    predict.add_argument("--task", default=None, help="the head of a multi-task bundle (a dataset name)")
+    predict.add_argument("--min-confidence", type=float, default=None,
+                         help="label spikes whose calibrated confidence is below this 'unsorted' (0..1)")
+    predict.add_argument("--label-column", default=None,
+                         help="INPUT's label column (default: found by name, else none)")
+    predict.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                         help="run the bundle's weights.pt with torch or its model.onnx with ONNX Runtime")
+    predict.add_argument("--chunk-rows", type=int, default=50_000, help="spikes read and predicted at a time")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar on large inputs")
 
 
 def settings_from_args(args):
@@ -158,6 +177,12 @@ def cmd_compare(args) -> int:
     return compare.run(args)
 
 
+def cmd_predict(args) -> int:
+    from tuning import predict
+
+    return predict.run(args)
+
+
 def cmd_import(args) -> int:
     from tuning.importers import import_spikes
 
@@ -195,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "import": cmd_import}
+    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "import": cmd_import,
+                "predict": cmd_predict}
     try:
         return handlers[args.command](args)
     except InputError as error:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 import search_spaces
-from tuning import cluster, results_tree as tree
+from tuning import bundle, cluster, results_tree as tree
 from tuning.data import Dataset, load_dataset
 from tuning.driver import package_versions, read_run_record
 from tuning.errors import InputError
@@ -117,26 +117,41 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     # Join only the cluster named now: the search's cluster may be gone by the day of a re-export.
     started = cluster.connect(address, num_cpus)
     try:
+        final = bundle.start_final_training(  # the model bundle's network, beside the reruns
+            family, best.config, datasets, seed=settings["seed"], max_epochs=settings["max_epochs"],
+            patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
+            inner_val_fraction=INNER_VAL_FRACTION, cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"])
         rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
                         cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress)
+        final = bundle.collect(final)
     finally:
         if started:
             import ray
             ray.shutdown()
     plan, one_split, full_split = write_export(Path(results_dir), record, experiment_dir, best, datasets,
-                                               rows, folds, repeats)
+                                               rows, folds, repeats, final)
     approach, _ = tree.approach_names(family)
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
-                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int):
+                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
+                 final: bundle.FinalModel | None = None):
     """Plan and commit the export under the results tree's lock, so that a concurrent export
-    of another dataset cannot read the shared files before this one has written them."""
+    of another dataset cannot read the shared files before this one has written them.
+    ``final``: the model bundle's network, whose files join the same all-or-nothing commit."""
     with tree.locked(results_dir):
         plan, one_split, full_split = plan_export(results_dir, record, experiment_dir, best, datasets,
                                                   rows, folds, repeats)
+        if final is not None:
+            approach, _ = tree.approach_names(record["family"])
+            plan.update(bundle.plan_bundle(
+                bundle.bundle_folder(results_dir / approach, datasets), family=record["family"],
+                approach=approach, config=best.config, datasets=datasets, final=final, full_split=full_split,
+                one_split=one_split, source={"experiment": experiment_dir, "trial_id": best.trial_id,
+                                             "objective": record["metric"], "objective_value": best.value,
+                                             "search_epoch": best.epoch}))
         tree.commit(plan)
     return plan, one_split, full_split
 
@@ -245,3 +260,5 @@ def print_summary(summary: ExportSummary) -> None:
               f"[{100 * row['accuracy_ci95_low']:.1f}, {100 * row['accuracy_ci95_high']:.1f}]"
               f"  balanced {100 * row['balanced_accuracy_mean']:.1f}  macro-F1 {100 * row['macro_f1_mean']:.1f}")
     print(f"Results: {summary.results_dir / summary.approach}")
+    print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
+          f"{summary.results_dir / summary.approach / bundle.MODEL_FOLDER}")
