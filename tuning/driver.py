@@ -33,7 +33,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
-from tuning import atomic, cluster
+from tuning import atomic, cluster, console
 from tuning.data import Dataset
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
@@ -43,6 +43,9 @@ from tuning.trainable import train_trial
 from tuning.training import TaskData
 
 RUN_RECORD = "spikesort_run.json"
+EXPORT_RECORD = "spikesort_exported.json"
+"""Written into an experiment folder by its export: ``--resume`` passes over such a
+finished, exported experiment and starts a new one."""
 
 
 @dataclass
@@ -60,6 +63,8 @@ class ExperimentOutcome:
     best_epoch: int | None = None
     best_config: dict = field(default_factory=dict)
     best_metrics: dict = field(default_factory=dict)
+    metric: str = ""                # the objective, as reported: "val_accuracy"
+    log_path: Path | None = None    # the search's log file (see tuning.console)
 
 
 def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
@@ -73,10 +78,19 @@ def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None 
 
 
 def run_groups(family: str, groups: Sequence[Sequence[Dataset]], settings: TuneSettings) -> list[ExperimentOutcome]:
-    """One experiment per group of validated datasets (see :func:`load_for_tuning`)."""
-    started_ray = cluster.connect(settings.address, settings.num_cpus)
+    """One experiment per group of validated datasets (see :func:`load_for_tuning`).
+
+    An interrupted experiment (Ctrl-C) ends the whole run: the groups after it are not
+    started, and the outcomes so far are returned (the last one not ``complete``).
+    """
+    started_ray = cluster.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
     try:
-        return [run_experiment(family, group, settings) for group in groups]
+        outcomes = []
+        for group in groups:
+            outcomes.append(run_experiment(family, group, settings))
+            if not outcomes[-1].complete:
+                break
+        return outcomes
     finally:
         if started_ray:
             ray.shutdown()
@@ -105,16 +119,19 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     save_experiment_state_often()
     if path is not None:
         print(f"Resuming {path}", flush=True)
+        log_path = console.log_path_for(path)
         # Same wrapped trainable; unfinished and errored trials continue from their last
         # checkpoint (tuning.trainable loads it), finished ones stay as they are.
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
+        set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
     else:
         if settings.resume:
             print("Nothing to resume: starting a new experiment.", flush=True)
         name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = _join(storage, name)
         write_run_record(path, family, datasets, settings)
+        log_path = console.log_path_for(path)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -126,16 +143,48 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                 reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
             ),
             run_config=tune.RunConfig(
-                name=name, storage_path=storage, verbose=settings.verbose,
+                name=name, storage_path=storage, verbose=ray_verbosity(settings),
+                progress_reporter=reporter(settings, metric, mode, log_path),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 callbacks=list(callbacks) or None,
             ),
         )
-    grid = tuner.fit()
+    with console.search_output(log_path, settings.verbose):
+        grid = tuner.fit()
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
+    outcome.metric, outcome.log_path = metric, log_path
     print_outcome(outcome, metric)
     return outcome
+
+
+def ray_verbosity(settings: TuneSettings) -> int:
+    """Tune's ``verbose``: 0 prints nothing; 1 runs our reporter (settings.verbose 1) or
+    Ray's own tables and boxes (settings.verbose 2, ``--verbose``)."""
+    return min(settings.verbose, 1)
+
+
+def reporter(settings: TuneSettings, metric: str, mode: str, log_path) -> console.ConsoleReporter | None:
+    """The default console (see :mod:`tuning.console`); None: Tune's own output."""
+    if settings.verbose != 1:
+        return None
+    return console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path)
+
+
+def set_restored_output(tuner, settings: TuneSettings, progress_reporter) -> None:
+    """Give a restored experiment this run's output settings, not the pickled ones.
+
+    ``Tuner.restore`` takes no ``RunConfig``: it brings back the one saved with the
+    experiment (its verbosity, its reporter, or none for experiments made before the
+    console existed). The restored ``RunConfig`` is the Tuner's own (Ray 2.60:
+    ``tuner._local_tuner``; absent for Ray Client, where the saved one stays).
+    """
+    local = getattr(tuner, "_local_tuner", None)
+    if local is None:
+        return
+    run_config = local.get_run_config()
+    run_config.verbose = ray_verbosity(settings)
+    run_config.progress_reporter = progress_reporter
 
 
 EXPERIMENT_STATE_PERIOD_S = "1"
@@ -261,6 +310,8 @@ def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:
         for key, value in sorted(outcome.best_config.items()):
             print(f"  {key}: {value}")
     print(f"Experiment folder: {outcome.path}")
+    if outcome.log_path is not None:
+        print(f"Log: {outcome.log_path}")
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(outcome.path))}")
     sys.stdout.flush()
 
@@ -297,7 +348,9 @@ def read_run_record(path) -> dict:
 
 
 def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> str | None:
-    """The newest experiment of the same family and datasets that Tune can restore."""
+    """The newest experiment of the same family and datasets that Tune can restore and
+    that was not exported yet: an interrupted search, or a finished one whose export was
+    interrupted (or skipped with ``--no-export``)."""
     prefix = experiment_name(family, datasets) + "-"
     if "://" in storage:
         import pyarrow.fs
@@ -307,9 +360,31 @@ def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> st
         names = [p.name for p in Path(storage).glob(prefix + "*") if p.is_dir()]
     for name in sorted((n for n in names if n.startswith(prefix)), reverse=True):
         candidate = _join(storage, name)
-        if tune.Tuner.can_restore(candidate):
+        if tune.Tuner.can_restore(candidate) and not was_exported(candidate):
             return candidate
     return None
+
+
+def mark_exported(path, results_dir) -> None:
+    """Record in the experiment folder that it was exported (best effort: a read-only
+    experiment folder, e.g. a colleague's, still exports)."""
+    text = json.dumps({"results_dir": str(Path(results_dir).resolve()),
+                       "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2)
+    try:
+        if "://" in str(path):
+            _write_remote(str(path), EXPORT_RECORD, text)
+        else:
+            atomic.write_text(Path(path) / EXPORT_RECORD, text)
+    except OSError:
+        pass
+
+
+def was_exported(path) -> bool:
+    if "://" in str(path):
+        import pyarrow.fs
+        fs, root = pyarrow.fs.FileSystem.from_uri(str(path))
+        return fs.get_file_info(f"{root}/{EXPORT_RECORD}").type != pyarrow.fs.FileType.NotFound
+    return (Path(path) / EXPORT_RECORD).is_file()
 
 
 def package_versions() -> dict:
