@@ -156,7 +156,7 @@ class ConsoleReporter(CLIReporter):
             self._emit(line)
             elapsed = now - self._started_at
             self._next_plain_at = now + max(PLAIN_FIRST_PERIOD_S, PLAIN_PERIOD_FRACTION * elapsed)
-        if done or now - self._last_table_at >= TABLE_PERIOD_S:
+        if self.log_path and (done or now - self._last_table_at >= TABLE_PERIOD_S):
             self._last_table_at = now
             self._log(self._progress_str(trials, done, *sys_info))
 
