@@ -100,6 +100,18 @@ def test_a_resumed_search_does_not_report_its_old_trials_again():
         "[2/2] trial c_00001: 2 epochs, best val_accuracy 0.5000, stopped early by ASHA"]
 
 
+def test_a_crash_that_tune_retries_gets_a_line():
+    r, out = reporter(tty=False, total=1)
+    crashing = trial("d_00000", [0.5, 0.6], "RUNNING")
+    r.report([crashing], False)
+    crashing.run_metadata.num_failures = 1  # Tune restarts it from its checkpoint
+    r.report([crashing], False)
+    r.report([crashing], False)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "trial d_00000 failed after 2 epochs (failure 1); Tune restarts it from its last checkpoint"), lines
+
+
 def test_reporter_pickles_without_its_stream():
     # Tune saves the reporter with the experiment (tuner.pkl): a stream cannot be pickled.
     r, _ = reporter(tty=True)

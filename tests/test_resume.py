@@ -329,7 +329,7 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_every_trial_once(tiny_dataset_d
 def continue_command(stderr: str) -> str:
     """The command printed after "Continue with:"."""
     lines = stderr.splitlines()
-    return lines[lines.index("Continue with:") + 1].strip()
+    return next(lines[i + 1] for i, line in enumerate(lines) if line.endswith("Continue with:")).strip()
 
 
 @pytest.mark.slow

@@ -105,6 +105,7 @@ class ConsoleReporter(CLIReporter):
 
     def _reset(self) -> None:
         self._ended: set[str] = set()
+        self._failures: dict[str, int] = {}
         self._started_at: float | None = None
         self._epochs_at_start = 0
         self._last_check = 0.0
@@ -136,10 +137,17 @@ class ConsoleReporter(CLIReporter):
             self._epochs_at_start = sum(epochs_of(t) for t in trials)
             finished = [t for t in trials if t.status in ENDED]
             self._ended.update(t.trial_id for t in finished)
+            self._failures = {t.trial_id: failures_of(t) for t in trials}
             self._next_plain_at = now + PLAIN_FIRST_PERIOD_S
             self._last_table_at = now
             if finished:
                 self._emit(f"{len(finished)} of {self.total} trials had already ended before this run")
+        for trial in trials:  # a crash that Tune retries (FailureConfig): the trial goes on
+            if failures_of(trial) > self._failures.get(trial.trial_id, 0) and trial.status != "ERROR":
+                self._emit(f"trial {trial.trial_id} failed after {plural(epochs_of(trial), 'epoch')} "
+                           f"(failure {failures_of(trial)}); Tune restarts it from its last checkpoint "
+                           f"(traceback: {error_file(trial)})")
+            self._failures[trial.trial_id] = failures_of(trial)
         for trial in sorted((t for t in trials if t.status in ENDED and t.trial_id not in self._ended),
                             key=lambda t: t.trial_id):
             self._ended.add(trial.trial_id)
@@ -220,6 +228,10 @@ class ConsoleReporter(CLIReporter):
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def failures_of(trial) -> int:
+    return int(trial.run_metadata.num_failures or 0)
 
 
 def epochs_of(trial) -> int:
