@@ -19,7 +19,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -117,45 +119,75 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     trainable = make_trainable(family, datasets, settings)
     metric, mode = f"val_{settings.metric}", metric_mode(settings.metric)
     save_experiment_state_often()
-    if path is not None:
+    resuming = path is not None
+    if resuming:
         print(f"Resuming {path}", flush=True)
-        log_path = console.log_path_for(path)
-        # Same wrapped trainable; unfinished and errored trials continue from their last
-        # checkpoint (tuning.trainable loads it), finished ones stay as they are.
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
-        set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
     else:
         if settings.resume:
             print("Nothing to resume: starting a new experiment.", flush=True)
         name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = _join(storage, name)
         write_run_record(path, family, datasets, settings)
-        log_path = console.log_path_for(path)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=make_searcher(family, datasets, settings, metric, mode, sampler=sampler),
-                scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
-                                                     grace_period=settings.grace_period, reduction_factor=3),
-                metric=metric, mode=mode, num_samples=settings.samples,
-                max_concurrent_trials=concurrent_trials(settings),
-                reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
-            ),
-            run_config=tune.RunConfig(
-                name=name, storage_path=storage, verbose=ray_verbosity(settings),
-                progress_reporter=reporter(settings, metric, mode, log_path),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                callbacks=list(callbacks) or None,
-            ),
-        )
-    with console.search_output(log_path, settings.verbose):
-        grid = tuner.fit()
+    log_path = console.log_path_for(path)
+    with console.search_output(log_path, settings.verbose):  # Optuna logs as its study is made
+        if resuming:
+            # Same wrapped trainable; unfinished and errored trials continue from their last
+            # checkpoint (tuning.trainable loads it), finished ones stay as they are.
+            tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+            set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=make_searcher(family, datasets, settings, metric, mode, sampler=sampler),
+                    scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
+                                                         grace_period=settings.grace_period, reduction_factor=3),
+                    metric=metric, mode=mode, num_samples=settings.samples,
+                    max_concurrent_trials=concurrent_trials(settings),
+                    reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+                ),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage, verbose=ray_verbosity(settings),
+                    progress_reporter=reporter(settings, metric, mode, log_path),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                    callbacks=list(callbacks) or None,
+                ),
+            )
+        grid, interrupted = fit_noticing_interrupt(tuner)
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
+    if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
+        outcome.complete, outcome.n_stopped_early = False, 0
     outcome.metric, outcome.log_path = metric, log_path
     print_outcome(outcome, metric)
     return outcome
+
+
+def fit_noticing_interrupt(tuner) -> tuple:
+    """``tuner.fit()`` and whether Tune stopped it for a Ctrl-C (SIGINT or SIGUSR1).
+
+    Tune swaps in its own SIGINT handler for the search; on the first signal it puts back
+    the handler it found and ends the search normally, with the trials it cut off marked
+    TERMINATED, like finished ones. So a handler of ours that is back in place after
+    ``fit`` tells that the search was interrupted. (Tune installs no handler outside the
+    main thread or with ``TUNE_DISABLE_SIGINT_HANDLER=1``: then a Ctrl-C raises
+    KeyboardInterrupt out of ``fit``.)
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") != "0":
+        return tuner.fit(), False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def after_first_ctrl_c(signum, frame):  # a second Ctrl-C, while Tune is stopping
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, after_first_ctrl_c)
+    try:
+        grid = tuner.fit()
+        return grid, signal.getsignal(signal.SIGINT) is after_first_ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def ray_verbosity(settings: TuneSettings) -> int:
