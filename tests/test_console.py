@@ -76,7 +76,7 @@ def test_terminal_gets_one_redrawn_progress_line_and_a_line_per_ended_trial():
 def test_without_a_terminal_progress_is_plain_lines_now_and_then():
     r, out = reporter(tty=False)
     running = [trial("b_00000", [0.5], "RUNNING"), trial("b_00001", [0.6], "PENDING")]
-    for _ in range(5):  # calls within the first 30 s print no progress line
+    for _ in range(5):  # calls within the first minute print no progress line
         r.report(running, False)
     assert out.getvalue() == ""
     r.report([trial("b_00000", [0.5, 0.6, 0.7, 0.9], "TERMINATED"), trial("b_00001", [0.6], "RUNNING")], False)

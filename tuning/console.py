@@ -10,8 +10,8 @@ in a 48-trial search. By default (``TuneSettings.verbose == 1``) a search instea
   score, stopped early by ASHA or run to the end, or errored) and a progress line (trials
   done / running / total, best so far, elapsed, an estimate of the rest). On a terminal
   the progress line is redrawn in place (carriage return); elsewhere (a file, a pipe, a
-  cluster job's log) it is a plain line every 30 s at first, then every tenth of the time
-  elapsed, so a long search still prints only a few dozen;
+  cluster job's log) it is a plain line every minute at first, then every tenth of the
+  time elapsed, so a long search still prints only a few dozen;
 * sends Tune's and Optuna's log records (``ray.tune``, ``ray.train``, ``ray.air``,
   ``optuna`` loggers) and
   Tune's full trial table (every few minutes and at the end) to ``tune.log`` in the
@@ -39,7 +39,7 @@ LOG_NAME = "tune.log"
 TUNE_LOGGERS = ("ray.tune", "ray.train", "ray.air", "optuna")
 ENDED = ("TERMINATED", "ERROR")
 TTY_REDRAW_S = 1.0        # a terminal's progress line is redrawn at most this often
-PLAIN_FIRST_PERIOD_S = 30.0  # without a terminal: a progress line every 30 s, then
+PLAIN_FIRST_PERIOD_S = 60.0  # without a terminal: a progress line every minute, then
 PLAIN_PERIOD_FRACTION = 0.1  # ... every tenth of the time elapsed
 TABLE_PERIOD_S = 300.0    # Tune's full trial table in the log file
 
