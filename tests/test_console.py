@@ -46,7 +46,7 @@ def test_durations_and_estimate():
     # 1 + 2 = 3 epochs left, at 10 epochs per 60 s -> 18 s.
     assert estimate_left_s(60, 10, [1, 3], [1], 4) == pytest.approx(18.0)
     line = progress_text(2, 1, 4, "val_accuracy 0.9000", 60, 18)
-    assert line == "2/4 trials done, 1 running | best val_accuracy 0.9000 | 1m00s elapsed, about 18s left"
+    assert line == "2/4 trials done, 1 running | best val_accuracy 0.9000 | 1m00s elapsed, ~18s left"
     assert progress_text(4, 0, 4, None, 90, None).endswith("1m30s elapsed")
 
 

@@ -161,18 +161,17 @@ def test_search_hands_its_best_trial_and_data_to_the_export(ray_2cpu, module_tin
 
     import pandas as pd
 
-    from tuning.driver import run_tuning
+    from tuning.driver import load_for_tuning, run_groups
     from tuning.errors import InputError
     from tuning.export import best_trial_from_outcome, export_experiment
 
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(module_tiny_dataset_dir / "T2.csv", data / "T2.csv")
-    settings = dict(data_dir=str(data), storage=str(tmp_path / "rr"), samples=2, max_epochs=2, grace_period=1,
-                    folds=2, repeats=1, verbose=0)
-    from tuning.driver import TuneSettings, load_for_tuning
-    (datasets,) = load_for_tuning("ffn", "T2", TuneSettings(**settings))
-    (outcome,) = run_tuning("ffn", "T2", **settings)
+    settings = TuneSettings(data_dir=str(data), storage=str(tmp_path / "rr"), samples=2, max_epochs=2,
+                            grace_period=1, folds=2, repeats=1, verbose=0)
+    (datasets,) = load_for_tuning("ffn", "T2", settings)  # as `tune` does: validated once
+    (outcome,) = run_groups("ffn", [datasets], settings)
     # What the export would otherwise read back is gone: the data file, Tune's state and
     # every trial's results.
     (data / "T2.csv").unlink()

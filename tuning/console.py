@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -74,8 +75,8 @@ def progress_text(n_ended: int, n_running: int, n_total: int, best: str | None,
     parts = [f"{n_ended}/{n_total} trials done, {n_running} running"]
     parts.append(f"best {best}" if best else "no score yet")
     timing = f"{format_duration(elapsed_s)} elapsed"
-    if n_ended < n_total:
-        timing += f", about {format_duration(left_s)} left" if left_s is not None else ", estimating the rest"
+    if n_ended < n_total and left_s is not None:
+        timing += f", ~{format_duration(left_s)} left"
     parts.append(timing)
     return " | ".join(parts)
 
@@ -153,8 +154,8 @@ class ConsoleReporter(CLIReporter):
             self._ended.add(trial.trial_id)
             self._emit(self.trial_line(trial))
         line = self.progress_line(trials, now)
-        if self.tty:
-            self._write(f"\r{line}\033[K")
+        if self.tty:  # cut to the terminal's width: a wrapped line cannot be redrawn
+            self._write(f"\r{line[:shutil.get_terminal_size().columns - 1]}\033[K")
             self._line_open = True
             if done:
                 self._write("\n")
