@@ -2,6 +2,8 @@
 
 The experiment is read from disk (Tune's state and each trial's result log, plus our
 ``spikesort_run.json``), so an export works on another day and after an interrupted run.
+Right after a search, ``tune`` hands over what it already holds instead: the best trial
+its summary picked and the validated datasets (``best=``, ``datasets=``).
 The best trial is the one with the best objective at *any* epoch, so trials that ASHA
 stopped early compete fairly; its best epoch is recorded.
 """
@@ -21,9 +23,10 @@ import pandas as pd
 import search_spaces
 from tuning import bundle, cluster, results_tree as tree
 from tuning.data import Dataset, load_dataset
-from tuning.driver import package_versions, read_run_record
+from tuning.driver import ExperimentOutcome, mark_exported, package_versions, read_run_record
 from tuning.errors import InputError
 from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
+from tuning.settings import check_output_folder
 from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
 
 INNER_VAL_FRACTION = 0.15
@@ -85,6 +88,17 @@ def find_best_trial(experiment_dir: str, metric: str, mode: str) -> BestTrial:
     return best
 
 
+def best_trial_from_outcome(outcome: ExperimentOutcome) -> BestTrial:
+    """The best trial a search that has just run picked (``driver.summarise``), as the
+    export takes it: no second choice here, and nothing read back from disk."""
+    if not outcome.best_config or outcome.metric not in outcome.best_metrics:
+        raise InputError(f"{outcome.path}: no trial reported {outcome.metric!r}; nothing to export")
+    prefix = outcome.metric + "/"
+    per_task = {k[len(prefix):]: v for k, v in outcome.best_metrics.items() if k.startswith(prefix)}
+    return BestTrial(outcome.best_trial_id, dict(outcome.best_config), outcome.best_epoch,
+                     outcome.best_metrics[outcome.metric], per_task, outcome.n_trials, outcome.complete)
+
+
 def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
     """The experiment's datasets, checked against what the search saw."""
     datasets = []
@@ -99,18 +113,29 @@ def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
 
 def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "results", *,
                       folds: int | None = None, repeats: int | None = None, address: str | None = None,
-                      num_cpus: int | None = None, progress: bool = True) -> ExportSummary:
-    """Rerun the best configuration and merge its results into ``results_dir``."""
+                      num_cpus: int | None = None, progress: bool = True, best: BestTrial | None = None,
+                      datasets: list[Dataset] | None = None) -> ExportSummary:
+    """Rerun the best configuration and merge its results into ``results_dir``.
+
+    ``best`` and ``datasets``: the best trial already picked and the experiment's
+    datasets already validated (what ``tune`` holds after its search); without them,
+    both are read from the experiment folder and the data files.
+    """
+    if "://" not in str(experiment_dir):  # Tune reads a local experiment by absolute path only
+        experiment_dir = Path(experiment_dir).expanduser().resolve()
     experiment_dir = str(experiment_dir)
+    check_output_folder(results_dir, "--results-dir")
     record = read_run_record(experiment_dir)
     settings = record["settings"]
     folds, repeats = folds or settings["folds"], repeats or settings["repeats"]
     family = record["family"]
-    best = find_best_trial(experiment_dir, record["metric"], record["mode"])
+    if best is None:
+        best = find_best_trial(experiment_dir, record["metric"], record["mode"])
     if not best.complete:
         print(f"warning: {experiment_dir} is an interrupted search; exporting its best trial so far",
               file=sys.stderr)
-    datasets = reload_datasets(record, min_rows_per_class(folds))
+    if datasets is None:
+        datasets = reload_datasets(record, min_rows_per_class(folds))
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
                      inner_val_fraction=INNER_VAL_FRACTION)
@@ -131,6 +156,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
             ray.shutdown()
     plan, one_split, full_split = write_export(Path(results_dir), record, experiment_dir, best, datasets,
                                                rows, folds, repeats, final)
+    mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
 
