@@ -74,7 +74,7 @@ def load(args):
 
     (dataset,) = load_datasets(args.dataset, args.data_dir, min_rows_per_class=min_rows_per_class(args.folds))
     if args.resample:
-        X = np.ascontiguousarray(resample_to_length(dataset.X, args.resample), dtype=np.float32)
+        X = np.ascontiguousarray(resample_to_length(dataset.X, args.resample, dataset.n_channels), dtype=np.float32)
         dataset = dataclasses.replace(dataset, X=X, name=f"{dataset.name}r{args.resample}")
     return dataset
 

@@ -93,7 +93,7 @@ def read_results(trial_dir):
 
 def test_driver_and_export_pick_the_same_trial(ray_2cpu, module_tiny_dataset_dir, tmp_path):
     from tuning.driver import run_tuning
-    from tuning.export import find_best_trial
+    from tuning.export import best_trial_from_outcome, find_best_trial
 
     (outcome,) = run_tuning("ffn", "T3", data_dir=str(module_tiny_dataset_dir), storage=str(tmp_path / "rr"),
                             samples=4, max_epochs=5, grace_period=5, folds=2, repeats=1, verbose=0)
@@ -104,5 +104,9 @@ def test_driver_and_export_pick_the_same_trial(ray_2cpu, module_tiny_dataset_dir
     assert outcome.best_trial_id == best.trial_id == expected.trial_id
     assert outcome.best_epoch == best.epoch == expected.epoch
     assert best.value == pytest.approx(expected.score)
-    assert outcome.best_metrics["val_accuracy"] == pytest.approx(expected.row["val_accuracy"])
+    assert outcome.best_metrics["val_accuracy"] == pytest.approx(expected.means["val_accuracy"])
     assert outcome.best_config == best.config
+    # The tune command's hand-off to the export carries the same trial and value.
+    handed = best_trial_from_outcome(outcome)
+    assert (handed.trial_id, handed.epoch) == (best.trial_id, best.epoch)
+    assert handed.value == pytest.approx(best.value)

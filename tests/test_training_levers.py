@@ -52,6 +52,24 @@ def test_shift_is_a_clamped_time_shift_within_bounds(channels):
             assert torch.equal(out[:, c, :], expected + 100 * c)
 
 
+def test_flattened_channel_major_rows_shift_within_each_channel():
+    channels, length = 3, 20
+    x3 = ramp_batch(length=length, channels=channels)
+    flat = x3.reshape(len(x3), channels * length)  # the training loop's layout
+    out = Augmenter(max_shift=3, n_channels=channels)(flat, np.random.default_rng(0))
+    assert out.shape == flat.shape
+    expected = Augmenter(max_shift=3)(x3, np.random.default_rng(0)).reshape(flat.shape)
+    assert torch.equal(out, expected)  # each channel clamped at its own edges
+
+
+def test_fit_augments_multichannel_tasks():
+    task = tiny_task(length=40)
+    two = TaskData("T", 3, task.X_train, task.y_train, task.X_val, task.y_val, n_channels=2)
+    result = fit("cnn", {"augment": True, "augment_shift": 2, "lr": 3e-3, "batch_size": 16}, [two],
+                 max_epochs=1, seed=0)
+    assert result.n_channels == 2 and np.isfinite(result.history[0]["train_loss"])
+
+
 def test_scale_and_noise_within_bounds():
     ones = torch.ones(500, 30)
     scaled = Augmenter(scale=0.2)(ones, np.random.default_rng(1))

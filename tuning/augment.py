@@ -11,8 +11,10 @@ when ``augment`` is False):
     augment_noise   Gaussian noise, standard deviation = this x the training inputs'
                     standard deviation (so it means the same in uV and after z-scoring)
 
-Works on the last axis of ``(batch, length)`` or ``(batch, channels, length)`` tensors;
-shift and scale are drawn per row (one spike: all its channels move together). Draws come
+Works on the last axis of ``(batch, channels, length)`` tensors, and on ``(batch,
+n_channels * length)`` rows flattened channel-major (the training loop's layout), which it
+views as ``(batch, n_channels, length)`` first, so a shift never crosses from one channel
+into the next; shift and scale are drawn per row (one spike: all its channels move together). Draws come
 from a numpy Generator the caller seeds from ``(seed, epoch)``, so a resumed run sees the
 same batches as an uninterrupted one.
 """
@@ -30,12 +32,13 @@ class Augmenter:
     max_shift: int = 0
     scale: float = 0.0
     noise_std: float = 0.0  # absolute, in the units of the (normalised) inputs
+    n_channels: int = 1     # how a 2-D batch's rows split into channels
 
     @classmethod
-    def from_config(cls, config: dict, train_inputs) -> "Augmenter":
+    def from_config(cls, config: dict, train_inputs, n_channels: int = 1) -> "Augmenter":
         """The config's augmentation; noise relative to ``train_inputs``' overall std."""
         if not config.get("augment", True):  # the space's switch: off whatever the sub-keys say
-            return cls()
+            return cls(n_channels=n_channels)
         max_shift = int(config.get("augment_shift", 0) or 0)
         scale = float(config.get("augment_scale", 0.0) or 0.0)
         noise = float(config.get("augment_noise", 0.0) or 0.0)
@@ -45,7 +48,7 @@ class Augmenter:
         if noise > 0:
             stds = [float(torch.as_tensor(x).float().std()) for x in train_inputs if x.numel() > 1]
             noise *= float(np.mean(stds)) if stds else 1.0
-        return cls(max_shift, scale, noise)
+        return cls(max_shift, scale, noise, int(n_channels))
 
     @property
     def active(self) -> bool:
@@ -55,6 +58,8 @@ class Augmenter:
         """An augmented copy of batch ``x``; ``x`` itself is left unchanged."""
         if not self.active:
             return x
+        if x.dim() == 2 and self.n_channels > 1:
+            return self(x.reshape(x.shape[0], self.n_channels, -1), rng).reshape(x.shape)
         rows, length = x.shape[0], x.shape[-1]
         row_shape = (rows,) + (1,) * (x.dim() - 1)  # broadcasts over channels and samples
         if self.max_shift > 0:

@@ -23,7 +23,7 @@ from tuning.training import FitResult, TaskData, _logits, _prepare_inputs, fit
 def predict_proba(result: FitResult, X: np.ndarray, task: int = 0) -> np.ndarray:
     """Class probabilities, shape (rows, classes), of one trained network."""
     result.model.eval()
-    x = torch.from_numpy(_prepare_inputs(X, result.normalisers[task], result.input_length))
+    x = torch.from_numpy(_prepare_inputs(X, result.normalisers[task], result.input_length, result.n_channels))
     return torch.softmax(_logits(result.model, x, task, result.device), dim=1).numpy()
 
 

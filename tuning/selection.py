@@ -45,6 +45,8 @@ import pandas as pd
 WINDOW = 3
 RULES = ("best_epoch", "window3")
 DEFAULT_RULE = "window3"
+SCORE_NOTE = "validation scores averaged over its best 3 consecutive epochs"
+"""How the default rule's scores read, for a summary line."""
 
 
 @dataclass(frozen=True)
