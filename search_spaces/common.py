@@ -16,13 +16,16 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 NORMALISATIONS = ("none", "per_waveform", "global")
 TASK_SAMPLINGS = ("proportional", "uniform", "round_robin")
 LOSS_WEIGHTINGS = ("equal", "size", "uncertainty", "static")
+LR_SCHEDULES = ("none", "cosine", "plateau")
+MAX_AUGMENT_SHIFT = 3  # samples: a detector's alignment jitters by 1-3 samples
 
 
 def suggest_training(trial: optuna.Trial) -> None:
     """Optimiser, regularisation, batch size, input scaling and loss weighting.
 
     Keys: lr, weight_decay, batch_size, optimizer, momentum (only when optimizer is
-    "sgd"), normalisation, class_weighted_loss.
+    "sgd"), normalisation, class_weighted_loss, then :func:`suggest_schedule` and
+    :func:`suggest_augmentation`'s keys.
     """
     # Log scales: the useful values span orders of magnitude.
     trial.suggest_float("lr", 1e-4, 1e-2, log=True)
@@ -35,6 +38,26 @@ def suggest_training(trial: optuna.Trial) -> None:
     trial.suggest_categorical("normalisation", list(NORMALISATIONS))
     # Imbalanced datasets (A12) needed a class-weighted loss in the lab's runs.
     trial.suggest_categorical("class_weighted_loss", [True, False])
+    suggest_schedule(trial)
+    suggest_augmentation(trial)
+
+
+def suggest_schedule(trial: optuna.Trial) -> None:
+    """Keys: lr_schedule ("none", "cosine" over the run's epochs, "plateau": halve on a
+    validation plateau), label_smoothing (0-0.2; training loss only)."""
+    trial.suggest_categorical("lr_schedule", list(LR_SCHEDULES))
+    # Overlapping units (A12) make hard targets overconfident; small values only.
+    trial.suggest_float("label_smoothing", 0.0, 0.2)
+
+
+def suggest_augmentation(trial: optuna.Trial) -> None:
+    """Keys: augment; when it is True, augment_shift (largest shift, 0-3 samples), augment_scale (0-0.2:
+    factors in [1-s, 1+s]) and augment_noise (0-0.2 of the inputs' std). An explicit
+    on/off lets TPE learn "off" instead of needing three values near zero."""
+    if trial.suggest_categorical("augment", [False, True]):
+        trial.suggest_int("augment_shift", 0, MAX_AUGMENT_SHIFT)
+        trial.suggest_float("augment_scale", 0.0, 0.2)
+        trial.suggest_float("augment_noise", 0.0, 0.2)
 
 
 def check_task_names(task_names: Sequence[str]) -> tuple[str, ...]:

@@ -20,8 +20,10 @@ N_SAMPLES = 50
 
 TRAINING_KEYS = {
     "lr", "weight_decay", "batch_size", "optimizer", "momentum", "normalisation",
-    "class_weighted_loss",
+    "class_weighted_loss", "lr_schedule", "label_smoothing", "augment", "augment_shift",
+    "augment_scale", "augment_noise",
 }
+AUGMENT_KEYS = {"augment_shift", "augment_scale", "augment_noise"}
 MULTITASK_KEYS = {"task_sampling", "loss_weighting", "head_hidden", "head_dropout"} | {
     f"task_weight_{t}" for t in TASKS
 }
@@ -64,6 +66,8 @@ def check_conditionals(family, cfg):
             assert (f"cnn_channels_b{i}" in cfg) == (i < cfg["cnn_n_blocks"])
             assert (f"cnn_kernel_b{i}" in cfg) == (i < cfg["cnn_n_blocks"])
     assert ("momentum" in cfg) == (cfg["optimizer"] == "sgd")
+    for key in AUGMENT_KEYS:
+        assert (key in cfg) == cfg["augment"]
     if models.is_multitask(family):
         static = cfg["loss_weighting"] == "static"
         for t in TASKS:
@@ -85,6 +89,8 @@ def test_space_keys_and_conditionals(family, configs):
     # The conditional branches are really exercised, so the checks above are not vacuous.
     optimizers = {c["optimizer"] for c in configs[family]}
     assert optimizers == set(common.OPTIMIZERS)
+    assert {c["lr_schedule"] for c in configs[family]} == set(common.LR_SCHEDULES)
+    assert {c["augment"] for c in configs[family]} == {True, False}
     if models.is_multitask(family):
         assert {c["loss_weighting"] for c in configs[family]} == set(common.LOSS_WEIGHTINGS)
 
@@ -96,6 +102,10 @@ def test_ranges(configs):
             assert c["batch_size"] in (32, 64, 128, 256)
             assert c["normalisation"] in common.NORMALISATIONS
             assert c["class_weighted_loss"] in (True, False)
+            assert c["lr_schedule"] in common.LR_SCHEDULES and 0.0 <= c["label_smoothing"] <= 0.2
+            if c["augment"]:
+                assert 0 <= c["augment_shift"] <= common.MAX_AUGMENT_SHIFT
+                assert 0.0 <= c["augment_scale"] <= 0.2 and 0.0 <= c["augment_noise"] <= 0.2
             if "momentum" in c:
                 assert 0.8 <= c["momentum"] <= 0.99
             for k, v in c.items():
@@ -111,14 +121,22 @@ def test_ranges(configs):
                 assert 16 <= c["lstm_hidden"] <= 96 and 1 <= c["lstm_layers"] <= 2
 
 
+# Not only the stand-ins' 48 samples and 2-6 classes: other probes and sampling rates give
+# other lengths (64 at 30 kHz), other sorters other unit counts. Every config at 48 samples;
+# the first OTHER_SHAPES_CONFIGS at the other shapes (the build cost grows with each shape).
+LENGTHS_AND_CLASSES = [(48, 3), (64, 6), (32, 2), (96, 10), (20, 4)]
+OTHER_SHAPES_CONFIGS = 6
+
+
+@pytest.mark.parametrize("length,n_classes", LENGTHS_AND_CLASSES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_sampled_configs_build_and_train(family, configs):
+def test_sampled_configs_build_and_train(family, configs, length, n_classes):
     torch.manual_seed(0)
     multitask = models.is_multitask(family)
-    counts = [CLASS_COUNTS[t] for t in TASKS] if multitask else [3]
-    x = torch.randn(4, 48)
-    for cfg in configs[family]:
-        model = models.build_model(family, cfg, 48, counts)
+    counts = [CLASS_COUNTS[t] for t in TASKS] if multitask else [n_classes]
+    x = torch.randn(4, length)
+    for cfg in configs[family][:None if length == 48 else OTHER_SHAPES_CONFIGS]:
+        model = models.build_model(family, cfg, length, counts)
         model.train()
         loss = 0.0
         # One small batch per task: every head gets a gradient.
@@ -129,6 +147,28 @@ def test_sampled_configs_build_and_train(family, configs):
         loss.backward()
         assert torch.isfinite(loss)
         assert all(p.grad is not None for p in model.parameters()), cfg
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sampled_configs_run_the_training_loop(family, configs):
+    """A few sampled configs through tuning.training.fit (augmentation, schedules, label
+    smoothing included) on a small 64-sample dataset: finite losses, every epoch reported."""
+    import numpy as np
+
+    from tuning.training import TaskData, fit
+
+    rng = np.random.default_rng(0)
+    tasks = []
+    for name in (TASKS if models.is_multitask(family) else TASKS[-1:]):
+        k = CLASS_COUNTS[name]
+        y = np.arange(60) % k
+        X = (rng.normal(size=(60, 64)) + y[:, None]).astype(np.float32)
+        tasks.append(TaskData(name, k, X[:45], y[:45], X[45:], y[45:]))
+    picked = [next(c for c in configs[family] if c["augment"]), next(c for c in configs[family] if not c["augment"])]
+    for cfg in picked:
+        result = fit(family, cfg, tasks, max_epochs=2, seed=0)
+        assert [h["epoch"] for h in result.history] == [1, 2], cfg
+        assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in result.history), cfg
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -35,7 +35,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
-from tuning import atomic, cluster, console
+from tuning import atomic, cluster, console, selection
 from tuning.data import Dataset
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
@@ -314,20 +314,16 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
         # In an interrupted search a short trial was cut off, not stopped by ASHA.
         n_stopped_early=sum(1 for n in epochs_run if 0 < n < settings.max_epochs) if complete else 0,
     )
-    if errored == len(grid):
+    # The export's rule (tuning.selection), so the summary names the trial it will rerun.
+    results = {r.metrics.get("trial_id"): r for r in grid if r.metrics and r.metrics.get("trial_id")}
+    pick = selection.pick_best({t: r.metrics_dataframe for t, r in results.items()}, metric, mode)
+    if pick is None:
         return outcome
-    try:
-        best = grid.get_best_result(metric=metric, mode=mode, scope="all")
-    except RuntimeError:
-        return outcome
-    history = best.metrics_dataframe
-    if history is not None and metric in history:
-        best_row = history.loc[history[metric].idxmax() if mode == "max" else history[metric].idxmin()]
-        outcome.best_epoch = int(best_row["training_iteration"])
-        outcome.best_metrics = {k: float(best_row[k]) for k in history.columns
-                                if k.startswith("val_") and isinstance(best_row[k], (int, float))}
-    outcome.best_trial_id = best.metrics.get("trial_id")
-    outcome.best_config = dict(best.config)
+    outcome.best_epoch = pick.epoch
+    # Averaged as the score is (the export records these, also when handed this outcome).
+    outcome.best_metrics = {k: float(v) for k, v in pick.means.items() if k.startswith("val_")}
+    outcome.best_trial_id = pick.trial_id
+    outcome.best_config = dict(results[pick.trial_id].config)
     return outcome
 
 
@@ -336,7 +332,8 @@ def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:
     print(f"== {outcome.family} on {', '.join(outcome.datasets)}: {outcome.n_trials} trials, "
           f"{outcome.n_stopped_early} stopped early by ASHA, {outcome.n_errored} errored")
     if outcome.best_config:
-        print(f"Best trial {outcome.best_trial_id} at epoch {outcome.best_epoch}: "
+        print(f"Best trial {outcome.best_trial_id} at epoch {outcome.best_epoch} "
+              f"({selection.SCORE_NOTE}): "
               + ", ".join(f"{k}={v:.4f}" for k, v in sorted(outcome.best_metrics.items()) if "/" not in k))
         print("Best configuration:")
         for key, value in sorted(outcome.best_config.items()):

@@ -4,8 +4,9 @@ The experiment is read from disk (Tune's state and each trial's result log, plus
 ``spikesort_run.json``), so an export works on another day and after an interrupted run.
 Right after a search, ``tune`` hands over what it already holds instead: the best trial
 its summary picked and the validated datasets (``best=``, ``datasets=``).
-The best trial is the one with the best objective at *any* epoch, so trials that ASHA
-stopped early compete fairly; its best epoch is recorded.
+The best trial is picked by :mod:`tuning.selection` (the rule the driver and the
+benchmarks use) over every trial's epochs, so trials that ASHA stopped early compete
+fairly; the epoch behind the pick is recorded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 import search_spaces
-from tuning import bundle, cluster, results_tree as tree
+from tuning import bundle, cluster, results_tree as tree, selection
 from tuning.data import Dataset, load_dataset
 from tuning.driver import ExperimentOutcome, mark_exported, package_versions, read_run_record
 from tuning.errors import InputError
@@ -67,25 +68,16 @@ def find_best_trial(experiment_dir: str, metric: str, mode: str) -> BestTrial:
     except Exception as error:  # Ray raises ValueError / FileNotFoundError / pickle errors
         raise InputError(f"{experiment_dir}: not a readable Tune experiment "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
-    best, sign = None, 1.0 if mode == "max" else -1.0
-    for trial in analysis.trials:
-        history = analysis.trial_dataframes.get(trial.trial_id)
-        if history is None or metric not in getattr(history, "columns", ()):
-            continue
-        values = history[metric].to_numpy(dtype=float)
-        if not np.isfinite(values).any():
-            continue
-        index = int(np.nanargmax(sign * values))
-        if best is None or sign * values[index] > sign * best.value:
-            row = history.iloc[index]
-            per_task = {col.split("/", 1)[1]: float(row[col]) for col in history.columns
-                        if col.startswith(metric + "/")}
-            best = BestTrial(trial.trial_id, dict(trial.config), int(row["training_iteration"]),
-                             float(values[index]), per_task, len(analysis.trials), True)
-    if best is None:
+    trials = {trial.trial_id: trial for trial in analysis.trials}
+    pick = selection.pick_best({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode)
+    if pick is None:
         raise InputError(f"{experiment_dir}: no trial reported {metric!r}; nothing to export")
-    best.complete = all(t.status in ("TERMINATED", "ERROR") for t in analysis.trials)
-    return best
+    # Per task, as the score (a multi-task search reports val_<metric>/<dataset>).
+    per_task = {key.split("/", 1)[1]: float(value) for key, value in pick.means.items()
+                if key.startswith(metric + "/")}
+    complete = all(t.status in ("TERMINATED", "ERROR") for t in analysis.trials)
+    return BestTrial(pick.trial_id, dict(trials[pick.trial_id].config), pick.epoch, pick.score,
+                     per_task, len(analysis.trials), complete)
 
 
 def best_trial_from_outcome(outcome: ExperimentOutcome) -> BestTrial:

@@ -8,8 +8,14 @@ task, the task picked by ``config["task_sampling"]``; the step's loss is weighte
 ``config["loss_weighting"]``. Then every task's validation part is scored and the epoch's
 metrics go to ``on_epoch`` (Tune's report, or nothing in a rerun).
 
-Everything random in an epoch is seeded from ``(seed, epoch)``, so a run resumed from the
-checkpoint of epoch e continues exactly as the uninterrupted run would have.
+Everything random in an epoch is seeded from ``(seed, epoch)`` (batch order, dropout,
+training-batch augmentation from :mod:`tuning.augment`), and the learning-rate schedule's
+state is checkpointed with the rest, so a run resumed from the checkpoint of epoch e
+continues exactly as the uninterrupted run would have.
+
+Schedule keys: ``lr_schedule`` ("none", "cosine": cosine decay to 0 over ``max_epochs``,
+"plateau": halve the rate after 3 epochs without validation improvement) and
+``label_smoothing`` (training loss only; the validation loss stays plain).
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ import torch
 from torch import nn
 
 import models
+from tuning.augment import Augmenter
 from tuning.metrics import classification_metrics, metric_mode
 from tuning.preprocess import Normaliser, resample_to_length
 
 TASK_SAMPLING = ("proportional", "uniform", "round_robin")
 LOSS_WEIGHTING = ("equal", "size", "uncertainty", "static")
+LR_SCHEDULES = ("none", "cosine", "plateau")
+PLATEAU_PATIENCE, PLATEAU_FACTOR = 3, 0.5
 EVAL_BATCH = 4096
 
 
@@ -165,6 +174,8 @@ def fit(
     ).to(device)
     criteria = [_criterion(t, config, device) for t in tasks]
     optimizer = _optimizer(config, model, weighting)
+    scheduler = _lr_scheduler(config, optimizer, max_epochs, metric_mode(metric))
+    augment = Augmenter.from_config(config, train_x, channels)
 
     sign = 1.0 if metric_mode(metric) == "max" else -1.0
     start_epoch, best, best_state, history, train_seconds = 0, None, None, [], 0.0
@@ -172,6 +183,8 @@ def fit(
         model.load_state_dict(resume_state["model"])
         weighting.load_state_dict(resume_state["weighting"])
         optimizer.load_state_dict(resume_state["optimizer"])
+        if scheduler is not None and resume_state.get("scheduler") is not None:
+            scheduler.load_state_dict(resume_state["scheduler"])
         start_epoch = int(resume_state["epoch"])
         best, history = resume_state["best"], list(resume_state["history"])
         best_state = resume_state.get("best_model")
@@ -183,10 +196,15 @@ def fit(
     for epoch in range(start_epoch + 1, max_epochs + 1):
         started = time.perf_counter()
         train_loss = _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
-                                      batch_size, policy, seed, epoch)
+                                      batch_size, policy, seed, epoch, augment)
         train_seconds += time.perf_counter() - started
         metrics = _validate(model, tasks, val_x, criteria, device)
-        metrics.update(train_loss=train_loss, epoch=epoch, train_seconds=train_seconds)
+        metrics.update(train_loss=train_loss, epoch=epoch, train_seconds=train_seconds,
+                       lr=float(optimizer.param_groups[0]["lr"]))
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(metrics[f"val_{metric}"])
+        elif scheduler is not None:
+            scheduler.step()
         if weighting.mode == "uncertainty":
             for task, log_var in zip(tasks, weighting.log_vars.detach().cpu().tolist()):
                 metrics[f"log_var/{task.name}"] = log_var
@@ -198,6 +216,7 @@ def fit(
             def state(epoch=epoch):
                 return {"epoch": epoch, "model": model.state_dict(), "weighting": weighting.state_dict(),
                         "optimizer": optimizer.state_dict(), "best": best, "history": history,
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
                         "best_model": best_state, "train_seconds": train_seconds}
             on_epoch(epoch, metrics, state)
         if patience is not None and epoch - best["epoch"] >= patience:
@@ -209,9 +228,11 @@ def fit(
 
 
 def _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
-                     batch_size, policy, seed, epoch) -> float:
+                     batch_size, policy, seed, epoch, augment: Augmenter | None = None) -> float:
     model.train()
     rng = np.random.default_rng([seed, epoch])
+    # Its own stream: turning augmentation on leaves the batch order unchanged.
+    augment_rng = np.random.default_rng([seed, epoch, 1])
     torch.manual_seed(seed * 1_000_003 + epoch)  # dropout masks, reproducible after a resume
     sizes = np.array([len(y) for y in train_y])
     schedule = _task_schedule(policy, sizes, batch_size, rng)
@@ -226,7 +247,10 @@ def _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
         cursors[task] = start + batch_size
         if len(rows) < 2:  # batch norm cannot train on one row; it rejoins the next pass
             continue
-        logits = model(train_x[task][rows], int(task))
+        inputs = train_x[task][rows]
+        if augment is not None and augment.active:
+            inputs = augment(inputs, augment_rng)
+        logits = model(inputs, int(task))
         loss = weighting(criteria[task](logits, train_y[task][rows]), int(task))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -297,7 +321,20 @@ def _criterion(task: TaskData, config: dict, device: str) -> nn.Module:
         counts = np.bincount(task.y_train, minlength=task.n_classes).astype(np.float64)
         weight = torch.tensor(len(task.y_train) / (task.n_classes * np.maximum(counts, 1)),
                               dtype=torch.float32, device=device)
-    return nn.CrossEntropyLoss(weight=weight)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=float(config.get("label_smoothing", 0.0)))
+
+
+def _lr_scheduler(config: dict, optimizer, max_epochs: int, mode: str):
+    """The config's learning-rate schedule, stepped once per epoch (None: constant rate)."""
+    name = config.get("lr_schedule", "none")
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs))
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=PLATEAU_FACTOR,
+                                                          patience=PLATEAU_PATIENCE)
+    raise ValueError(f"lr_schedule {name!r} is not one of {LR_SCHEDULES}")
 
 
 def _optimizer(config: dict, model: nn.Module, weighting: nn.Module) -> torch.optim.Optimizer:
