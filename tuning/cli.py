@@ -75,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metric", default="accuracy", choices=SCORES, help="score tested in addition to accuracy")
     compare.add_argument("--no-references", action="store_true",
                          help="skip the scikit-learn reference rows (PCA+SVM, LDA)")
-    compare.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
+    compare.add_argument("--alpha", type=float, default=0.05,
+                         help="significance level of the verdicts (on Holm-adjusted p-values)")
+    compare.add_argument("--rope", type=float, default=1.0,
+                         help="region of practical equivalence: +- this many accuracy points")
+    compare.add_argument("--threshold", type=float, default=0.95,
+                         help="posterior probability of the ROPE above which a pair is 'practically equivalent'")
     return parser
 
 
@@ -130,9 +135,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from tuning import compare
+    from tuning import comparison
 
-    return compare.run(args)
+    return comparison.run(args)
 
 
 def resume_command(argv: list[str] | None = None) -> str:
