@@ -1,4 +1,4 @@
-"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``).
+"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``study``).
 
 Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` shows the
 traceback instead.
@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="region of practical equivalence: +- this many accuracy points")
     compare.add_argument("--threshold", type=float, default=0.95,
                          help="posterior probability of the ROPE above which a pair is 'practically equivalent'")
+
+    study = commands.add_parser("study", help="the whole question: every family, exports, comparison, learning "
+                                              "curves, results/report.md",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from tuning.study import add_arguments as add_study_arguments
+
+    add_study_arguments(study)
     return parser
 
 
@@ -140,6 +147,12 @@ def cmd_compare(args) -> int:
     return comparison.run(args)
 
 
+def cmd_study(args) -> int:
+    from tuning.study import run_study
+
+    return run_study(args)
+
+
 def resume_command(argv: list[str] | None = None) -> str:
     """The command that continues this search: the same arguments plus ``--resume``."""
     import shlex
@@ -153,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare}
+    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "study": cmd_study}
     try:
         return handlers[args.command](args)
     except InputError as error:

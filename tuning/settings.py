@@ -40,6 +40,7 @@ class TuneSettings:
     resume: bool = False
     max_failures: int = 2
     verbose: int = 1
+    time_budget_s: float | None = None  # Tune's own limit on the search's wall time (None: none)
 
     def effective(self) -> "TuneSettings":
         """The settings after ``smoke`` shrinks the run to about a minute."""

@@ -36,11 +36,14 @@ from tuning.errors import InputError
 from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
 from tuning.stats import corrected_mean_ci
 
-__all__ = ["compare", "paired_tests", "summarise", "add_references", "run", "load_approaches", "pair_rows",
+__all__ = ["compare", "paired_tests", "summarise", "compare_curves", "add_references", "run", "run_comparison",
+           "render_study_report", "plot_learning_curves", "check_options", "load_approaches", "pair_rows",
            "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
            "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "REFERENCE"]
 
 PRIMARY, EXPLORATORY = report.PRIMARY, report.EXPLORATORY
+render_study_report = report.render_study_report
+plot_learning_curves = report.plot_learning_curves
 
 SUMMARY_COLUMNS = [
     "dataset", "approach", "kind", "family", "n_folds",
@@ -95,6 +98,7 @@ def summarise(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_sp
                 ok = np.isfinite(values)
                 if ok.any():
                     m, lo, hi = corrected_mean_ci(values[ok], n_train[ok], n_test[ok], confidence)
+                    lo, hi = max(lo, 0.0), min(hi, 1.0)  # a score lies in [0, 1]; few folds can overshoot
                     row.update({f"{score}_mean": m, f"{score}_ci_low": lo, f"{score}_ci_high": hi})
             key = (approach, dataset)
             if one_by is not None and key in one_by.index:
@@ -171,6 +175,66 @@ def compare(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_spli
     tests, notes = paired_tests(rows, validation, metric=metric, alpha=alpha, rope=rope, threshold=threshold,
                                 confidence=confidence)
     return summary, tests, notes
+
+
+# ----------------------------------------------------------------------------- learning curves
+CURVE = "learning curve"
+CURVE_POINT_COLUMNS = ["dataset", "approach", "kind", "fraction", "n_folds", "training_spikes",
+                       "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"]
+CURVE_TEST_COLUMNS = ["dataset", "fraction", "training_spikes", *[c for c in TEST_COLUMNS if c != "dataset"]]
+
+
+def compare_curves(curves: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, rope: float = DEFAULT_ROPE,
+                   threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95):
+    """Learning-curve points and, per dataset and fraction, the paired multi-task vs
+    single-task test on accuracy (Holm over every curve test; labelled exploratory).
+
+    Args:
+        curves: rows of :mod:`tuning.learning_curves` (``fraction`` column; scores as fractions).
+
+    Returns:
+        ``(points, tests)``: per (dataset, approach, fraction) the mean training spikes
+        (training + inner validation rows) and accuracy with its corrected interval; and
+        one test row per (dataset, fraction, multi-task, single-task) pair.
+    """
+    if curves.empty:
+        return pd.DataFrame(columns=CURVE_POINT_COLUMNS), pd.DataFrame(columns=CURVE_TEST_COLUMNS)
+    curves = curves.copy()
+    curves["kind"] = [MULTI if str(f).startswith("mtl-") else SINGLE for f in curves["family"]]
+    for col in ("repeat", "fold", "seed", "n_train", "n_val", "n_test"):
+        curves[col] = pd.to_numeric(curves[col]).astype("Int64")
+    points, records = [], []
+    for (dataset, fraction), here in curves.groupby(["dataset", "fraction"], sort=False):
+        by_approach = {a: here[here["approach"] == a] for a in tree_rows.ordered_approaches(here)}
+        for approach, part in by_approach.items():
+            n_train = (part["n_train"] + part["n_val"]).astype(float).to_numpy()
+            m, lo, hi = corrected_mean_ci(part["accuracy"].astype(float).to_numpy(), n_train,
+                                          part["n_test"].astype(float).to_numpy(), confidence)
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+            points.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0],
+                           "fraction": float(fraction), "n_folds": len(part), "training_spikes": float(n_train.mean()),
+                           "accuracy_mean": m, "accuracy_ci_low": lo, "accuracy_ci_high": hi})
+        singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
+        for mtl in (a for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI):
+            for single in singles:
+                paired = pair_rows(by_approach[mtl], by_approach[single])
+                n_train, n_test = _fold_sizes(paired, "b")
+                diffs = 100.0 * (paired["accuracy_a"].astype(float) - paired["accuracy_b"].astype(float))
+                result = st.paired_test(diffs.to_numpy(), n_train, n_test, rope=rope, confidence=confidence)
+                records.append({"dataset": dataset, "fraction": float(fraction), "training_spikes": float(n_train.mean()),
+                                "comparison": CURVE, "score": "accuracy", "approach": mtl, "vs_approach": single,
+                                "selected_by": "chosen configurations", **result})
+    points = pd.DataFrame(points, columns=CURVE_POINT_COLUMNS)
+    points = points.sort_values(["dataset", "approach", "fraction"], key=_natural_column, ignore_index=True)
+    tests = pd.DataFrame(records, columns=[c for c in CURVE_TEST_COLUMNS if c not in ("p_adjusted", "verdict")])
+    tests = st.adjust(tests, ["comparison"], alpha=alpha, threshold=threshold)[CURVE_TEST_COLUMNS]
+    return points, tests.sort_values(["dataset", "fraction"], key=_natural_column, ignore_index=True)
+
+
+def _natural_column(column: pd.Series) -> pd.Series:
+    if column.name == "dataset":
+        return column.map(lambda d: tuple(natural_key(str(d))))
+    return column
 
 
 # ----------------------------------------------------------------------------- references

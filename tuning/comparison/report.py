@@ -232,3 +232,121 @@ def plot_confusion_matrices(matrices: dict, datasets: list[str], approaches: lis
     else:
         fig.suptitle("no confusion matrices exported yet", fontsize=9)
     _save(fig, Path(path))
+
+
+def curve_table(points: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
+    """One row per (dataset, fraction): each side's accuracy and the paired verdict."""
+    lines = ["| dataset | training fraction | training spikes | single-task | multi-task | difference, points "
+             "[95% CI] | p (Holm) | P(equivalent) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    by = points.set_index(["dataset", "approach", "fraction"])
+    for _, r in tests.iterrows():
+        def cell(approach):
+            key = (r["dataset"], approach, r["fraction"])
+            if key not in by.index:
+                return "—"
+            p = by.loc[key]
+            return f"{pct(p['accuracy_mean'])} [{pct(p['accuracy_ci_low'])}, {pct(p['accuracy_ci_high'])}] ({approach})"
+        lines.append(f"| {r['dataset']} | {100 * r['fraction']:g}% | {r['training_spikes']:.0f} | "
+                     f"{cell(r['vs_approach'])} | {cell(r['approach'])} | {r['mean_diff']:+.2f} "
+                     f"[{r['diff_ci_low']:+.2f}, {r['diff_ci_high']:+.2f}] | {p_text(r['p_adjusted'])} | "
+                     f"{prob(r['p_equivalent'])} | **{r['verdict']}** |")
+    return lines
+
+
+def curve_answer(tests: pd.DataFrame) -> str:
+    """Where on the learning curve (if anywhere) multi-task learning helped."""
+    if tests.empty:
+        return "No learning curves were computed."
+    helped = tests[tests["verdict"] == "better"]
+    hurt = tests[tests["verdict"] == "worse"]
+    if helped.empty and hurt.empty:
+        return ("At no training size did the multi-task network beat or trail the single-task one detectably "
+                "(Holm-adjusted over every curve point).")
+    parts = []
+    for label, part in (("helped", helped), ("hurt", hurt)):
+        if len(part):
+            parts.append(f"multi-task learning {label} at " + ", ".join(
+                f"{r['dataset']} {100 * r['fraction']:g}% ({r['mean_diff']:+.1f} points)" for _, r in part.iterrows()))
+    return "On the learning curves, " + "; ".join(parts) + " (Holm-adjusted over every curve point)."
+
+
+def plot_learning_curves(points: pd.DataFrame, tests: pd.DataFrame, path) -> None:
+    """One panel per dataset: accuracy (%) against training spikes (log scale), each chosen
+    approach with its corrected 95% interval, and the paired verdict at each size."""
+    from matplotlib.figure import Figure
+
+    datasets = sorted(points["dataset"].unique(), key=natural_key) or ["(none)"]
+    cols = min(3, len(datasets))
+    nrows = int(math.ceil(len(datasets) / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.3 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    for ax in axes[len(datasets):]:
+        ax.axis("off")
+    short = {"practically equivalent": "≈", "no detectable difference": "?", "better": "MTL+", "worse": "MTL−"}
+    for ax, dataset in zip(axes, datasets):
+        here = points[points["dataset"] == dataset]
+        for approach, part in here.groupby("approach", sort=True):
+            part = part.sort_values("fraction")
+            x = part["training_spikes"].to_numpy()
+            m = 100 * part["accuracy_mean"].to_numpy()
+            err = [m - 100 * part["accuracy_ci_low"].to_numpy(), 100 * part["accuracy_ci_high"].to_numpy() - m]
+            ax.errorbar(x, m, yerr=err, marker="o", capsize=3, color=_COLOURS.get(part["kind"].iloc[0], "k"),
+                        label=approach)
+        for _, r in tests[tests["dataset"] == dataset].iterrows():
+            top = 100 * here[here["fraction"] == r["fraction"]]["accuracy_ci_high"].max()
+            ax.annotate(short.get(r["verdict"], r["verdict"]), (r["training_spikes"], top), fontsize=7,
+                        ha="center", va="bottom", textcoords="offset points", xytext=(0, 3))
+        ax.set_xscale("log")
+        ax.set_title(dataset, fontsize=9, loc="left")
+        ax.set_xlabel("training spikes per fold (train + inner validation)", fontsize=7)
+        ax.set_ylabel("accuracy, %", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle("Learning curves: mean and corrected 95% interval over folds; verdict of MTL vs single-task "
+                 "(≈ practically equivalent, ? no detectable difference)", fontsize=8)
+    fig.tight_layout()
+    _save(fig, Path(path))
+
+
+CURVE_METHOD = (
+    "- **Learning curves:** per dataset, the single-task configuration with the best validation score and "
+    "the multi-task configuration with the best validation score on that dataset's head were retrained on "
+    "10%, 25%, 50% and 100% of each training fold (the same folds and scored rows; training and inner "
+    "validation rows each subsampled per class, nested: the 10% rows lie inside the 25% rows). The 100% "
+    "point is the exported full-split run. At each size the paired test and the Bayesian test are made as "
+    "above; Holm runs over every curve point. These tests are exploratory.")
+
+
+def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.DataFrame, *, experiments: list[str],
+                        settings_lines: list[str], alpha: float, rope: float, threshold: float,
+                        notes: list[str]) -> str:
+    """``results/report.md``: the answer, then the tables and the plots, then the method.
+
+    ``comparison`` is what :func:`tuning.comparison.run_comparison` returned; ``experiments``
+    markdown table lines of what the study ran or reused; ``settings_lines`` bullet lines.
+    """
+    summary, tests, order = comparison["summary"], comparison["tests"], comparison["order"]
+    out = ["# Does multi-task learning help? Study report", "", "## Answer", "",
+           *answer_lines(tests, rope, threshold), "", curve_answer(curve_tests), "",
+           "## Accuracy of every approach, %", "",
+           "Per approach: full-split mean [95% interval corrected for fold correlation] · one-split test score.",
+           "", *summary_table(summary, order, "accuracy"), "", WHY_BOTH, "", "![accuracy per approach](comparison.png)",
+           ""]
+    for comparison_kind, title in ((PRIMARY, "Primary tests: multi-task vs the single-task family with the same trunk"),
+                                   (EXPLORATORY, "Exploratory: multi-task vs the best single-task family by "
+                                                 "validation score")):
+        part = tests[(tests["comparison"] == comparison_kind) & (tests["score"] == "accuracy")]
+        if len(part):
+            out += [f"## {title}", "", *tests_table(part), ""]
+    out += ["## Learning curves", ""]
+    if len(curve_tests):
+        out += [*curve_table(points, curve_tests), "", "![learning curves](learning_curves.png)", ""]
+    else:
+        out += ["No learning curves (no dataset had both a single-task and a multi-task result).", ""]
+    out += ["## Confusion matrices", "", "![confusion matrices](confusion_matrices.png)", "",
+            "## What was run", "", *experiments, "", *settings_lines, "",
+            "## How it was computed", "", *method_lines(alpha, rope, threshold), CURVE_METHOD]
+    if notes:
+        out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,132 @@
+"""``scripts/study.sh``: the whole question in one command.
+
+The end-to-end test runs ``scripts/study.sh --smoke`` on the shipped stand-ins (its default:
+the first two datasets, 30 rows per class, 2 trials x 2 epochs, 2x1 folds, all six
+families, comparison, learning curves at 25% and 100%, report), then runs it again and
+checks that every experiment is skipped. It is marked slow: nine Tune experiments with
+their exports take minutes on a loaded 2-CPU machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuning import study
+from tuning.cli import main
+from tuning.settings import TuneSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm")
+
+
+def run_study(work: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [str(ROOT / "scripts" / "study.sh"), "--smoke", "--results-dir", str(work / "results"),
+               "--storage", str(work / "ray_results"), "--num-cpus", "2", *extra]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    work = tmp_path_factory.mktemp("study")
+    start = time.time()
+    first = run_study(work)
+    first_seconds = time.time() - start
+    second = run_study(work)
+    return work, first, second, first_seconds
+
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end(smoke_study):
+    work, first, _, seconds = smoke_study
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    results = work / "results"
+    print(f"smoke study: {seconds:.0f} s")
+    for family in FAMILIES:
+        assert f"study: {family} on " in first.stderr
+    # Every approach exported, the comparison written, the curves computed, one report.
+    approaches = {p.name for p in results.iterdir() if (p / "Individual Dataset Results").is_dir()}
+    assert {"Classic FFN PyTorch", "Classic CNN PyTorch", "Classic LSTM PyTorch", "Feature Based MTL FFN",
+            "Feature Based MTL CNN", "Feature Based MTL LSTM"} <= approaches
+    tests = pd.read_csv(results / "comparison_tests.csv", dtype={"dataset": str})
+    primary = tests[tests["comparison"] == "primary"]
+    assert len(primary) == 6  # 3 MTL families x 2 datasets, each vs its same-trunk twin
+    assert set(zip(primary["approach"].str[-4:].str.strip(), primary["vs_approach"].str.split().str[1])) <= {
+        ("FFN", "FFN"), ("CNN", "CNN"), ("LSTM", "LSTM")}
+    curves = pd.read_csv(results / "Learning Curves" / "learning_curves.csv", dtype={"dataset": str})
+    assert set(curves["fraction"]) == {0.25, 1.0}
+    assert set(curves["dataset"]) == {"A2", "A3"}
+    points = pd.read_csv(results / "Learning Curves" / "learning_curve_points.csv", dtype={"dataset": str})
+    for dataset, part in points.groupby("dataset"):
+        for _, approach in part.groupby("approach"):
+            spikes = approach.sort_values("fraction")["training_spikes"].to_list()
+            assert spikes[0] < spikes[-1]
+    report = (results / "report.md").read_text()
+    assert report.index("## Answer") < report.index("| dataset |") < report.index("## How it was computed")
+    for image in ("comparison.png", "learning_curves.png", "confusion_matrices.png"):
+        assert f"]({image})" in report and (results / image).read_bytes()[:4] == b"\x89PNG"
+    assert "Holm" in report and "practically equivalent" in report and "one-split" in report
+    assert report.count("| ran |") == 9
+
+
+@pytest.mark.slow
+def test_smoke_study_rerun_skips_what_is_up_to_date(smoke_study):
+    work, first, second, _ = smoke_study
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert second.stderr.count("exported results match the data and settings; skipped") == 9
+    assert "learning curve of" in second.stderr and "up to date; skipped" in second.stderr
+    assert "Trial status" not in second.stdout  # no search ran
+    report = (work / "results" / "report.md").read_text()
+    assert report.count("| reused |") == 9
+
+
+# --------------------------------------------------------------------------- fast checks
+@pytest.mark.parametrize("argv, text", [
+    (["study", "--families", "ffn,transformer"], "--families"),
+    (["study", "--time-budget", "-1"], "--time-budget"),
+    (["study", "--rope", "-2"], "--rope"),
+    (["study", "--datasets", "nope"], "unknown dataset"),
+])
+def test_bad_study_input_is_one_error_line(argv, text, capsys, tmp_path):
+    assert main([*argv, "--results-dir", str(tmp_path / "r"), "--storage", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and text in err[0]
+
+
+def test_time_budget_is_shared_among_the_searches_left():
+    deadline = time.time() + 1000.0
+    assert study._budget_for(None, 3) is None
+    assert study._budget_for(deadline, 4) == pytest.approx(study.SEARCH_SHARE * 1000 / 4, rel=0.01)
+    assert study._budget_for(time.time() - 5, 2) == study.MIN_SEARCH_S  # spent: the floor
+
+
+def test_records_match_only_the_same_data_and_settings(tmp_path, tiny_dataset_dir):
+    from tuning.settings import load_for_tuning
+
+    settings = TuneSettings(data_dir=str(tiny_dataset_dir), folds=2, repeats=1)
+    group = load_for_tuning("cnn", "T2", settings)[0]
+    results = tmp_path / "results"
+    record = {"experiment": "cnn-T2-1", "fingerprint": study.fingerprint("cnn", group, settings)}
+    path = study.record_path(results, "cnn", group)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    run_config = results / "Classic CNN PyTorch" / "Run Config" / "run_T2.json"
+    run_config.parent.mkdir(parents=True)
+    run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
+    assert study.up_to_date(results, "cnn", group, settings) is not None
+    assert study.up_to_date(results, "cnn", group, TuneSettings(data_dir=str(tiny_dataset_dir), folds=3)) is None
+    run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-2"}))  # re-exported from another search
+    assert study.up_to_date(results, "cnn", group, settings) is None
+    run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
+    data = Path(group[0].path)
+    data.write_text(data.read_text() + data.read_text().splitlines()[-1] + "\n")  # the data changed
+    group = load_for_tuning("cnn", "T2", settings)[0]
+    assert study.up_to_date(results, "cnn", group, settings) is None
