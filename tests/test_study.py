@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,6 +95,7 @@ def test_smoke_study_rerun_skips_what_is_up_to_date(smoke_study):
     (["study", "--time-budget", "-1"], "--time-budget"),
     (["study", "--rope", "-2"], "--rope"),
     (["study", "--datasets", "nope"], "unknown dataset"),
+    (["study", "--search-repeats", "0"], "--search-repeats"),
 ])
 def test_bad_study_input_is_one_error_line(argv, text, capsys, tmp_path):
     assert main([*argv, "--results-dir", str(tmp_path / "r"), "--storage", str(tmp_path / "s")]) == 2
@@ -130,3 +132,32 @@ def test_records_match_only_the_same_data_and_settings(tmp_path, tiny_dataset_di
     data.write_text(data.read_text() + data.read_text().splitlines()[-1] + "\n")  # the data changed
     group = load_for_tuning("cnn", "T2", settings)[0]
     assert study.up_to_date(results, "cnn", group, settings) is None
+
+
+def test_search_repeats_get_their_own_seeds_and_trees(tmp_path):
+    trees = study.repeat_trees(tmp_path / "results", 7, 3)
+    assert trees == [(7, tmp_path / "results"), (1007, tmp_path / "results" / "Search Repeats" / "seed-1007"),
+                     (2007, tmp_path / "results" / "Search Repeats" / "seed-2007")]
+
+
+def test_across_searches_interval_and_verdict_counts():
+    from tuning import comparison
+
+    def run(diff, verdict, acc):
+        tests = pd.DataFrame([{"dataset": "A2", "comparison": "primary", "score": "accuracy",
+                               "approach": "Feature Based MTL FFN", "vs_approach": "Classic FFN PyTorch",
+                               "mean_diff": diff, "verdict": verdict}])
+        summary = pd.DataFrame([{"dataset": "A2", "approach": "Classic FFN PyTorch", "kind": "single-task",
+                                 "accuracy_mean": acc}])
+        return {"tests": tests, "summary": summary}
+
+    diffs, spread = comparison.across_searches([run(1.0, "better", 0.70), run(-0.5, "no detectable difference", 0.72),
+                                                run(0.4, "practically equivalent", 0.74)])
+    r = diffs.iloc[0]
+    values = np.array([1.0, -0.5, 0.4])
+    half = 4.302652729911275 * values.std(ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert r["mean_diff"] == pytest.approx(values.mean()) and r["sd_diff"] == pytest.approx(values.std(ddof=1))
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
+    assert (r["n_better"], r["n_practically_equivalent"], r["n_no_detectable_difference"], r["n_worse"]) == (1, 1, 1, 0)
+    s = spread.iloc[0]
+    assert s["accuracy_sd"] == pytest.approx(0.02) and (s["accuracy_min"], s["accuracy_max"]) == (0.70, 0.74)

@@ -20,6 +20,13 @@ exported one.
 :data:`SEARCH_SHARE` of the time left (the rest is for the reruns of exports and curves,
 which Tune does not time), at least :data:`MIN_SEARCH_S`. A search stopped by its budget is
 exported from its best trial so far, and the report says so.
+
+**Search repeats.** ``--search-repeats R`` runs every search R times with seeds ``seed +
+1000 r``; repeat 0 fills the main results tree, repeat r its own tree under
+``results/Search Repeats/seed-<seed>/``. Each repeat is compared on its own (its own split
+and folds); :func:`tuning.comparison.across_searches` then treats the R search-level
+differences of each primary pair as independent draws, so their interval includes the
+search-to-search variance, and counts in how many searches each verdict held.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ FINGERPRINT_SETTINGS = ("samples", "max_epochs", "grace_period", "metric", "seed
 SMOKE = {"samples": 2, "max_epochs": 2, "grace_period": 1, "folds": 2, "repeats": 1}
 SMOKE_ROWS_PER_CLASS = 30
 SMOKE_FRACTIONS = (0.25, 1.0)
+SEED_STEP = 1000
+REPEATS_FOLDER = "Search Repeats"
 
 
 def add_arguments(parser) -> None:
@@ -63,6 +72,9 @@ def add_arguments(parser) -> None:
                              f"{SMOKE['folds']}x{SMOKE['repeats']} folds, {SMOKE_ROWS_PER_CLASS} rows per class")
     parser.add_argument("--time-budget", type=float, default=None,
                         help="hours for the whole study, shared among its searches through Tune's time budget")
+    parser.add_argument("--search-repeats", type=int, default=1,
+                        help="run every search this many times with independent seeds (seed + "
+                             f"{SEED_STEP} x r); the report shows how the answer varies across searches")
     search = parser.add_argument_group("search (as for tune)")
     search.add_argument("--samples", type=int, default=defaults.samples, help="trials per experiment")
     search.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
@@ -180,29 +192,45 @@ def _budget_for(deadline: float | None, n_left: int) -> float | None:
     return max(MIN_SEARCH_S, SEARCH_SHARE * (deadline - time.time()) / max(1, n_left))
 
 
-def run_experiments(plan, settings: TuneSettings, results_dir, deadline: float | None, log) -> list[dict]:
-    """Search and export every planned experiment that is not up to date; one record each."""
+def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]:
+    """(seed, results tree) of each search repeat: repeat 0 is the main tree; repeat r uses
+    seed + SEED_STEP * r (its own search, split and folds) and its own tree under
+    ``results/Search Repeats/seed-<seed>/`` (outside the main tree's ``*/`` approach folders)."""
+    results_dir = Path(results_dir)
+    out = [(seed, results_dir)]
+    for r in range(1, repeats):
+        s = seed + SEED_STEP * r
+        out.append((s, results_dir / REPEATS_FOLDER / f"seed-{s}"))
+    return out
+
+
+def run_experiments(plan, deadline: float | None, log) -> list[dict]:
+    """Search and export every planned ``(family, group, settings, results_dir)`` that is not
+    up to date; one record each."""
     from tuning.driver import run_groups
     from tuning.export import export_experiment
 
     records = []
-    todo = [(f, g) for f, g in plan if up_to_date(results_dir, f, g, settings) is None]
-    for family, group in plan:
+    todo = [p for p in plan if up_to_date(p[3], p[0], p[1], p[2]) is None]
+    for family, group, settings, results_dir in plan:
         names = "+".join(d.name for d in group)
         existing = up_to_date(results_dir, family, group, settings)
         if existing is not None:
-            log(f"study: {family} on {names}: exported results match the data and settings; skipped")
-            records.append({**existing, "status": "reused"})
+            log(f"study: {family} on {names} (seed {settings.seed}): exported results match the data and "
+                "settings; skipped")
+            records.append({**existing, "seed": settings.seed, "status": "reused"})
             continue
         budget = _budget_for(deadline, len(todo))
         todo.pop(0)
         run_settings = dataclasses.replace(settings, time_budget_s=budget)
-        log(f"study: {family} on {names}" + (f" (search budget {budget / 60:.1f} min)" if budget else ""))
+        log(f"study: {family} on {names} (seed {settings.seed})"
+            + (f", search budget {budget / 60:.1f} min" if budget else ""))
         started = time.time()
         outcome = run_groups(family, [group], run_settings)[0]
         if not outcome.best_config:
-            log(f"study: {family} on {names}: no trial finished; nothing exported")
+            log(f"study: {family} on {names} (seed {settings.seed}): no trial finished; nothing exported")
             records.append({"family": family, "datasets": [d.name for d in group], "status": "no result",
+                            "seed": settings.seed,
                             "experiment": Path(str(outcome.path)).name})
             continue
         export_experiment(outcome.path, results_dir, progress=False)
@@ -212,7 +240,7 @@ def run_experiments(plan, settings: TuneSettings, results_dir, deadline: float |
                   "seconds": round(time.time() - started, 1),
                   "fingerprint": fingerprint(family, group, settings)}
         atomic.write_text(record_path(results_dir, family, group), json.dumps(record, indent=2))
-        records.append({**record, "status": "ran"})
+        records.append({**record, "seed": settings.seed, "status": "ran"})
     return records
 
 
@@ -261,12 +289,12 @@ def run_curves(results_dir, chosen: dict[str, list[str]], fractions, log) -> tup
 
 
 def _experiment_lines(records: list[dict]) -> list[str]:
-    lines = ["| family | datasets | experiment | trials | search | status |", "|---|---|---|---|---|---|"]
+    lines = ["| family | datasets | seed | experiment | trials | search | status |", "|---|---|---|---|---|---|---|"]
     for r in records:
         search = "cut by the time budget" if r.get("budget_cut") else "complete"
         if r.get("status") == "no result":
             search = "no trial finished"
-        lines.append(f"| {r['family']} | {', '.join(r['datasets'])} | {r.get('experiment', '—')} | "
+        lines.append(f"| {r['family']} | {', '.join(r['datasets'])} | {r.get('seed', '—')} | {r.get('experiment', '—')} | "
                      f"{r.get('n_trials', '—')} | {search} | {r['status']} |")
     return lines
 
@@ -288,6 +316,11 @@ def run_study(args) -> int:
     fractions = SMOKE_FRACTIONS if args.smoke else (0.1, 0.25, 0.5, 1.0)
     # Every input error before Ray starts: each family's datasets loaded and checked now.
     plan = [(family, group) for family in families for group in load_for_tuning(family, datasets_arg, settings)]
+    if args.search_repeats < 1:
+        raise InputError(f"--search-repeats must be at least 1, got {args.search_repeats}")
+    trees = repeat_trees(results_dir, settings.seed, args.search_repeats)
+    plan = [(family, group, dataclasses.replace(settings, seed=seed), tree) for seed, tree in trees
+            for family, group in plan]
     deadline = started_at + 3600.0 * args.time_budget if args.time_budget else None
 
     def log(message: str) -> None:
@@ -295,9 +328,11 @@ def run_study(args) -> int:
 
     connected = cluster.connect(settings.address, settings.num_cpus)
     try:
-        records = run_experiments(plan, settings, results_dir, deadline, log)
-        result = comparison.run_comparison(results_dir, metric="accuracy", alpha=args.alpha, rope=args.rope,
-                                           threshold=args.threshold, quiet=True)
+        records = run_experiments(plan, deadline, log)
+        runs = [comparison.run_comparison(tree, metric="accuracy", alpha=args.alpha, rope=args.rope,
+                                          threshold=args.threshold, quiet=True, references=r == 0)
+                for r, (_, tree) in enumerate(trees)]
+        result = runs[0]
         chosen = chosen_for_curves(result["summary"], families)
         curves = run_curves(results_dir, chosen, fractions, log)
     finally:
@@ -321,9 +356,16 @@ def run_study(args) -> int:
         "are not timed again).",
         f"- Learning-curve fractions: {', '.join(f'{100 * f:g}%' for f in fractions)}.",
     ]
+    across = None
+    if len(runs) > 1:
+        across = comparison.across_searches(runs)
+        atomic.write_text(results_dir / REPEATS_FOLDER / "across_searches.csv", across[0].to_csv(index=False))
+        atomic.write_text(results_dir / REPEATS_FOLDER / "accuracy_across_searches.csv", across[1].to_csv(index=False))
+        settings_lines.append(f"- Search repeats: {len(runs)} (seeds {', '.join(str(s) for s, _ in trees)}); the "
+                              "tables above the \"Across\" section and the learning curves are from the first.")
     markdown = comparison.render_study_report(result, points, curve_tests, experiments=_experiment_lines(records),
                                               settings_lines=settings_lines, alpha=args.alpha, rope=args.rope,
-                                              threshold=args.threshold, notes=result["notes"])
+                                              threshold=args.threshold, notes=result["notes"], across=across)
     report = results_dir / "report.md"
     atomic.write_text(report, markdown)
     print(markdown)

@@ -20,6 +20,7 @@ percentage points (multi-task minus single-task).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
 from tuning.stats import corrected_mean_ci
 
 __all__ = ["compare", "paired_tests", "summarise", "compare_curves", "add_references", "run", "run_comparison",
-           "render_study_report", "plot_learning_curves", "check_options", "load_approaches", "pair_rows",
+           "render_study_report", "plot_learning_curves", "check_options", "across_searches", "load_approaches", "pair_rows",
            "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
            "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "REFERENCE"]
 
@@ -237,6 +238,60 @@ def _natural_column(column: pd.Series) -> pd.Series:
     return column
 
 
+# ----------------------------------------------------------------------------- across searches
+ACROSS_COLUMNS = ["dataset", "approach", "vs_approach", "n_searches", "mean_diff", "sd_diff", "ci_low", "ci_high",
+                  *[f"n_{v.replace(' ', '_')}" for v in st.VERDICTS]]
+SPREAD_COLUMNS = ["dataset", "approach", "kind", "n_searches", "accuracy_mean", "accuracy_sd", "accuracy_min",
+                  "accuracy_max"]
+
+
+def across_searches(runs: list[dict], confidence: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The primary comparisons over R independent searches (``--search-repeats``).
+
+    Args:
+        runs: one :func:`run_comparison` result per search repeat (each its own seed: its
+            own search, split and folds).
+
+    Returns:
+        ``(diffs, spread)``. ``diffs``: per primary pair, the mean over searches of the
+        full-split MTL-minus-STL difference (points), its standard deviation across searches
+        and a t-interval over the R search-level differences, and in how many searches each
+        verdict came out. The searches are independent (seeds, splits and folds all differ),
+        so the R differences are i.i.d. draws of "search both, compare on fresh folds": their
+        spread holds the search-to-search variance and the fold noise together, and the
+        interval assumes only that independence (and rough normality, R small). ``spread``:
+        each approach's full-split accuracy (fractions) across searches.
+    """
+    from scipy import stats as sps
+
+    tests, summaries = [], []
+    for r, run_result in enumerate(runs):
+        t = run_result["tests"]
+        t = t[(t["comparison"] == PRIMARY) & (t["score"] == "accuracy")].assign(search=r)
+        tests.append(t)
+        summaries.append(run_result["summary"].assign(search=r))
+    tests = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame(columns=TEST_COLUMNS + ["search"])
+    diffs = []
+    for (dataset, approach, vs), part in tests.groupby(["dataset", "approach", "vs_approach"], sort=False):
+        values = part["mean_diff"].astype(float).to_numpy()
+        n = len(values)
+        mean = float(values.mean())
+        sd = float(values.std(ddof=1)) if n > 1 else float("nan")
+        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / np.sqrt(n) if n > 1 else float("nan")
+        counts = part["verdict"].value_counts()
+        diffs.append({"dataset": dataset, "approach": approach, "vs_approach": vs, "n_searches": n,
+                      "mean_diff": mean, "sd_diff": sd, "ci_low": mean - half, "ci_high": mean + half,
+                      **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in st.VERDICTS}})
+    summary = pd.concat(summaries, ignore_index=True)
+    spread = []
+    for (dataset, approach), part in summary.groupby(["dataset", "approach"], sort=False):
+        acc = part["accuracy_mean"].astype(float).to_numpy()
+        spread.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0], "n_searches": len(acc),
+                       "accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1
+                       else float("nan"), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max())})
+    return pd.DataFrame(diffs, columns=ACROSS_COLUMNS), pd.DataFrame(spread, columns=SPREAD_COLUMNS)
+
+
 # ----------------------------------------------------------------------------- references
 def _reference_cache(results_dir: Path, dataset: str) -> tuple[Path, Path]:
     folder = results_dir / tree_rows.REFERENCE_FOLDER
@@ -294,8 +349,6 @@ def load_or_compute_references(results_dir, dataset: str, approach_rows: pd.Data
         return None, reason
     with atomic.atomic_path(cache_csv) as tmp:
         rows.to_csv(tmp, index=False)
-    import json
-
     atomic.write_text(cache_json, json.dumps(refs.cache_record(dataset, data_path, params, digest), indent=2))
     return tree_rows.read_rows(cache_csv), None  # the same dtypes as a cache hit
 

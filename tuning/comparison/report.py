@@ -312,15 +312,15 @@ def plot_learning_curves(points: pd.DataFrame, tests: pd.DataFrame, path) -> Non
 CURVE_METHOD = (
     "- **Learning curves:** per dataset, the single-task configuration with the best validation score and "
     "the multi-task configuration with the best validation score on that dataset's head were retrained on "
-    "10%, 25%, 50% and 100% of each training fold (the same folds and scored rows; training and inner "
-    "validation rows each subsampled per class, nested: the 10% rows lie inside the 25% rows). The 100% "
+    "fractions of each training fold (listed under \"What was run\"; the same folds and scored rows; training "
+    "and inner validation rows each subsampled per class, nested: the 10% rows lie inside the 25% rows). The 100% "
     "point is the exported full-split run. At each size the paired test and the Bayesian test are made as "
     "above; Holm runs over every curve point. These tests are exploratory.")
 
 
 def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.DataFrame, *, experiments: list[str],
                         settings_lines: list[str], alpha: float, rope: float, threshold: float,
-                        notes: list[str]) -> str:
+                        notes: list[str], across: tuple | None = None) -> str:
     """``results/report.md``: the answer, then the tables and the plots, then the method.
 
     ``comparison`` is what :func:`tuning.comparison.run_comparison` returned; ``experiments``
@@ -328,7 +328,7 @@ def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.
     """
     summary, tests, order = comparison["summary"], comparison["tests"], comparison["order"]
     out = ["# Does multi-task learning help? Study report", "", "## Answer", "",
-           *answer_lines(tests, rope, threshold), "", curve_answer(curve_tests), "",
+           *answer_lines(tests, rope, threshold), "", *across_answer(across), curve_answer(curve_tests), "",
            "## Accuracy of every approach, %", "",
            "Per approach: full-split mean [95% interval corrected for fold correlation] · one-split test score.",
            "", *summary_table(summary, order, "accuracy"), "", WHY_BOTH, "", "![accuracy per approach](comparison.png)",
@@ -339,6 +339,8 @@ def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.
         part = tests[(tests["comparison"] == comparison_kind) & (tests["score"] == "accuracy")]
         if len(part):
             out += [f"## {title}", "", *tests_table(part), ""]
+    if across is not None and len(across[0]):
+        out += ["## Across independent searches (`--search-repeats`)", "", *across_lines(*across), ""]
     out += ["## Learning curves", ""]
     if len(curve_tests):
         out += [*curve_table(points, curve_tests), "", "![learning curves](learning_curves.png)", ""]
@@ -350,3 +352,44 @@ def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.
     if notes:
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(out) + "\n"
+
+
+def across_lines(diffs: pd.DataFrame, spread: pd.DataFrame) -> list[str]:
+    """The primary pairs over independent searches, and each approach's spread across searches."""
+    if diffs.empty:
+        return []
+    n = int(diffs["n_searches"].max())
+    out = [f"Each search was run {n} times with independent seeds (its own search, split and folds). Per primary "
+           "pair: the mean over searches of the full-split difference, its standard deviation across searches, a "
+           "95% t-interval over the search-level differences (it includes the search-to-search variance; it "
+           "assumes only that the searches are independent), and in how many searches each verdict came out.", "",
+           "| dataset | multi-task | vs | mean difference, points [95% CI over searches] | sd across searches | "
+           "better | practically equivalent | no detectable difference | worse |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in diffs.iterrows():
+        ci = "" if _missing(r["ci_low"]) else f" [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+        sd = "n/a" if _missing(r["sd_diff"]) else f"{r['sd_diff']:.2f}"
+        out.append(f"| {r['dataset']} | {r['approach']} | {r['vs_approach']} | {r['mean_diff']:+.2f}{ci} | {sd} | "
+                   f"{r['n_better']}/{r['n_searches']} | {r['n_practically_equivalent']}/{r['n_searches']} | "
+                   f"{r['n_no_detectable_difference']}/{r['n_searches']} | {r['n_worse']}/{r['n_searches']} |")
+    out += ["", "Full-split accuracy of each approach across searches, %: mean, sd, min-max.", "",
+            "| dataset | approach | mean | sd | min-max |", "|---|---|---|---|---|"]
+    for _, r in spread.iterrows():
+        sd = "n/a" if _missing(r["accuracy_sd"]) else f"{100 * r['accuracy_sd']:.2f}"
+        out.append(f"| {r['dataset']} | {r['approach']} | {pct(r['accuracy_mean'])} | {sd} | "
+                   f"{pct(r['accuracy_min'])}-{pct(r['accuracy_max'])} |")
+    return out
+
+
+def across_answer(across: tuple | None) -> list[str]:
+    """One sentence: how stable the primary verdicts were over independent searches."""
+    if across is None or across[0].empty:
+        return []
+    diffs = across[0]
+    n = int(diffs["n_searches"].max())
+    stable = sum(1 for _, r in diffs.iterrows()
+                 if max(r[f"n_{v.replace(' ', '_')}"] for v in ("better", "practically equivalent",
+                                                                "no detectable difference", "worse")) == n)
+    return [f"Over {n} independent searches per approach, {stable} of the {len(diffs)} primary pairs got the same "
+            "verdict every time (the table \"Across independent searches\" gives the differences with intervals "
+            "that include the search-to-search spread).", ""]
