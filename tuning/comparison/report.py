@@ -274,6 +274,7 @@ def plot_learning_curves(points: pd.DataFrame, tests: pd.DataFrame, path) -> Non
     """One panel per dataset: accuracy (%) against training spikes (log scale), each chosen
     approach with its corrected 95% interval, and the paired verdict at each size."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     datasets = sorted(points["dataset"].unique(), key=natural_key) or ["(none)"]
     cols = min(3, len(datasets))
@@ -297,6 +298,8 @@ def plot_learning_curves(points: pd.DataFrame, tests: pd.DataFrame, path) -> Non
             ax.annotate(short.get(r["verdict"], r["verdict"]), (r["training_spikes"], top), fontsize=7,
                         ha="center", va="bottom", textcoords="offset points", xytext=(0, 3))
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 100, not 10^2
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(dataset, fontsize=9, loc="left")
         ax.set_xlabel("training spikes per fold (train + inner validation)", fontsize=7)
         ax.set_ylabel("accuracy, %", fontsize=7)

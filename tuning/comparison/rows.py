@@ -12,14 +12,11 @@ approaches' per-fold scores are paired (:func:`pair_rows`). Scores are fractions
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tuning import atomic
 from tuning.errors import InputError
 from tuning.results_tree import INDIVIDUAL, SCORES, natural_key
 
