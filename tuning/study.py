@@ -131,13 +131,14 @@ def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str
     datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds))
     folder = Path(settings.storage).expanduser().resolve() / "study-smoke-data"
     rng = np.random.default_rng(settings.seed)
+    import pandas as pd
+
     for dataset in datasets:
         keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dataset.y == c))[:SMOKE_ROWS_PER_CLASS]
                                        for c in range(dataset.n_classes)]))
-        header = ",".join([f"s{i}" for i in range(dataset.X.shape[1])] + ["label"])
-        lines = [header] + [",".join(f"{v:.6g}" for v in dataset.X[i]) + f",{dataset.class_names[dataset.y[i]]}"
-                            for i in keep]
-        atomic.write_text(folder / f"{dataset.name}.csv", "\n".join(lines) + "\n")
+        # The file's own rows and columns (channel layout, label column), as text: nothing re-encoded.
+        frame = pd.read_csv(dataset.path, dtype=str, keep_default_na=False)
+        atomic.write_text(folder / f"{dataset.name}.csv", frame.iloc[keep].to_csv(index=False))
     return folder, ",".join(d.name for d in datasets)
 
 
