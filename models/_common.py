@@ -60,3 +60,23 @@ def check_input(x, name: str) -> None:
         raise ValueError(
             f"{name} expects a (batch, length) tensor, got shape {tuple(x.shape)}"
         )
+
+
+def as_channels(x, n_channels: int, name: str):
+    """(batch, n_channels * length) channel-major, or (batch, n_channels, length) -> the latter.
+
+    Multi-channel rows arrive flattened (as the datasets store them), so every caller of a
+    trunk keeps passing 2-D tensors; a single channel is (batch, 1, length).
+    """
+    if x.dim() == 3:
+        if x.shape[1] != n_channels:
+            raise ValueError(f"{name} was built for {n_channels} channel(s), got a (batch, channels, "
+                             f"length) tensor of shape {tuple(x.shape)}")
+        return x
+    check_input(x, name)
+    if x.shape[1] % n_channels:
+        raise ValueError(
+            f"{name} was built for {n_channels} channels, but {x.shape[1]} columns do not split "
+            f"into {n_channels} equal channels"
+        )
+    return x.reshape(x.shape[0], n_channels, x.shape[1] // n_channels)

@@ -1,4 +1,4 @@
-"""1-D convolutional trunk over the waveform (one input channel).
+"""1-D convolutional trunk over the waveform; a probe's channels are its input channels.
 
 Config keys (all optional; defaults in brackets):
     cnn_n_blocks      number of conv blocks, >= 1 (search space: 1-4)              [2]
@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ._common import check_input, get_bool, get_dropout, get_int, make_activation
+from ._common import as_channels, get_bool, get_dropout, get_int, make_activation
 
 POOLS = ("max", "avg", "none")
 GLOBAL_POOLS = ("avg", "max", "flatten")
@@ -40,16 +40,19 @@ def _choice(config: Mapping[str, Any], key: str, default: str, allowed: tuple[st
 class CNNTrunk(nn.Module):
     """Conv blocks + global pooling (+ optional dense layer).
 
-    Input: float tensor (batch, input_length). Output: (batch, out_features) with
+    Input: float tensor (batch, n_channels * input_length), channel-major, or
+    (batch, n_channels, input_length); the channels are the first conv's input channels.
+    Output: (batch, out_features) with
     out_features = cnn_dense_units if > 0, else the last block's channels (avg/max
     global pooling) or channels * final feature-map length ("flatten").
     """
 
-    def __init__(self, input_length: int, config: Mapping[str, Any]):
+    def __init__(self, input_length: int, config: Mapping[str, Any], n_channels: int = 1):
         super().__init__()
-        if int(input_length) < 1:
-            raise ValueError(f"input_length must be >= 1, got {input_length}")
+        if int(input_length) < 1 or int(n_channels) < 1:
+            raise ValueError(f"input_length and n_channels must be >= 1, got {input_length}, {n_channels}")
         self.input_length = int(input_length)
+        self.n_channels = int(n_channels)
         n_blocks = get_int(config, "cnn_n_blocks", 2, minimum=1)
         pool = _choice(config, "cnn_pool", "max", POOLS)
         global_pool = _choice(config, "cnn_global_pool", "avg", GLOBAL_POOLS)
@@ -59,7 +62,7 @@ class CNNTrunk(nn.Module):
         activation = config.get("activation", "relu")
 
         layers: list[nn.Module] = []
-        in_ch, length = 1, self.input_length
+        in_ch, length = self.n_channels, self.input_length
         for i in range(n_blocks):
             default_ch = _DEFAULT_CHANNELS[min(i, len(_DEFAULT_CHANNELS) - 1)]
             out_ch = get_int(config, f"cnn_channels_b{i}", default_ch, minimum=1)
@@ -107,7 +110,6 @@ class CNNTrunk(nn.Module):
         self.out_features = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, length) -> (batch, out_features)."""
-        check_input(x, "CNNTrunk")
-        h = self.blocks(x.unsqueeze(1))  # (batch, 1, length) -> (batch, C, final_length)
+        """(batch, n_channels * length) -> (batch, out_features)."""
+        h = self.blocks(as_channels(x, self.n_channels, "CNNTrunk"))  # (batch, C_in, length) -> (batch, C, final_length)
         return self.dense(self.global_pool(h))

@@ -9,7 +9,8 @@ Config keys (all optional; defaults in brackets):
     lstm_input_stride  1 | 2 | 4: samples per time step                           [1]
 
 With stride s the (batch, length) input becomes (batch, ceil(length/s), s): s consecutive
-samples are one step's features and the tail is zero-padded. Fewer steps make the
+samples are one step's features and the tail is zero-padded. With C channels a step holds
+those s samples of every channel (s * C features). Fewer steps make the
 sequential recurrence s times shorter, which is what dominates LSTM time on a CPU.
 """
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_input, get_bool, get_dropout, get_int
+from ._common import as_channels, get_bool, get_dropout, get_int
 
 READOUTS = ("last", "mean")
 
@@ -29,15 +30,17 @@ READOUTS = ("last", "mean")
 class LSTMTrunk(nn.Module):
     """LSTM over waveform chunks.
 
-    Input: float tensor (batch, length), any length >= 1. Output: (batch, out_features)
+    Input: float tensor (batch, n_channels * length) channel-major, or (batch, n_channels,
+    length); any length >= 1. Output: (batch, out_features)
     with out_features = lstm_hidden * (2 if bidirectional else 1).
     """
 
-    def __init__(self, input_length: int, config: Mapping[str, Any]):
+    def __init__(self, input_length: int, config: Mapping[str, Any], n_channels: int = 1):
         super().__init__()
-        if int(input_length) < 1:
-            raise ValueError(f"input_length must be >= 1, got {input_length}")
+        if int(input_length) < 1 or int(n_channels) < 1:
+            raise ValueError(f"input_length and n_channels must be >= 1, got {input_length}, {n_channels}")
         self.input_length = int(input_length)  # kept for the record; any length works
+        self.n_channels = int(n_channels)
         hidden = get_int(config, "lstm_hidden", 64, minimum=1)
         layers = get_int(config, "lstm_layers", 1, minimum=1)
         self.bidirectional = get_bool(config, "bidirectional", False)
@@ -49,7 +52,7 @@ class LSTMTrunk(nn.Module):
                 f"config['lstm_readout'] = {self.readout!r}; choose one of {list(READOUTS)}"
             )
         self.lstm = nn.LSTM(
-            input_size=self.stride,
+            input_size=self.stride * self.n_channels,
             hidden_size=hidden,
             num_layers=layers,
             batch_first=True,
@@ -62,15 +65,16 @@ class LSTMTrunk(nn.Module):
         self.out_features = hidden * self.num_directions
 
     def _to_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, length) -> (batch, ceil(length / stride), stride)."""
-        pad = (-x.shape[1]) % self.stride
+        """(batch, C * length) or (batch, C, length) -> (batch, ceil(length / stride), stride * C)."""
+        x = as_channels(x, self.n_channels, "LSTMTrunk")
+        pad = (-x.shape[2]) % self.stride
         if pad:
             x = F.pad(x, (0, pad))
-        return x.reshape(x.shape[0], -1, self.stride)
+        steps = x.reshape(x.shape[0], self.n_channels, -1, self.stride)  # (batch, C, steps, s)
+        return steps.permute(0, 2, 3, 1).reshape(x.shape[0], steps.shape[2], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, length) -> (batch, out_features)."""
-        check_input(x, "LSTMTrunk")
+        """(batch, n_channels * length) -> (batch, out_features)."""
         out, (h_n, _) = self.lstm(self._to_sequence(x))
         if self.readout == "mean":
             feat = out.mean(dim=1)  # (batch, hidden * directions)

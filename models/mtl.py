@@ -64,7 +64,7 @@ class MultiHeadNet(nn.Module):
         return len(self.heads)
 
     def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
-        """(batch, length) -> logits (batch, class_counts[task])."""
+        """(batch, n_channels * length) -> logits (batch, class_counts[task])."""
         task = int(task)
         if not 0 <= task < self.num_tasks:
             raise ValueError(f"task {task} out of range: this model has {self.num_tasks} task(s)")

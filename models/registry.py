@@ -20,6 +20,7 @@ def build_model(
     config: Mapping[str, Any],
     input_length: int,
     class_counts: Sequence[int],
+    n_channels: int = 1,
 ) -> MultiHeadNet:
     """Build trunk + heads for ``family`` from a (possibly partial) config.
 
@@ -27,11 +28,13 @@ def build_model(
         family: one of FAMILIES.
         config: hyperparameters (search-space keys; missing ones take defaults, extra
             ones such as ``lr`` are ignored).
-        input_length: waveform samples per row.
+        input_length: waveform samples per row (per channel).
         class_counts: classes per task; exactly one entry for single-task families.
+        n_channels: channels per waveform: the CNN's input channels, the LSTM's features per
+            sample, the FFN's inputs multiply by it.
 
     Returns:
-        MultiHeadNet whose forward(x (batch, input_length), task) gives
+        MultiHeadNet whose forward(x (batch, n_channels * input_length), task) gives
         (batch, class_counts[task]) logits.
     """
     trunk_cls = TRUNKS[trunk_family(family)]
@@ -41,7 +44,7 @@ def build_model(
             f"family {family!r} is single-task and needs exactly one class count, got {counts}; "
             f"use 'mtl-{family}' to train on several datasets"
         )
-    trunk = trunk_cls(int(input_length), config)
+    trunk = trunk_cls(int(input_length), config, n_channels=int(n_channels))
     return MultiHeadNet(
         trunk,
         counts,

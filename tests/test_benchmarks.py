@@ -105,3 +105,18 @@ def test_gpu_benchmark_skips_without_cuda(tmp_path, capsys):
     assert gpu_trials_per_hour.main(["--quick", "--results-md", str(md)]) == 0
     assert "skipped: no CUDA device" in capsys.readouterr().out
     assert not md.exists()
+
+
+def test_loader_quick(tmp_path):
+    from benchmarks import loader
+
+    md = tmp_path / "RESULTS.md"
+    assert loader.main(["--quick", "--rows", "2000", "--samples", "8", "--out-dir", str(tmp_path / "out"),
+                        "--results-md", str(md)]) == 0
+    section = _section(md, loader.SECTION)
+    assert "2,000 spikes x 8 samples" in section and "- Machine: " in section and "- Command: " in section
+    assert "| bare |" in section and "| load_dataset |" in section and "load_dataset / bare pandas.read_csv" in section
+    assert (tmp_path / "out" / "loader_2000x8.csv").is_file()
+    before = md.read_text(), common.RESULTS_MD.read_text()
+    assert loader.main(["--quick", "--rows", "2000", "--samples", "8", "--out-dir", str(tmp_path / "out")]) == 0
+    assert (md.read_text(), common.RESULTS_MD.read_text()) == before  # --quick alone: prints only

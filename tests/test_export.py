@@ -67,14 +67,16 @@ def results_copy(exported, tmp_path) -> Path:
 
 
 def tree_state(root: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file under ``root``."""
+    """Relative path -> sha256 of every file under ``root`` (the exports' lock file aside)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != tree.LOCK_NAME}
 
 
 def leftovers(root: Path) -> list[str]:
-    """Temporary files (hidden names or *.tmp) anywhere under ``root``."""
-    return [str(p) for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    """Temporary files (hidden names or *.tmp) anywhere under ``root``; the exports' lock
+    file in the root is not one."""
+    return [str(p) for p in root.rglob("*")
+            if (p.name.startswith(".") or p.name.endswith(".tmp")) and p != root / tree.LOCK_NAME]
 
 
 def paths(results: Path) -> dict[str, Path]:

@@ -204,9 +204,13 @@ def test_build_model_errors():
         build_model("ffn", {"ffn_n_layers": 0}, 48, [2])
 
 
-def test_trunk_rejects_3d_input():
+def test_trunk_rejects_wrong_shapes():
     with pytest.raises(ValueError, match=r"\(batch, length\)"):
-        CNNTrunk(48, {})(torch.randn(2, 1, 48))
+        CNNTrunk(48, {})(torch.randn(2, 1, 1, 48))
+    with pytest.raises(ValueError, match=r"built for 1 channel"):
+        CNNTrunk(48, {})(torch.randn(2, 3, 48))
+    with pytest.raises(ValueError, match=r"do not split into 4 equal channels"):
+        CNNTrunk(48, {}, n_channels=4)(torch.randn(2, 190))
 
 
 def test_extra_config_keys_ignored():

@@ -1,7 +1,10 @@
 """Writes that never leave a half-written file: write a temporary sibling, then rename.
 
 ``os.replace`` is atomic on one filesystem, so a reader (or a crash) sees either the old
-file or the new one, never a mix.
+file or the new one, never a mix. ``tempfile.mkstemp`` creates its file with mode 0600
+whatever the umask; every temporary here is given the mode an ordinary ``open()`` would
+have created (0666 less the umask: 0644 under umask 022), so results a lab shares are
+readable by its members.
 """
 
 from __future__ import annotations
@@ -9,10 +12,44 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # Elsewhere the only way to read it is to set it; the lock keeps our own threads out.
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _shareable_temp(path: Path) -> tuple[int, Path]:
+    """A temporary sibling of ``path`` (open descriptor, path) with the umask's file mode."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(handle, 0o666 & ~current_umask())
+    except OSError:
+        pass  # a filesystem without permissions (some network shares): keep its default
+    except BaseException:
+        os.close(handle)
+        os.unlink(tmp)
+        raise
+    return handle, Path(tmp)
 
 
 @contextmanager
@@ -20,9 +57,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp_path = _shareable_temp(path)
     os.close(handle)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -53,8 +89,8 @@ def write_all(files: Mapping[str | Path, bytes]) -> None:
             missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
             path.parent.mkdir(parents=True, exist_ok=True)
             created_dirs.extend(reversed(missing))
-            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((Path(tmp), path))
+            handle, tmp = _shareable_temp(path)
+            staged.append((tmp, path))
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
         for tmp, path in staged:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``study``).
+"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``, ``study``).
 
 Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` shows the
 traceback instead.
@@ -88,6 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     from tuning.study import add_arguments as add_study_arguments
 
     add_study_arguments(study)
+
+    imp = commands.add_parser("import", help="labelled spikes from a SortingAnalyzer or Kilosort/Phy folder "
+                              "-> a dataset CSV (needs the spikeinterface extra)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    imp.add_argument("source", help="a SpikeInterface SortingAnalyzer folder or a Kilosort/Phy output folder")
+    imp.add_argument("output", help="the dataset CSV to write (e.g. data/M1.csv); its JSON goes beside it")
+    imp.add_argument("--recording", default=None,
+                     help="the recording, if the source's reference to it is gone: a SpikeInterface-saved "
+                          "recording folder, or (Phy) the raw binary that params.py describes")
+    imp.add_argument("--units", default=None, help="comma list of unit ids to keep (unset: every unit of --groups)")
+    imp.add_argument("--groups", default="good", help="Phy/Kilosort curation groups to keep, comma list")
+    imp.add_argument("--max-spikes", type=int, default=1000,
+                     help="at most this many spikes per unit (seeded random subset); 0 keeps all")
+    imp.add_argument("--ms-before", type=float, default=1.0, help="window before the spike peak, ms")
+    imp.add_argument("--ms-after", type=float, default=2.0, help="window after the spike peak, ms")
+    imp.add_argument("--channels", default="extremum",
+                     help="'extremum' (each unit's largest channel) or K: that channel and its K-1 "
+                          "nearest on the probe")
+    imp.add_argument("--bandpass", default=None, metavar="LOW,HIGH",
+                     help="band-pass filter the recording first, Hz (raw Kilosort .dat files are unfiltered)")
+    imp.add_argument("--folds", type=int, default=defaults.folds,
+                     help="folds the dataset must support: every unit needs enough spikes")
+    imp.add_argument("--seed", type=int, default=0, help="seeds the spike subset")
     return parser
 
 
@@ -153,6 +176,30 @@ def cmd_study(args) -> int:
     return run_study(args)
 
 
+def cmd_import(args) -> int:
+    from tuning.importers import import_spikes
+
+    bandpass = None
+    if args.bandpass is not None:
+        try:
+            low, high = (float(v) for v in args.bandpass.split(","))
+        except ValueError:
+            raise InputError(f"--bandpass must be LOW,HIGH in Hz (e.g. 300,6000), got {args.bandpass!r}") from None
+        bandpass = (low, high)
+    summary = import_spikes(
+        args.source, args.output, recording=args.recording,
+        units=[u for u in args.units.split(",") if u.strip()] if args.units else None,
+        groups=[g for g in args.groups.split(",") if g.strip()],
+        max_spikes_per_unit=args.max_spikes or None, ms_before=args.ms_before, ms_after=args.ms_after,
+        channels=args.channels, seed=args.seed, folds=args.folds, bandpass=bandpass)
+    counts = ", ".join(f"{u}: {n}" for u, n in summary.spike_counts.items())
+    print(f"Wrote {summary.csv_path} ({len(summary.units)} units, {summary.n_channels} channel(s) x "
+          f"{summary.n_samples} samples at {summary.sampling_frequency:g} Hz; spikes per unit {counts})")
+    print(f"      {summary.json_path}")
+    print(f"Tune on it with: scripts/tune.sh cnn {summary.csv_path}")
+    return 0
+
+
 def resume_command(argv: list[str] | None = None) -> str:
     """The command that continues this search: the same arguments plus ``--resume``."""
     import shlex
@@ -166,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "study": cmd_study}
+    handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "import": cmd_import,
+                "study": cmd_study}
     try:
         return handlers[args.command](args)
     except InputError as error:

@@ -22,13 +22,19 @@ the results so predictions can be read back in the lab's own labels.
 
 Validation
 ----------
-Everything is checked once, here, before Ray starts. Every problem raises
-:class:`tuning.errors.InputError` with one line that names the file, the line number
-(1-based line in the file, header = line 1) and/or the column, what is wrong and what to
-do. Blank lines are skipped. Cells may carry surrounding spaces.
+Files may be gzip-compressed (``NAME.csv.gz``). Well-formed files are read by pyarrow's CSV
+reader (:func:`_read_fast`); any file it does not accept as it stands is read again line by
+line (:func:`_read_checked`), which accepts every file the fast reader does, gives the same
+arrays, and names the first problem. Everything is checked once, here, before Ray starts.
+Every problem raises :class:`tuning.errors.InputError` with one line that names the file,
+the line number (1-based line in the file, header = line 1) and/or the column, what is
+wrong and what to do. Blank lines are skipped. Cells may carry surrounding spaces.
+
+Multi-channel files name their waveform columns ``ch{c}_s{t}`` (:mod:`tuning.channels`);
+their rows are stored channel-major and ``Dataset.n_channels`` says how many channels.
 
 Shapes and types of a loaded :class:`Dataset`:
-``X`` float32, ``(n_rows, n_samples)``, C-contiguous, in the file's units;
+``X`` float32, ``(n_rows, n_channels * n_samples)``, C-contiguous, in the file's units;
 ``y`` int64, ``(n_rows,)``, values ``0..K-1``.
 The arrays are ordinary writeable numpy arrays; code that shares a Dataset (Ray trials)
 must treat them as read-only.
@@ -37,15 +43,18 @@ must treat them as read-only.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tuning.channels import channel_layout
 from tuning.errors import InputError
 
 __all__ = [
@@ -62,6 +71,26 @@ LABEL_COLUMN_NAMES = ("label", "track", "class", "unit", "y")
 # Label cells that mean "no label": pandas writes a missing value as an empty cell or "nan".
 _MISSING_LABELS = {"", "nan"}
 
+#: File names taken as datasets: NAME.csv, or NAME.csv.gz (gzip-compressed), any case.
+DATASET_SUFFIXES = (".csv", ".csv.gz")
+
+
+def dataset_name(path: str | Path) -> str:
+    """The dataset's name: the file name without ``.csv`` / ``.csv.gz`` (``A12.csv.gz`` -> ``A12``)."""
+    name = Path(path).name
+    for suffix in sorted(DATASET_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def _is_dataset_file(path: Path) -> bool:
+    return path.name.lower().endswith(DATASET_SUFFIXES) and dataset_name(path) != path.name
+
+
+def _is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
 
 # eq=False: dataclass equality would compare numpy arrays elementwise and fail; identity
 # equality (and hashing) is what callers need.
@@ -70,13 +99,16 @@ class Dataset:
     """One labelled waveform dataset, validated.
 
     Attributes:
-        name: dataset name, the file stem (``"A12"``); used in result file names.
+        name: dataset name, the file name without ``.csv`` / ``.csv.gz`` (``"A12"``); used
+            in result file names.
         path: resolved absolute path of the CSV.
         X: float32 array ``(n_rows, n_samples)``, C-contiguous, one waveform per row in the
             file's units (microvolts for the shipped data).
         y: int64 array ``(n_rows,)`` of class ids ``0..K-1``.
         label_column: name of the label column in the CSV header.
         class_names: ``class_names[i]`` is the original label (as a string) of class ``i``.
+        n_channels: channels per waveform; a row of ``X`` is ``(n_channels, length)``
+            flattened channel-major (1 for a plain single-channel file).
     """
 
     name: str
@@ -85,6 +117,7 @@ class Dataset:
     y: np.ndarray
     label_column: str
     class_names: tuple[str, ...]
+    n_channels: int = 1
 
     @property
     def n_classes(self) -> int:
@@ -93,8 +126,8 @@ class Dataset:
 
     @property
     def length(self) -> int:
-        """Waveform length in samples (columns of ``X``)."""
-        return int(self.X.shape[1])
+        """Waveform length in samples per channel (columns of ``X`` for one channel)."""
+        return int(self.X.shape[1]) // self.n_channels
 
     @property
     def n_rows(self) -> int:
@@ -113,7 +146,7 @@ class Dataset:
     def __repr__(self) -> str:  # the default repr would print both arrays
         return (
             f"Dataset(name={self.name!r}, rows={self.n_rows}, length={self.length}, "
-            f"classes={self.n_classes}, label_column={self.label_column!r}, path='{self.path}')"
+            f"{f'channels={self.n_channels}, ' if self.n_channels > 1 else ''}classes={self.n_classes}, label_column={self.label_column!r}, path='{self.path}')"
         )
 
 
@@ -133,22 +166,24 @@ def _natural_key(name: str) -> tuple:
 def _available(data_dir: Path) -> list[Path]:
     if not data_dir.is_dir():
         return []
-    files = [p for p in data_dir.iterdir() if p.suffix.lower() == ".csv" and p.is_file()]
-    return sorted(files, key=lambda p: _natural_key(p.stem))
+    files = [p for p in data_dir.iterdir() if _is_dataset_file(p) and p.is_file()]
+    return sorted(files, key=lambda p: _natural_key(dataset_name(p)))
 
 
 def resolve_dataset_paths(arg: str, data_dir: str | Path = "data") -> list[Path]:
     """Turn a dataset argument into CSV paths (resolved, absolute).
 
     Args:
-        arg: a dataset name (``"A12"`` -> ``data_dir/A12.csv``), a path to a CSV (contains
-            a path separator or ends with ``.csv``), or ``"all"`` (every ``*.csv`` in
-            ``data_dir``, in natural order: A2, A3, A4, A12, A21).
+        arg: a dataset name (``"A12"`` -> ``data_dir/A12.csv`` or ``data_dir/A12.csv.gz``),
+            a path to a CSV (contains a path separator or ends with ``.csv`` / ``.csv.gz``),
+            or ``"all"`` (every ``*.csv`` and ``*.csv.gz`` in ``data_dir``, in natural order:
+            A2, A3, A4, A12, A21).
         data_dir: folder holding the named datasets.
 
     Raises:
-        InputError: unknown name (the message lists the names available), a path that is
-            not a file, or ``"all"`` with no CSV in ``data_dir``.
+        InputError: unknown name (the message lists the names available), a name with both
+            a ``.csv`` and a ``.csv.gz`` file, a path that is not a file, or ``"all"`` with no
+            CSV in ``data_dir``.
     """
     data_dir = Path(data_dir).expanduser()
     arg = str(arg).strip()
@@ -159,12 +194,12 @@ def resolve_dataset_paths(arg: str, data_dir: str | Path = "data") -> list[Path]
         files = _available(data_dir)
         if not files:
             raise InputError(
-                f"'all' found no *.csv files in {data_dir}: put dataset CSVs there or pass "
+                f"'all' found no *.csv (or *.csv.gz) files in {data_dir}: put dataset CSVs there or pass "
                 "a path to a CSV"
             )
         return [p.resolve() for p in files]
 
-    if "/" in arg or "\\" in arg or arg.lower().endswith(".csv"):
+    if "/" in arg or "\\" in arg or arg.lower().endswith(DATASET_SUFFIXES):
         path = Path(arg).expanduser()
         # A bare "A12.csv" that is not in the working directory may mean data_dir/A12.csv.
         if not path.exists() and path.parent == Path(".") and (data_dir / path.name).is_file():
@@ -176,13 +211,18 @@ def resolve_dataset_paths(arg: str, data_dir: str | Path = "data") -> list[Path]
         return [path.resolve()]
 
     path = data_dir / f"{arg}.csv"
-    if path.is_file():
-        return [path.resolve()]
+    exact = [p for p in (path, data_dir / f"{arg}.csv.gz") if p.is_file()]
     files = _available(data_dir)
-    matches = [p for p in files if p.stem.lower() == arg.lower()]
-    if len(matches) == 1:  # tolerate "a12" for A12.csv
+    # tolerate "a12" for A12.csv
+    matches = exact or [p for p in files if dataset_name(p).lower() == arg.lower()]
+    if len(matches) == 1:
         return [matches[0].resolve()]
-    names = ", ".join(p.stem for p in files) if files else "none"
+    if len(matches) > 1:
+        raise InputError(
+            f"dataset {arg!r} is ambiguous: {' and '.join(str(p) for p in matches)} both match; "
+            "keep one of them (or pass a path)"
+        )
+    names = ", ".join(dataset_name(p) for p in files) if files else "none"
     raise InputError(
         f"unknown dataset {arg!r}: there is no {path}; available in {data_dir}: {names} "
         "(or pass a path to a CSV, or 'all')"
@@ -268,7 +308,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     """Read and validate one dataset CSV.
 
     Args:
-        path: the CSV file; its stem is the dataset name.
+        path: the CSV (or ``.csv.gz``) file; its name without that suffix is the dataset name.
         label_column: name of the label column (exact, else case-insensitive); ``None``
             detects it (see the module docstring).
         min_rows_per_class: every class needs at least this many rows; pass
@@ -286,9 +326,54 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     if not path.is_file():
         raise InputError(f"{path}: is not a file; pass a CSV file")
     path = path.resolve()
+    parsed = _read_fast(path, label_column) or _read_checked(path, label_column)
+    label_name, wave_names, X, y, class_names = parsed
+    n_channels, order = channel_layout(path, wave_names)
+    if order is not None:  # ch{c}_s{t} columns in another order: store them channel-major
+        X = np.ascontiguousarray(X[:, order])
+    counts = np.bincount(y, minlength=len(class_names))
+    if len(class_names) < 2:
+        raise InputError(
+            f"{path}: the label column {label_name!r} holds a single class ({class_names[0]!r}, "
+            f"{len(y)} rows); a classifier needs at least two classes: check the file or "
+            "choose another column with --label-column"
+        )
+    small = [(class_names[c], int(n)) for c, n in enumerate(counts) if n < min_rows_per_class]
+    if small:
+        listed = ", ".join(f"class {name!r} has {n} rows" for name, n in small)
+        raise InputError(
+            f"{path}: {listed} in label column {label_name!r}; every class needs at least "
+            f"{min_rows_per_class} rows for the stratified splits: use fewer folds with --folds "
+            "or add more spikes of that class"
+        )
+
+    return Dataset(
+        name=dataset_name(path),
+        path=path,
+        X=X,
+        y=y,
+        label_column=label_name,
+        class_names=class_names,
+        n_channels=n_channels,
+    )
+
+
+# What both readers return: (label column name, waveform column names in file order,
+# X float32 (n, samples) C-contiguous, y int64 class ids, class names).
+_Parsed = tuple[str, list[str], np.ndarray, np.ndarray, tuple[str, ...]]
+
+
+def _read_checked(path: Path, label_column: str | None) -> _Parsed:
+    """Read ``path`` line by line, checking everything; the first problem raises InputError
+    naming its line and column. The reference for what a dataset file may hold."""
     try:
         # utf-8-sig drops the byte-order mark that spreadsheet programs write.
-        text = path.read_text(encoding="utf-8-sig")
+        if _is_gzip(path):
+            text = gzip.decompress(path.read_bytes()).decode("utf-8-sig")
+        else:
+            text = path.read_text(encoding="utf-8-sig")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: is not a complete gzip file ({exc}); compress it again or pass the plain CSV") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: is not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
     except OSError as exc:
@@ -316,9 +401,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc}); check the quoting on that line") from None
     assert header is not None  # the file is not blank, so it has a first row
 
-    # A header whose cells are all numbers, one of them fractional, is a waveform: the
-    # file has no header line and the first spike would silently become column names.
-    if all(_looks_like_number(c) for c in header) and any("." in c or "e" in c.lower() for c in header):
+    if _is_data_line(header):
         raise InputError(
             f"{path}: line {header_line} looks like data, not a header (it starts {_show(header[0])}); "
             "add a header line such as s0,...,s47,label"
@@ -376,30 +459,125 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     X = np.ascontiguousarray(X64, dtype=np.float32)
 
     y, class_names = _map_labels(labels)
-    counts = np.bincount(y, minlength=len(class_names))
-    if len(class_names) < 2:
-        raise InputError(
-            f"{path}: the label column {label_name!r} holds a single class ({class_names[0]!r}, "
-            f"{len(rows)} rows); a classifier needs at least two classes: check the file or "
-            "choose another column with --label-column"
-        )
-    small = [(class_names[c], int(n)) for c, n in enumerate(counts) if n < min_rows_per_class]
-    if small:
-        listed = ", ".join(f"class {name!r} has {n} rows" for name, n in small)
-        raise InputError(
-            f"{path}: {listed} in label column {label_name!r}; every class needs at least "
-            f"{min_rows_per_class} rows for the stratified splits: use fewer folds with --folds "
-            "or add more spikes of that class"
-        )
+    return label_name, [header[j] for j in wave_cols], X, y, class_names
 
-    return Dataset(
-        name=path.stem,
-        path=path,
-        X=X,
-        y=y,
-        label_column=label_name,
-        class_names=class_names,
+
+def _is_data_line(cells: list[str]) -> bool:
+    """True when a first line is a spike rather than a header: every cell is a number.
+
+    Raw ADC counts (integers) included, so the first spike never silently becomes the
+    column names. The one all-number header kept is ``0,1,...,n-1``: the column names
+    ``pandas.DataFrame(X).to_csv(index=False)`` writes.
+    """
+    if not all(_looks_like_number(c) for c in cells):
+        return False
+    return [c.strip() for c in cells] != [str(i) for i in range(len(cells))]
+
+
+def _first_row(path: Path) -> tuple[list[str], int] | None:
+    """The first non-blank CSV row of ``path`` (cells stripped) and its line number."""
+    opener = gzip.open if _is_gzip(path) else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        for row in reader:
+            if row and not (len(row) == 1 and not row[0].strip()):
+                return [name.strip() for name in row], reader.line_num
+    return None
+
+
+def _count_lines(path: Path) -> int:
+    """Newlines in ``path`` plus one: at least its number of data rows."""
+    count = 1
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 24):
+            count += block.count(b"\n")
+    return count
+
+
+#: Bytes of CSV text pyarrow parses at a time: the fast reader's memory beyond the array.
+FAST_BLOCK_BYTES = 1 << 20  # measured: 4 MiB blocks cost a third more CPU
+
+
+def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
+    """pyarrow's CSV reader, for files that need no explanation; ``None`` for any other.
+
+    Returns exactly what :func:`_read_checked` returns for the same file, or ``None``
+    whenever the file is anything but plain (a header not on line 1, a data-like first
+    line, a ragged row, a quoted cell, a cell that is not a finite number, an empty label,
+    bad UTF-8, ...): the line-by-line reader then reads it and explains the problem, or
+    accepts what this one was too strict for (``1_000``, blank lines between rows).
+    Waveform cells are parsed as float64 then rounded to float32, as the checked reader
+    does, in blocks written straight into the final array (sized by counting the file's
+    lines): peak memory is about the final array plus one block; for ``.csv.gz``, whose
+    lines are not counted first, about twice the array.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:  # pragma: no cover - pyarrow comes with ray[tune]
+        return None
+    try:
+        first = _first_row(path)
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile, zlib.error):
+        return None
+    if first is None or first[1] != 1 or _is_data_line(first[0]) or len(first[0]) < 2:
+        return None
+    header = first[0]
+    try:
+        label_j = _pick_label_column(path, header, label_column)
+    except InputError:
+        return None
+    n_cols, wave_cols = len(header), [j for j in range(len(header)) if j != label_j]
+    names = [f"c{j}" for j in range(n_cols)]  # the header's own names may repeat
+    types = {names[j]: pa.float64() for j in wave_cols}
+    types[names[label_j]] = pa.string()
+    options = dict(
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=FAST_BLOCK_BYTES),
+        # No quoting: a quoted cell fails here, so quoted files get the csv module's rules.
+        parse_options=pa_csv.ParseOptions(quote_char=False),
+        # No cell is null: an empty or "NaN" cell must fail here and be explained there.
+        convert_options=pa_csv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
+                                              quoted_strings_can_be_null=False, include_columns=names),
     )
+    gz = _is_gzip(path)
+    blocks: list[np.ndarray] = []
+    X = None if gz else np.empty((_count_lines(path), len(wave_cols)), dtype=np.float32)
+    label_codes: dict[str, int] = {}
+    codes: list[np.ndarray] = []
+    n = 0
+    try:
+        source = pa.input_stream(str(path), compression="gzip" if gz else None)
+        with source, pa_csv.open_csv(source, **options) as reader:
+            for batch in reader:
+                m = batch.num_rows
+                if m == 0:
+                    continue
+                block = np.empty((m, len(wave_cols)), dtype=np.float32) if gz else X[n:n + m]
+                with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+                    for k, j in enumerate(wave_cols):
+                        block[:, k] = batch.column(j).to_numpy()
+                if not np.isfinite(block).all():
+                    return None
+                if gz:
+                    blocks.append(block)
+                encoded = batch.column(label_j).dictionary_encode()
+                local = np.fromiter((label_codes.setdefault(s, len(label_codes))
+                                     for s in encoded.dictionary.to_pylist()), dtype=np.int64)
+                codes.append(local[encoded.indices.to_numpy()])
+                n += m
+    except (pa.ArrowException, OSError, ValueError, EOFError, zlib.error):
+        return None
+    if n == 0:
+        return None
+    raw_labels = list(label_codes)
+    labels = [lab.strip() for lab in raw_labels]
+    # A quote inside a label cell or a NUL: leave such labels to the csv module's reading.
+    if any(lab.lower() in _MISSING_LABELS or '"' in lab or "\0" in lab for lab in labels):
+        return None
+    ids, class_names = _map_labels(labels)
+    y = ids[np.concatenate(codes)]
+    X = np.concatenate(blocks) if gz else X[:n]
+    return header[label_j], [header[j] for j in wave_cols], X, y, class_names
 
 
 def _raise_bad_cell(path: Path, header: list[str], wave_cols: list[int], cells: list[list[str]], lines: list[int]):
@@ -452,12 +630,12 @@ def load_datasets(
         paths.extend(resolve_dataset_paths(a, data_dir))
     seen: dict[str, Path] = {}
     for p in paths:
-        key = p.stem.lower()
+        key = dataset_name(p).lower()
         if key in seen:
             if seen[key] == p:
-                raise InputError(f"dataset {p.stem!r} is given twice ({p}); name each dataset once")
+                raise InputError(f"dataset {dataset_name(p)!r} is given twice ({p}); name each dataset once")
             raise InputError(
-                f"two datasets are named {p.stem!r}: {seen[key]} and {p}; dataset names (file "
+                f"two datasets are named {dataset_name(p)!r}: {seen[key]} and {p}; dataset names (file "
                 "stems) must be unique, rename one file"
             )
         seen[key] = p

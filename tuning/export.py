@@ -124,11 +124,21 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
         if started:
             import ray
             ray.shutdown()
-    plan, one_split, full_split = plan_export(Path(results_dir), record, experiment_dir, best, datasets,
-                                              rows, folds, repeats)
-    tree.commit(plan)
+    plan, one_split, full_split = write_export(Path(results_dir), record, experiment_dir, best, datasets,
+                                               rows, folds, repeats)
     approach, _ = tree.approach_names(family)
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
+
+
+def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
+                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int):
+    """Plan and commit the export under the results tree's lock, so that a concurrent export
+    of another dataset cannot read the shared files before this one has written them."""
+    with tree.locked(results_dir):
+        plan, one_split, full_split = plan_export(results_dir, record, experiment_dir, best, datasets,
+                                                  rows, folds, repeats)
+        tree.commit(plan)
+    return plan, one_split, full_split
 
 
 def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,

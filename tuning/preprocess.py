@@ -3,7 +3,8 @@
 Arrays are ``(n_rows, n_samples)``: one waveform per row, time along the last axis, in the
 file's units (microvolts for the shipped data). Outputs are new float32 arrays; inputs are
 never modified in place, so read-only arrays (e.g. shared through Ray's object store) are
-fine.
+fine. A multi-channel row is its ``(n_channels, n_samples)`` waveform flattened channel-major
+(:mod:`tuning.channels`).
 
 Normalisation is a search-space choice (:data:`NORMALISATIONS`):
 
@@ -11,9 +12,12 @@ Normalisation is a search-space choice (:data:`NORMALISATIONS`):
 * ``"per_waveform"``: each row minus its own mean, divided by its own standard deviation
   (population std, floored at 1e-6 so a flat row becomes zeros). Fits nothing; it removes
   amplitude differences, which can carry class information, hence it is only an option.
+  On a multi-channel row the statistics span all of the spike's channels, so the amplitude
+  ratios between channels (what tells neighbouring units apart on a probe) are kept.
 * ``"global"``: one mean and one standard deviation over all training rows and time
   points (a z-score that keeps relative amplitudes), fitted on the training part of a
-  split only and applied unchanged to validation and test rows.
+  split only and applied unchanged to validation and test rows. Multi-channel: one mean and
+  std over every channel too (a per-channel z-score would inflate the noise of far channels).
 
 A fitted :class:`Normaliser` round-trips through :meth:`Normaliser.state` /
 :meth:`Normaliser.from_state` (plain JSON types) so checkpoints can store it.
@@ -112,21 +116,28 @@ class Normaliser:
         return norm
 
 
-def resample_to_length(X: np.ndarray, length: int) -> np.ndarray:
-    """Linearly resample each row of ``X`` ``(n_rows, n_in)`` onto ``length`` points.
+def resample_to_length(X: np.ndarray, length: int, n_channels: int = 1) -> np.ndarray:
+    """Linearly resample each row of ``X`` ``(n_rows, n_channels * n_in)`` onto ``length``
+    points per channel.
 
     The new points span the same time window as the old ones: the first and last samples
     are kept and the others interpolated at ``i * (n_in - 1) / (length - 1)`` in old-sample
-    units. Identity (a float32 copy) when ``n_in == length``.
+    units. Each channel of a multi-channel row (channel-major) is resampled on its own, never
+    across a channel boundary. Identity (a float32 copy) when ``n_in == length``.
 
     Returns:
-        A new float32 array ``(n_rows, length)``.
+        A new float32 array ``(n_rows, n_channels * length)``.
     """
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_rows, n_samples), got shape {X.shape}")
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
         raise ValueError(f"length must be a positive integer, got {length!r}")
+    if n_channels < 1 or X.shape[1] % n_channels:
+        raise ValueError(f"{X.shape[1]} columns do not split into {n_channels} channels")
+    if n_channels > 1:  # (rows, C*n_in) -> (rows*C, n_in): every channel is one row
+        out = resample_to_length(X.reshape(-1, X.shape[1] // n_channels), length)
+        return np.ascontiguousarray(out.reshape(X.shape[0], n_channels * length))
     n_in = X.shape[1]
     if n_in == length:
         return np.array(X, dtype=np.float32, copy=True)

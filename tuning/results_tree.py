@@ -13,15 +13,19 @@
 An export first builds every file in memory (:func:`plan_export`); only then are the files
 written, each to a temporary name and renamed into place (:func:`commit`). A failure while
 planning writes nothing. Rows of datasets not in the export are kept: the system tables are
-recomputed from the per-dataset files, old and new.
+recomputed from the per-dataset files, old and new. Two exports into one tree at once (two
+terminals, two cluster jobs) take turns: :func:`locked` holds a file lock over reading the
+existing files, merging and writing, so neither overwrites the other's rows.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -35,6 +39,8 @@ FULL = "Full Split Results"
 BEST = "Best Performance Results"
 RUN_CONFIG = "Run Config"
 OVERALL = "overall"
+LOCK_NAME = ".spikesort-tune.lock"
+"""The lock file in a results folder's root (kept: removing a lock file on release races)."""
 TEXT_COLUMNS = {"dataset": str, "trial_id": str, "node_id": str, "experiment": str}
 """Identifiers read back as text: a trial id such as ``00012345`` must not become a number."""
 
@@ -204,3 +210,26 @@ def commit(plan: Mapping[Path, bytes]) -> None:
     as they were (:func:`tuning.atomic.write_all`).
     """
     atomic.write_all(plan)
+
+
+@contextmanager
+def locked(results_dir: str | Path) -> Iterator[None]:
+    """Hold the results tree's lock: one export at a time reads, merges and writes in it.
+
+    The lock (``flock`` on ``<results_dir>/.spikesort-tune.lock``) is released when the
+    block ends or the process dies, so a killed export never leaves the tree locked.
+    """
+    from filelock import FileLock, Timeout
+
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(results_dir / LOCK_NAME)  # no mode: created under the umask, as every file here
+    try:
+        lock.acquire(timeout=2)
+    except Timeout:
+        print(f"waiting for another export to finish writing into {results_dir} ...", file=sys.stderr)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

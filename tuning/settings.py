@@ -70,6 +70,20 @@ def check_family(family: str) -> str:
     return family
 
 
+def check_same_channels(family: str, datasets: list[Dataset]) -> None:
+    """Multi-task rule: one shared trunk reads one channel layout, so every dataset needs the
+    same channel count (lengths may differ: they are resampled). Mixed counts are refused
+    rather than padded with silent channels, which would teach the trunk a fake probe."""
+    counts = {d.name: d.n_channels for d in datasets}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name} ({n} channel{'s' if n > 1 else ''}, {d.path})"
+                           for (name, n), d in zip(counts.items(), datasets))
+        raise InputError(
+            f"{family} needs datasets with the same number of channels, got {listed}; re-import "
+            "them with the same --channels, or tune each dataset with a single-task family"
+        )
+
+
 def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[list[Dataset]]:
     """Validate everything the user gave, before Ray starts; return the experiment groups."""
     check_family(family)
@@ -81,5 +95,6 @@ def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[l
         if len(datasets) < 2:
             raise InputError(f"{family} trains one network on several datasets; "
                              f"give 'all' or a comma-separated list of at least two, not {dataset!r}")
+        check_same_channels(family, datasets)
         return [datasets]
     return [[d] for d in datasets]

@@ -36,7 +36,8 @@ EVAL_BATCH = 4096
 class TaskData:
     """One dataset's training and validation rows, raw (not yet normalised).
 
-    ``X_*``: float32, shape (rows, samples), in the CSV's units; ``y_*``: int64 class ids.
+    ``X_*``: float32, shape (rows, n_channels * samples) channel-major, in the CSV's units;
+    ``y_*``: int64 class ids.
     """
 
     name: str
@@ -45,21 +46,27 @@ class TaskData:
     y_train: np.ndarray
     X_val: np.ndarray
     y_val: np.ndarray
+    n_channels: int = 1
 
     @classmethod
     def from_rows(cls, dataset, train: np.ndarray, val: np.ndarray) -> "TaskData":
         """Select ``train`` / ``val`` row indices of a ``tuning.data.Dataset``."""
         return cls(dataset.name, dataset.n_classes, dataset.X[train], dataset.y[train],
-                   dataset.X[val], dataset.y[val])
+                   dataset.X[val], dataset.y[val], getattr(dataset, "n_channels", 1))
 
     @property
     def length(self) -> int:
-        return int(self.X_train.shape[1])
+        """Samples per channel."""
+        return int(self.X_train.shape[1]) // self.n_channels
 
 
 @dataclass
 class FitResult:
-    """A trained network with what it needs to score new waveforms."""
+    """A trained network with what it needs to score new waveforms.
+
+    The network's input shape: ``n_channels`` x ``input_length`` samples per row, rows
+    flattened channel-major (a Dataset's ``X`` rows after resampling to ``input_length``).
+    """
 
     model: nn.Module
     normalisers: list[Normaliser]
@@ -70,10 +77,11 @@ class FitResult:
     train_seconds: float
     best_metrics: dict
     history: list[dict] = field(default_factory=list)
+    n_channels: int = 1
 
     def predict(self, X: np.ndarray, task: int = 0) -> np.ndarray:
         """Class ids, shape (rows,), for raw waveforms ``X`` of task ``task``."""
-        x = _prepare_inputs(X, self.normalisers[task], self.input_length)
+        x = _prepare_inputs(X, self.normalisers[task], self.input_length, self.n_channels)
         return _predict(self.model, torch.from_numpy(x), task, self.device)
 
 
@@ -112,6 +120,15 @@ def common_length(tasks: Sequence[TaskData]) -> int:
     return max(task.length for task in tasks)
 
 
+def common_channels(tasks: Sequence[TaskData]) -> int:
+    """Channels of the network's input: every task must have the same count (a shared trunk
+    reads one probe layout; tuning.settings rejects mixed counts before Ray starts)."""
+    counts = {task.name: task.n_channels for task in tasks}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"tasks differ in channel count {counts}; a shared trunk needs one count")
+    return next(iter(counts.values()))
+
+
 def fit(
     family: str,
     config: dict,
@@ -134,13 +151,13 @@ def fit(
     The returned model holds the weights of the best epoch.
     """
     torch.manual_seed(seed)
-    length = common_length(tasks)
+    length, channels = common_length(tasks), common_channels(tasks)
     normalisers = [Normaliser(config.get("normalisation", "none")).fit(t.X_train) for t in tasks]
-    train_x = [_tensor(_prepare_inputs(t.X_train, n, length), device) for t, n in zip(tasks, normalisers)]
+    train_x = [_tensor(_prepare_inputs(t.X_train, n, length, channels), device) for t, n in zip(tasks, normalisers)]
     train_y = [torch.tensor(t.y_train, dtype=torch.long, device=device) for t in tasks]  # copies: Ray hands read-only arrays
-    val_x = [torch.from_numpy(_prepare_inputs(t.X_val, n, length)) for t, n in zip(tasks, normalisers)]
+    val_x = [torch.from_numpy(_prepare_inputs(t.X_val, n, length, channels)) for t, n in zip(tasks, normalisers)]
 
-    model = models.build_model(family, config, length, [t.n_classes for t in tasks]).to(device)
+    model = models.build_model(family, config, length, [t.n_classes for t in tasks], channels).to(device)
     sizes = [len(t.y_train) for t in tasks]
     weighting = TaskLossWeighting(
         config.get("loss_weighting", "equal"), sizes,
@@ -188,7 +205,7 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(model, normalisers, length, device, int(best["epoch"]) if best else 0,
-                     epoch, train_seconds, best or {}, history)
+                     epoch, train_seconds, best or {}, history, channels)
 
 
 def _train_one_epoch(model, weighting, criteria, optimizer, train_x, train_y,
@@ -266,8 +283,8 @@ def _predict(model, x: torch.Tensor, task: int, device: str) -> np.ndarray:
     return _logits(model, x, task, device).argmax(1).numpy()
 
 
-def _prepare_inputs(X: np.ndarray, normaliser: Normaliser, length: int) -> np.ndarray:
-    return np.ascontiguousarray(resample_to_length(normaliser.transform(X), length), dtype=np.float32)
+def _prepare_inputs(X: np.ndarray, normaliser: Normaliser, length: int, n_channels: int = 1) -> np.ndarray:
+    return np.ascontiguousarray(resample_to_length(normaliser.transform(X), length, n_channels), dtype=np.float32)
 
 
 def _tensor(x: np.ndarray, device: str) -> torch.Tensor:
