@@ -160,3 +160,24 @@ def test_across_searches_interval_and_verdict_counts():
     assert (r["n_better"], r["n_practically_equivalent"], r["n_no_detectable_difference"], r["n_worse"]) == (1, 1, 1, 0)
     s = spread.iloc[0]
     assert s["accuracy_sd"] == pytest.approx(0.02) and (s["accuracy_min"], s["accuracy_max"]) == (0.70, 0.74)
+
+
+def test_study_report_shows_the_spread_across_searches():
+    from tuning import comparison
+
+    tests = pd.DataFrame([{"dataset": "A2", "comparison": "primary", "score": "accuracy", "approach": "Feature Based MTL FFN",
+                           "vs_approach": "Classic FFN PyTorch", "selected_by": "same trunk (ffn)", "n_pairs": 15,
+                           "mean_diff": 0.2, "diff_ci_low": -0.5, "diff_ci_high": 0.9, "t": 0.5, "p_value": 0.6,
+                           "p_adjusted": 0.6, "p_better": 0.01, "p_equivalent": 0.98, "p_worse": 0.01,
+                           "verdict": "practically equivalent"}], columns=comparison.TEST_COLUMNS)
+    summary = pd.DataFrame([{"dataset": "A2", "approach": a, "kind": k, "accuracy_mean": 0.9, "accuracy_ci_low": 0.88,
+                             "accuracy_ci_high": 0.92, "one_split_accuracy": 0.91}
+                            for a, k in (("Classic FFN PyTorch", "single-task"), ("Feature Based MTL FFN", "multi-task"))])
+    run = {"tests": tests, "summary": summary, "order": list(summary["approach"])}
+    across = comparison.across_searches([run, run, run])
+    points, curve_tests = comparison.compare_curves(pd.DataFrame())
+    text = comparison.render_study_report(run, points, curve_tests, experiments=["| x |"], settings_lines=["- s"],
+                                          alpha=0.05, rope=1.0, threshold=0.95, notes=[], across=across)
+    assert text.index("## Answer") < text.index("Across independent searches") < text.index("## How it was computed")
+    assert "Over 3 independent searches per approach, 1 of the 1 primary pairs got the same verdict every time" in text
+    assert "| A2 | Feature Based MTL FFN | Classic FFN PyTorch | +0.20 [+0.20, +0.20] | 0.00 | 0/3 | 3/3 | 0/3 | 0/3 |" in text
