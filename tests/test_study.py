@@ -181,3 +181,17 @@ def test_study_report_shows_the_spread_across_searches():
     assert text.index("## Answer") < text.index("Across independent searches") < text.index("## How it was computed")
     assert "Over 3 independent searches per approach, 1 of the 1 primary pairs got the same verdict every time" in text
     assert "| A2 | Feature Based MTL FFN | Classic FFN PyTorch | +0.20 [+0.20, +0.20] | 0.00 | 0/3 | 3/3 | 0/3 | 0/3 |" in text
+
+
+def test_smoke_data_are_the_files_own_rows(tmp_path, tiny_dataset_dir):
+    from tuning.data import load_dataset
+
+    settings = TuneSettings(data_dir=str(tiny_dataset_dir), storage=str(tmp_path / "s"), folds=2)
+    folder, names = study.smoke_data_dir(settings, "T2,T3")
+    assert names == "T2,T3"
+    copy = (folder / "T2.csv").read_text().splitlines()
+    original = (tiny_dataset_dir / "T2.csv").read_text().splitlines()
+    assert copy[0] == original[0]  # the header, then the file's own lines
+    assert set(copy) <= set(original) and len(copy) == 1 + study.SMOKE_ROWS_PER_CLASS * 2
+    data = load_dataset(folder / "T2.csv", "label")
+    assert list(np.bincount(data.y)) == [study.SMOKE_ROWS_PER_CLASS] * 2

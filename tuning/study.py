@@ -131,14 +131,21 @@ def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str
     datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds))
     folder = Path(settings.storage).expanduser().resolve() / "study-smoke-data"
     rng = np.random.default_rng(settings.seed)
-    import pandas as pd
+    import gzip
 
     for dataset in datasets:
         keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dataset.y == c))[:SMOKE_ROWS_PER_CLASS]
                                        for c in range(dataset.n_classes)]))
-        # The file's own rows and columns (channel layout, label column), as text: nothing re-encoded.
-        frame = pd.read_csv(dataset.path, dtype=str, keep_default_na=False)
-        atomic.write_text(folder / f"{dataset.name}.csv", frame.iloc[keep].to_csv(index=False))
+        # The file's own lines (header if any, channel layout, label column): nothing re-encoded.
+        opener = gzip.open if str(dataset.path).endswith(".gz") else open
+        with opener(dataset.path, "rt", newline="") as handle:
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+        n_header = len(lines) - len(dataset.y)
+        if n_header not in (0, 1):
+            raise InputError(f"{dataset.path}: --smoke cannot copy rows of this file ({len(lines)} lines for "
+                             f"{len(dataset.y)} spikes); run the study without --smoke")
+        rows = lines[n_header:]
+        atomic.write_text(folder / f"{dataset.name}.csv", "\n".join(lines[:n_header] + [rows[i] for i in keep]) + "\n")
     return folder, ",".join(d.name for d in datasets)
 
 
