@@ -135,3 +135,75 @@ def ray_2cpu():
     yield ray
     if started:
         ray.shutdown()
+
+
+# --------------------------------------------------------------------------------------
+# Added for the model bundle and predict tests: bundles trained in-process (no Ray)
+# --------------------------------------------------------------------------------------
+
+BUNDLE_CNN_CONFIG = {"family": "cnn", "cnn_n_blocks": 2, "cnn_channels_b0": 8, "cnn_kernel_b0": 5,
+                     "cnn_channels_b1": 8, "cnn_kernel_b1": 5, "batch_norm": True, "dropout": 0.1,
+                     "cnn_dense_units": 16, "normalisation": "global", "lr": 0.01, "batch_size": 32}
+BUNDLE_MTL_CONFIG = {"family": "mtl-ffn", "ffn_n_layers": 1, "ffn_units_l0": 16, "normalisation": "per_waveform",
+                     "lr": 0.01, "batch_size": 32}
+
+
+def fake_scores(names, accuracy=0.9):
+    """Summary frames shaped like the export's (full split per dataset, one split per dataset)."""
+    import pandas as pd
+
+    full, one = [], []
+    for name in names:
+        row = {"dataset": name, "n_runs": 4}
+        for score in ("accuracy", "balanced_accuracy", "macro_f1"):
+            row.update({f"{score}_mean": accuracy, f"{score}_std": 0.01,
+                        f"{score}_ci95_low": accuracy - 0.02, f"{score}_ci95_high": accuracy + 0.02})
+        full.append(row)
+        one.append({"dataset": name, "n_test": 27, "accuracy": accuracy, "balanced_accuracy": accuracy,
+                    "macro_f1": accuracy})
+    return pd.DataFrame(full), pd.DataFrame(one)
+
+
+def build_bundle(folder, family, config, datasets, max_epochs=8):
+    """Train ``config`` as the export's final model does (in this process) and write its
+    bundle to ``folder``; returns the :class:`tuning.bundle.FinalModel`."""
+    from tuning import atomic, bundle
+
+    final = bundle.train_final(family, config, datasets, seed=0, max_epochs=max_epochs, patience=max_epochs,
+                               metric="accuracy", inner_val_fraction=0.15)
+    full, one = fake_scores([d.name for d in datasets])
+    atomic.write_all(bundle.plan_bundle(folder, family=family, approach="test approach", config=config,
+                                        datasets=datasets, final=final, full_split=full, one_split=one,
+                                        source={"experiment": "none"}))
+    return final
+
+
+@pytest.fixture(scope="session")
+def session_tiny_dataset_dir(tmp_path_factory) -> Path:
+    """The tiny T2.csv and T3.csv, shared by the whole session."""
+    return write_tiny_datasets(tmp_path_factory.mktemp("tiny_session") / "data")
+
+
+@pytest.fixture(scope="session")
+def cnn_bundle(session_tiny_dataset_dir, tmp_path_factory):
+    """A single-task CNN bundle on T3 (string labels in a 'Track' column): (folder, FinalModel, Dataset)."""
+    from tuning.data import load_dataset
+
+    dataset = load_dataset(session_tiny_dataset_dir / "T3.csv")
+    folder = tmp_path_factory.mktemp("bundles") / "Model" / "T3"
+    return folder, build_bundle(folder, "cnn", BUNDLE_CNN_CONFIG, [dataset]), dataset
+
+
+@pytest.fixture(scope="session")
+def mtl_bundle(session_tiny_dataset_dir, tmp_path_factory):
+    """A multi-task FFN bundle on T2 (length 48) and a T5 of 40 samples (resampled to 48):
+    (folder, FinalModel, [Dataset T2, Dataset T5])."""
+    from tuning.data import load_dataset
+
+    data_dir = session_tiny_dataset_dir.parent / "mtl_data"
+    X, y = make_waveforms(2, TINY_ROWS_PER_CLASS, length=40, seed=5)
+    _write_csv(data_dir / "T5.csv", [f"s{i}" for i in range(40)] + ["unit"],
+               ([f"{v:.2f}" for v in x] + [str(int(c) + 3)] for x, c in zip(X, y)))
+    datasets = [load_dataset(session_tiny_dataset_dir / "T2.csv"), load_dataset(data_dir / "T5.csv")]
+    folder = tmp_path_factory.mktemp("bundles") / "Model" / "T2+T5"
+    return folder, build_bundle(folder, "mtl-ffn", BUNDLE_MTL_CONFIG, datasets), datasets

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import accuracy, common, gpu_trials_per_hour, search_efficiency, throughput  # noqa: E402
+from benchmarks import (accuracy, common, gpu_trials_per_hour, predict_throughput, search_efficiency,  # noqa: E402
+                        throughput)
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,13 @@ def test_loader_quick(tmp_path):
     before = md.read_text(), common.RESULTS_MD.read_text()
     assert loader.main(["--quick", "--rows", "2000", "--samples", "8", "--out-dir", str(tmp_path / "out")]) == 0
     assert (md.read_text(), common.RESULTS_MD.read_text()) == before  # --quick alone: prints only
+
+
+def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
+    md = tmp_path / "RESULTS.md"
+    assert predict_throughput.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
+                                    "--spikes", "3000", "--cli-spikes", "500", "--results-md", str(md)]) == 0
+    section = _section(md, predict_throughput.SECTION)
+    assert "| torch | 3,000 |" in section and "| onnx | 3,000 |" in section
+    assert "`predict` command" in section and "| 500 |" in section
+    assert "labels differ on 0 of them" in section and "- Machine: " in section

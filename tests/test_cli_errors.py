@@ -155,10 +155,44 @@ def case_export_folder_that_is_not_an_experiment(work):
             [str(folder), "not an experiment folder"])
 
 
+@case
+def case_results_dir_inside_a_file(work):
+    write_csv(work / "data" / "A2.csv", HEADER, good_rows())
+    blocker = work / "data" / "taken"
+    blocker.write_text("a file, not a folder\n")
+    args = tune_args(work, "A2")
+    args[args.index("--results-dir") + 1] = str(blocker / "results")
+    return args, ["--results-dir", str(blocker / "results"), f"inside {blocker}, which is a file"]
+
+
+@case
+def case_storage_is_a_file(work):
+    write_csv(work / "data" / "A2.csv", HEADER, good_rows())
+    blocker = work / "data" / "taken"
+    blocker.write_text("a file, not a folder\n")
+    args = tune_args(work, "A2")
+    args[args.index("--storage") + 1] = str(blocker)
+    return args, ["--storage", str(blocker), "is a file, not a folder"]
+
+
+@case
+def case_export_results_dir_inside_a_file(work):
+    blocker = work / "data" / "taken"
+    blocker.write_text("a file, not a folder\n")
+    return (["export", str(work / "data"), "--results-dir", str(blocker / "results"), "--num-cpus", "2"],
+            ["--results-dir", f"inside {blocker}, which is a file"])
+
+
 def debug_case(work):
     path = work / "data" / "E.csv"
     path.write_text("")
     return ["--debug", *tune_args(work, "E")], [str(path)]
+
+
+def debug_after_subcommand_case(work):
+    path = work / "data" / "E.csv"
+    path.write_text("")
+    return [*tune_args(work, "E"), "--debug"], [str(path)]
 
 
 def run_cli(work: Path, args: list[str]) -> subprocess.CompletedProcess:
@@ -177,7 +211,8 @@ def cli_results(request, tmp_path_factory) -> dict:
             continue
         params = getattr(item, "callspec", None)
         wanted.add(params.params["name"] if params and "name" in params.params else item.originalname)
-    builders = {**CASES, "test_debug_shows_traceback": debug_case}
+    builders = {**CASES, "test_debug_shows_traceback": debug_case,
+                "test_debug_after_the_subcommand_shows_traceback": debug_after_subcommand_case}
     prepared = {}
     for name in sorted(wanted & set(builders)):
         work = tmp_path_factory.mktemp(name)
@@ -209,10 +244,34 @@ def test_bad_input_is_one_error_line(cli_results, name):
     assert_nothing_started(work)
 
 
-def test_debug_shows_traceback(cli_results):
-    result, work, fragments = cli_results["test_debug_shows_traceback"]
+def check_debug(cli_results, name):
+    result, work, fragments = cli_results[name]
     assert result.returncode not in (0, 2)  # the exception propagates instead
     assert "Traceback (most recent call last)" in result.stderr
     assert "tuning.errors.InputError" in result.stderr
     assert all(fragment in result.stderr for fragment in fragments)
     assert_nothing_started(work)
+
+
+def test_debug_shows_traceback(cli_results):
+    check_debug(cli_results, "test_debug_shows_traceback")
+
+
+def test_debug_after_the_subcommand_shows_traceback(cli_results):
+    check_debug(cli_results, "test_debug_after_the_subcommand_shows_traceback")
+
+
+def test_resume_command_runs_as_typed(monkeypatch, tmp_path):
+    """Through scripts/tune.sh when it started the run, else this Python (not a bare
+    ``python``, which may not be the venv's); the unfinished datasets replace the argument."""
+    from tuning.cli import LAUNCHER_ENV, resume_command
+
+    argv = ["tune", "--debug", "cnn", "all", "--samples", "3", "--resume"]
+    monkeypatch.delenv(LAUNCHER_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # the interpreter is outside it: its absolute path
+    assert resume_command(argv, dataset="A3,A4", original="all", family="cnn") == (
+        f"{sys.executable} -m tuning tune --debug cnn A3,A4 --samples 3 --resume")
+    monkeypatch.setenv(LAUNCHER_ENV, "../repo/scripts/tune.sh")
+    assert resume_command(argv, dataset="A3,A4", original="all", family="cnn") == (
+        "../repo/scripts/tune.sh --debug cnn A3,A4 --samples 3 --resume")
+    assert resume_command(["tune", "ffn", "A2"]) == "../repo/scripts/tune.sh ffn A2 --resume"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -118,7 +119,7 @@ def cluster_search(local_cluster, tmp_path_factory):
     assert code == 0, output[-3000:]
     (experiment,) = storage.glob("ffn-T2-*")
     return {"experiment": experiment, "results": results, "held_nodes": held_nodes, "output": output,
-            "fault_marker": root / "fault_marker"}
+            "log": (experiment / "tune.log").read_text(), "fault_marker": root / "fault_marker"}
 
 
 def trial_results(experiment: Path) -> dict[str, pd.DataFrame]:
@@ -153,7 +154,10 @@ def test_trials_run_on_both_nodes_and_the_search_exports(cluster_search):
 def test_a_crashing_trial_is_retried_from_its_checkpoint(cluster_search):
     failed_trial, failed_epoch = cluster_search["fault_marker"].read_text().split()
     assert failed_epoch == "2"
-    assert "injected fault after epoch 2" in cluster_search["output"]
+    # The console says that the trial failed and is retried; Tune's traceback is in the log.
+    assert re.search(rf"^trial {failed_trial} failed after \d+ epochs \(failure 1\); Tune restarts it",
+                     cluster_search["output"], re.MULTILINE), cluster_search["output"][-3000:]
+    assert "injected fault after epoch 2" in cluster_search["log"]
     history = trial_results(cluster_search["experiment"])[failed_trial]
     # Retried from the checkpoint of epoch 2: epochs 3 and 4 follow, none repeated.
     assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))

@@ -112,7 +112,8 @@ def test_results_tree_has_exactly_the_lab_files(exported):
                      f"{APPROACH}/Individual Dataset Results/{PREFIX}_confusion_matrix_{name}.csv",
                      f"{APPROACH}/Individual Dataset Results/{PREFIX}_confusion_matrix_{name}.png",
                      f"{APPROACH}/Run Config/run_{name}.json",
-                     f"{APPROACH}/Run Config/folds_{name}.csv"}
+                     f"{APPROACH}/Run Config/folds_{name}.csv",
+                     *(f"{APPROACH}/Model/{name}/{file}" for file in ("bundle.json", "weights.pt", "model.onnx"))}
     assert set(tree_state(results)) == expected
     assert leftovers(results) == []
 
@@ -385,6 +386,12 @@ def test_same_seed_gives_same_metrics(exported, experiments, tmp_path):
         assert (second["individual"] / confusion).read_bytes() == (first["individual"] / confusion).read_bytes()
     columns = [c for c in pd.read_csv(first["system"]).columns if not c.startswith("train_seconds")]
     pd.testing.assert_frame_equal(as_text(second["system"])[columns], as_text(first["system"])[columns])
+    # The model bundle's network too: the same weights, hence the same logits.
+    from tuning.bundle import load_model
+
+    dataset = load_dataset(experiments_data(experiments["T3"]))
+    assert np.array_equal(load_model(again / APPROACH / "Model" / "T3").logits(dataset.X),
+                          load_model(results / APPROACH / "Model" / "T3").logits(dataset.X))
 
 
 # --------------------------------------------------------------------------------------
@@ -459,3 +466,65 @@ def test_summary_intervals_stay_within_the_range_of_a_score():
     assert row["accuracy_ci95_high"] == 1.0 and row["accuracy_ci95_low"] < row["accuracy_mean"]
     assert row["balanced_accuracy_ci95_low"] == 0.0
     assert 0.3 < row["macro_f1_ci95_low"] < row["macro_f1_mean"] < row["macro_f1_ci95_high"] < 0.9  # untouched
+
+
+# --------------------------------------------------------------------------------------
+# The model bundle (issue 11)
+# --------------------------------------------------------------------------------------
+
+
+def experiments_data(experiment: Path) -> Path:
+    """The dataset CSV an experiment was tuned on (from its run record)."""
+    return Path(json.loads((Path(experiment) / "spikesort_run.json").read_text())["datasets"][0]["path"])
+
+
+@pytest.mark.parametrize("name", ["T2", "T3"])
+def test_export_writes_a_model_bundle_per_dataset(exported, module_tiny_dataset_dir, name):
+    from tuning.bundle import load_model, task_logits  # noqa: F401  (task_logits: the API the export used)
+    from tuning.splits import tuning_split
+
+    results, summaries = exported
+    model = load_model(results / APPROACH / "Model" / name)
+    dataset = load_dataset(module_tiny_dataset_dir / f"{name}.csv")
+    meta = model.metadata
+    assert model.tasks == [name] and model.classes() == list(dataset.class_names)
+    assert meta["family"] == "ffn" and meta["approach"] == APPROACH
+    assert meta["config"] == json.loads(json.dumps(dict(sorted(summaries[name].best.config.items()))))
+    assert meta["source"]["trial_id"] == summaries[name].best.trial_id
+    task = meta["tasks"][0]
+    assert task["training_data"]["sha256"] == hashlib.sha256(dataset.path.read_bytes()).hexdigest()
+    # The scores it stands for are the ones in the results tree.
+    system = pd.read_csv(paths(results)["system"]).set_index("dataset").loc[name]
+    one = pd.read_csv(paths(results)["one"]).set_index("dataset").loc[name]
+    for score in tree.SCORES:
+        assert task["scores"]["full_split"][f"{score}_mean"] == pytest.approx(system[f"{score}_mean"], abs=1e-5)
+        assert task["scores"]["one_split"][score] == pytest.approx(one[score], abs=1e-5)
+    assert task["scores"]["full_split"]["n_runs"] == FOLDS * REPEATS
+    # Trained on every row but the held-out inner part, on which it was calibrated.
+    holdout = tuning_split(dataset.y, 0, INNER_VAL_FRACTION, 0.0).val
+    assert task["training_data"]["holdout_rows"] == len(holdout)
+    assert task["training_data"]["train_rows"] == ROWS[name] - len(holdout)
+    predicted = model.predict(dataset.X[holdout])
+    truth = np.array(dataset.class_names)[dataset.y[holdout]]
+    assert task["calibration"]["accuracy"] == pytest.approx(np.mean(predicted == truth))
+    assert task["temperature"] > 0 and 0 <= task["calibration"]["ece_after"] <= 1
+
+
+def test_predict_on_new_spikes_agrees_with_the_recorded_scores(exported, tmp_path, capsys):
+    """New spikes of T2's units (same templates, fresh noise): the accuracy `predict` prints is
+    within the spread of the full-split folds the bundle records."""
+    from conftest import _write_csv, make_waveforms
+
+    from tuning.cli import main
+
+    results, _ = exported
+    X, y = make_waveforms(2, 150, seed=12)
+    source = _write_csv(tmp_path / "new_T2.csv", [f"s{i}" for i in range(X.shape[1])] + ["label"],
+                        ([f"{v:.2f}" for v in x] + [str(int(c))] for x, c in zip(X, y)))
+    folder = results / APPROACH / "Model" / "T2"
+    assert main(["predict", str(folder), str(source), "--out", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("  accuracy ", 1)[1].split("%", 1)[0]) / 100
+    recorded = json.loads((folder / "bundle.json").read_text())["tasks"][0]["scores"]["full_split"]
+    assert abs(accuracy - recorded["accuracy_mean"]) <= max(0.05, 3 * recorded["accuracy_std"]), (accuracy, recorded)
+    assert f"full split {100 * recorded['accuracy_mean']:.1f}%" in out

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -70,12 +71,14 @@ def pids_with_env(name: str, value: str) -> list[int]:
 class Run:
     """One ``python -m tuning tune`` subprocess with its own Ray temp dir."""
 
-    def __init__(self, args: list[str], env: dict, logs: Path, name: str):
+    def __init__(self, args: list[str], env: dict, logs: Path, name: str, command: list[str] | None = None):
+        """``python -m tuning tune ARGS``, or ``command`` as given (a printed one)."""
         self.ray_tmpdir = tempfile.mkdtemp(prefix="sst-", dir="/tmp")
         self.env = {**env, "RAY_TMPDIR": self.ray_tmpdir}
         self.stdout_path, self.stderr_path = logs / f"{name}.out", logs / f"{name}.err"
+        command = command or [sys.executable, "-m", "tuning", "tune", *args]
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "tuning", "tune", *args], cwd=REPO,
+            self.proc = subprocess.Popen(command, cwd=REPO,
                                          env=self.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
 
@@ -156,8 +159,8 @@ def wait_until(condition, what: str, run: Run):
 # ---------------------------------------------------------------------------------------
 
 
-def experiment_dir(storage: Path) -> Path | None:
-    found = [p for p in storage.glob("ffn-T2-*") if p.is_dir()]
+def experiment_dir(storage: Path, prefix: str = "ffn-T2-") -> Path | None:
+    found = [p for p in storage.glob(prefix + "*") if p.is_dir()]
     assert len(found) <= 1, f"expected one experiment, found {found}"
     return found[0] if found else None
 
@@ -182,10 +185,10 @@ def saved_state(exp: Path) -> dict:
     return state
 
 
-def held_and_saved(hold: Path, exp_storage: Path, epoch: int, n: int):
+def held_and_saved(hold: Path, exp_storage: Path, epoch: int, n: int, prefix: str = "ffn-T2-"):
     """The ids of ``n`` trials parked at ``epoch`` once Tune's saved state shows them there."""
     held = sorted(p.stem for p in hold.glob("*.held"))
-    exp = experiment_dir(exp_storage)
+    exp = experiment_dir(exp_storage, prefix)
     if len(held) < n or exp is None:
         return None
     state = saved_state(exp)
@@ -251,9 +254,10 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_every_trial_once(tiny_dataset_d
     assert first.wait() == 130, first.output()[-3000:]
     first.stop_leftovers()
     err = first.stderr_path.read_text()
-    resume = f"python -m tuning tune {' '.join(args)} --resume"
+    resume = f" -m tuning tune {' '.join(args)} --resume"
     assert "is incomplete" in err and "not exporting" in err, err[-3000:]
     assert resume in err, err[-3000:]  # the exact command (no quoting needed for these paths)
+    assert shlex.split(continue_command(err))[0] in (sys.executable, os.path.relpath(sys.executable, REPO))
     assert not results.exists(), "an interrupted search must not be exported"
     exp = experiment_dir(storage)
     assert all((exp / f"trial_{t}" / "checkpoint_000001").is_dir() for t in parked)
@@ -320,3 +324,53 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_every_trial_once(tiny_dataset_d
                          ("Full Split Results", "Classic_FFN_one_split_metrics_system.csv"),
                          ("Individual Dataset Results", "Classic_FFN_full_split_metrics_T2.csv")):
         assert (results / "Classic FFN PyTorch" / folder / name).is_file(), name
+
+
+def continue_command(stderr: str) -> str:
+    """The command printed after "Continue with:"."""
+    lines = stderr.splitlines()
+    return next(lines[i + 1] for i, line in enumerate(lines) if line.endswith("Continue with:")).strip()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_dataset_and_the_printed_command_finishes_them(tiny_dataset_dir, tmp_path, runs):
+    """T2,T3,T4 in one command: Ctrl-C while T3's trials are half-way. The command stops
+    there (T4 never starts), exits 130 and prints a command; that command, run as
+    printed, resumes T3, starts T4 and leaves the finished (exported) T2 alone."""
+    storage, results, hold, logs = (tmp_path / n for n in ("ray_results", "results", "hold", "logs"))
+    hold.mkdir()
+    logs.mkdir()
+    shutil.copy(tiny_dataset_dir / "T2.csv", tiny_dataset_dir / "T4.csv")
+    args = ["ffn", "T2,T3,T4", "--samples", "2", "--max-epochs", "2", "--grace-period", "2", "--folds", "2",
+            "--repeats", "1", "--num-cpus", "2", "--data-dir", str(tiny_dataset_dir), "--storage", str(storage),
+            "--results-dir", str(results)]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TUNE_GLOBAL_CHECKPOINT_S")}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    individual = results / "Classic FFN PyTorch" / "Individual Dataset Results"
+
+    first = runs(args, {**env, "SPIKESORT_TUNE_HOLD_AT": f"1:{hold}", "SPIKESORT_TUNE_HOLD_ONLY": "ffn-T3-"},
+                 logs, "1-ctrl-c")
+    wait_until(lambda: held_and_saved(hold, storage, 1, 2, prefix="ffn-T3-"), "T3's trials parked at epoch 1", first)
+    first.signal_group(signal.SIGINT)
+    assert first.wait() == 130, first.output()[-3000:]
+    first.stop_leftovers()
+    err = first.stderr_path.read_text()
+    assert (individual / "Classic_FFN_full_split_metrics_T2.csv").is_file()  # T2 finished and exported
+    assert not (individual / "Classic_FFN_full_split_metrics_T3.csv").exists()
+    assert experiment_dir(storage, "ffn-T4-") is None, "T4 must not start after Ctrl-C"
+    command = continue_command(err)
+    assert f" -m tuning tune ffn T3,T4 --samples 2 " in command and command.endswith(" --resume"), command
+    t2, t3 = experiment_dir(storage, "ffn-T2-"), experiment_dir(storage, "ffn-T3-")
+
+    second = runs([], env, logs, "2-continue", command=shlex.split(command))
+    assert second.wait() == 0, second.output()[-3000:]
+    out = second.stdout_path.read_text()
+    assert f"Resuming {t3}" in out and "Nothing to resume: starting a new experiment." in out, out[-3000:]
+    assert "ffn on T2" not in out and str(t2) not in out  # T2 untouched
+    assert experiment_dir(storage, "ffn-T2-") == t2 and experiment_dir(storage, "ffn-T4-") is not None
+    for name in ("T2", "T3", "T4"):
+        assert (individual / f"Classic_FFN_full_split_metrics_{name}.csv").is_file(), name
+    state = saved_state(t3)
+    assert len(state) == 2 and {s for s, _, _ in state.values()} == {"TERMINATED"}, state
+    for trial_id, history in trial_histories(t3).items():
+        assert history["training_iteration"].tolist() == [1, 2], trial_id  # continued, not restarted

@@ -84,6 +84,19 @@ def test_cli_tune_prints_best_config_and_experiment(cli_run, experiment):
     assert sorted(p.name for p in work.iterdir()) == ["ray_results", "results"]
 
 
+def test_the_export_leaves_a_bundle_that_predict_uses(cli_run, experiment, module_tiny_dataset_dir, tmp_path):
+    _, work = cli_run
+    bundle = work / "results" / "Classic CNN PyTorch" / "Model" / "T3"
+    assert sorted(p.name for p in bundle.iterdir()) == ["bundle.json", "model.onnx", "weights.pt"]
+    out = tmp_path / "predictions.csv"
+    result = subprocess.run([sys.executable, "-m", "tuning", "predict", str(bundle),
+                             str(module_tiny_dataset_dir / "T3.csv"), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Predicted 180 spikes with Classic CNN PyTorch (T3)" in result.stdout and "accuracy" in result.stdout
+    assert len(out.read_text().splitlines()) == 181
+
+
 def test_every_trial_logs_val_accuracy_to_tensorboard(experiment):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -105,12 +118,87 @@ def test_every_trial_logs_val_accuracy_to_tensorboard(experiment):
 
 
 def test_asha_runs_two_trials_at_once(cli_run, experiment):
-    result, _ = cli_run
-    # Ray's own status line: both CPUs held by trials at the same time.
-    assert re.search(r"Logical resource usage: 2\.0/2 CPUs", result.stdout), result.stdout[-3000:]
+    # Two trials trained at the same time: their spans (start of the first epoch to the
+    # report of the last, as Tune logged them) overlap.
+    spans = []
+    for trial in experiment.glob("trial_*"):
+        results = read_results(trial)
+        spans.append((results[0]["timestamp"] - results[0]["time_this_iter_s"], results[-1]["timestamp"]))
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:]), spans
     # Two trial actors (worker processes) ran trials.
     pids = {read_results(trial)[0]["pid"] for trial in experiment.glob("trial_*")}
     assert len(pids) >= 2
+
+
+def test_console_is_a_line_per_trial_then_the_summary(cli_run, experiment):
+    result, _ = cli_run
+    out, err = result.stdout, result.stderr
+    lines = out.splitlines()
+    trial_lines = [l for l in lines if re.match(r"^\[\d+/%d\] trial " % SAMPLES, l)]
+    assert len(trial_lines) == SAMPLES, out
+    for line in trial_lines:
+        assert re.match(r"^\[\d+/\d+\] trial \w+: \d+ epochs?, best val_accuracy \d\.\d{4}, "
+                        r"(stopped early by ASHA|ran to the end)$", line), line
+    # The progress line: not a terminal here, so plain lines (at least the final one).
+    assert re.search(r"^%d/%d trials done, 0 running \| best val_accuracy \d\.\d{4} \| " % (SAMPLES, SAMPLES),
+                     out, re.MULTILINE), out
+    # Nothing from Ray's tables or from the workers, during or after the search; the
+    # export's summary is the last thing printed.
+    assert "Checkpoint successfully created" not in out + err
+    assert not re.search(r"^\(\w+ pid=", out + err, re.MULTILINE)
+    assert "Trial status:" not in out and "started with configuration" not in out
+    assert lines[-1].startswith("Results: ")
+    assert len(lines) + len(err.splitlines()) <= 50, out + err
+    # The log file inside the experiment folder, named in the summary: the same trial
+    # lines, Tune's own log records and its trial table.
+    log = re.search(r"^Log: (.+)$", out, re.MULTILINE)
+    assert log and Path(log.group(1)) == experiment / "tune.log"
+    logged = (experiment / "tune.log").read_text()
+    assert all(line in logged for line in trial_lines)
+    assert f"Number of trials: {SAMPLES}/{SAMPLES} ({SAMPLES} TERMINATED)" in logged
+    assert "INFO ray.tune" in logged
+
+
+def test_export_takes_a_relative_experiment_path(ray_2cpu, experiment, monkeypatch):
+    from tuning.cli import main
+
+    monkeypatch.chdir(experiment.parent.parent)
+    relative = os.path.join("ray_results", experiment.name)
+    assert main(["export", relative, "--results-dir", "results-again", "--folds", "2", "--repeats", "1"]) == 0
+    assert (experiment.parent.parent / "results-again" / "Classic CNN PyTorch" / "Individual Dataset Results"
+            / "Classic_CNN_full_split_metrics_T3.csv").is_file()
+
+
+def test_search_hands_its_best_trial_and_data_to_the_export(ray_2cpu, module_tiny_dataset_dir, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from tuning.driver import load_for_tuning, run_groups
+    from tuning.errors import InputError
+    from tuning.export import best_trial_from_outcome, export_experiment
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(module_tiny_dataset_dir / "T2.csv", data / "T2.csv")
+    settings = TuneSettings(data_dir=str(data), storage=str(tmp_path / "rr"), samples=2, max_epochs=2,
+                            grace_period=1, folds=2, repeats=1, verbose=0)
+    (datasets,) = load_for_tuning("ffn", "T2", settings)  # as `tune` does: validated once
+    (outcome,) = run_groups("ffn", [datasets], settings)
+    # What the export would otherwise read back is gone: the data file, Tune's state and
+    # every trial's results.
+    (data / "T2.csv").unlink()
+    for path in [*outcome.path.glob("experiment_state-*.json"), *outcome.path.glob("trial_*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with pytest.raises(InputError):
+        export_experiment(outcome.path, tmp_path / "from_disk", progress=False)
+    summary = export_experiment(outcome.path, tmp_path / "results", progress=False,
+                                best=best_trial_from_outcome(outcome), datasets=datasets)
+    assert summary.best.trial_id == outcome.best_trial_id and summary.best.config == outcome.best_config
+    best = pd.read_csv(tmp_path / "results" / "Classic FFN PyTorch" / "Best Performance Results"
+                       / "Classic_FFN_best_performers.csv", dtype={"trial_id": str})
+    assert best["trial_id"].tolist() == [outcome.best_trial_id]
+    assert best["objective_value"].tolist() == pytest.approx([outcome.best_metrics["val_accuracy"]])
 
 
 def test_run_tuning_python_api(ray_2cpu, module_tiny_dataset_dir, tmp_path):

@@ -1,7 +1,9 @@
-"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``, ``study``).
+"""Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``,
+``predict``, ``study``).
 
-Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` shows the
-traceback instead.
+Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` (anywhere on the
+command line) shows the traceback instead. Ctrl-C stops the whole command (every dataset),
+exit code 130, and prints the command that continues it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from tuning.metrics import SCORES
 
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
+LAUNCHER_ENV = "SPIKESORT_TUNE_LAUNCHER"
+"""Set by ``scripts/tune.sh`` to its own path as typed, so that the printed continue
+command goes through the script too."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
     tune.add_argument("--results-dir", default="results", help="root of the exported results tree")
     tune.add_argument("--no-export", action="store_true", help="tune only; export later with `export`")
+    tune.add_argument("--verbose", action="store_true",
+                      help="Ray's own output: status tables, every trial's configuration and results, "
+                           "workers' log lines (default: a line per trial and a progress line)")
 
     export = commands.add_parser("export", help="rerun an experiment's best config and write the results tree",
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -111,7 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--folds", type=int, default=defaults.folds,
                      help="folds the dataset must support: every unit needs enough spikes")
     imp.add_argument("--seed", type=int, default=0, help="seeds the spike subset")
+    add_predict_parser(commands)
+    for subparser in commands.choices.values():  # --debug after the subcommand too
+        # SUPPRESS: a subcommand without --debug leaves the main parser's value alone.
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                               help="show tracebacks")
     return parser
+
+
+def add_predict_parser(commands) -> None:
+    predict = commands.add_parser("predict", help="sort the spikes of a CSV with a model bundle from the export",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict.add_argument("model_dir", help="a bundle folder: results/<Approach>/Model/<DATASET>")
+    predict.add_argument("input", help="waveform CSV, with or without a label column")
+    predict.add_argument("--out", required=True, help="predictions CSV to write (replaced only on success)")
+    predict.add_argument("--task", default=None, help="the head of a multi-task bundle (a dataset name)")
+    predict.add_argument("--min-confidence", type=float, default=None,
+                         help="label spikes whose calibrated confidence is below this 'unsorted' (0..1)")
+    predict.add_argument("--label-column", default=None,
+                         help="INPUT's label column (default: found by name, else none)")
+    predict.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                         help="run the bundle's weights.pt with torch or its model.onnx with ONNX Runtime")
+    predict.add_argument("--chunk-rows", type=int, default=50_000, help="spikes read and predicted at a time")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar on large inputs")
 
 
 def settings_from_args(args):
@@ -123,36 +153,70 @@ def settings_from_args(args):
         label_column=args.label_column, folds=args.folds, repeats=args.repeats,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage, resume=args.resume,
+        verbose=2 if args.verbose else 1,
     )
 
 
 def cmd_tune(args) -> int:
-    from tuning.settings import load_for_tuning
+    from tuning.settings import check_output_folder, load_for_tuning
 
     settings = settings_from_args(args).effective()
     groups = load_for_tuning(args.family, args.dataset, settings)  # every input error, before heavy imports
+    if not args.no_export:
+        check_output_folder(args.results_dir, "--results-dir")
     from tuning import cluster
-    from tuning.driver import run_groups
+    from tuning.driver import run_experiment
+    from tuning.export import best_trial_from_outcome, export_experiment, print_summary
 
-    started = cluster.connect(settings.address, settings.num_cpus)  # one runtime for tuning and export
+    # One runtime for tuning and export; workers' output reaches the console only with --verbose.
+    started = cluster.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
+    finished = 0  # groups (in order) tuned and exported; with --no-export, tuned
     try:
-        outcomes = run_groups(args.family, groups, settings)
-        incomplete = [o for o in outcomes if not o.complete]
-        for outcome in incomplete:
-            print(f"Experiment {outcome.path} is incomplete ({outcome.n_trials} trials, "
-                  f"{outcome.n_errored} errored); not exporting it. Continue it with:\n"
-                  f"  {resume_command(args.argv)}", file=sys.stderr)
-        if not args.no_export:
-            from tuning.export import export_experiment, print_summary
-
-            for outcome in outcomes:
-                if outcome.complete:
-                    print_summary(export_experiment(outcome.path, args.results_dir))
+        # Each dataset (group) is exported as soon as its search ends, with what the
+        # search holds: its best trial and its validated data.
+        for group in groups:
+            outcome = run_experiment(args.family, group, settings)
+            if not outcome.complete:  # Ctrl-C: Tune stopped the search; stop the command too
+                print(f"Experiment {outcome.path} is incomplete ({outcome.n_trials} trials, "
+                      f"{outcome.n_errored} errored); not exporting it.", file=sys.stderr)
+                return interrupted(args, groups, finished)
+            if not args.no_export:
+                print_summary(export_experiment(outcome.path, args.results_dir, best=best_trial_from_outcome(outcome),
+                                                datasets=list(group)))
+            finished += 1
+    except KeyboardInterrupt:  # between searches, in an export, or a second Ctrl-C
+        return interrupted(args, groups, finished)
     finally:
         if started:
             import ray
             ray.shutdown()
-    return EXIT_INTERRUPTED if incomplete else 0
+    return 0
+
+
+def interrupted(args, groups: list[list], finished: int) -> int:
+    """Print the command that continues an interrupted ``tune``: the datasets not finished
+    (the interrupted one resumes, the others start), with ``--resume``."""
+    dataset = args.dataset if not finished else dataset_argument(
+        [d for group in groups[finished:] for d in group], args.data_dir)
+    print(f"\nInterrupted: {finished} of {len(groups)} experiments finished. Continue with:\n"
+          f"  {resume_command(args.argv, dataset=dataset, original=args.dataset, family=args.family)}",
+          file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def dataset_argument(datasets, data_dir: str) -> str:
+    """A dataset argument for ``datasets``: names where DATA_DIR finds them, else paths."""
+    from tuning.data import resolve_dataset_paths
+    from tuning.errors import InputError
+
+    parts = []
+    for dataset in datasets:
+        try:
+            by_name = resolve_dataset_paths(dataset.name, data_dir) == [dataset.path]
+        except InputError:
+            by_name = False
+        parts.append(dataset.name if by_name else str(dataset.path))
+    return ",".join(parts)
 
 
 def cmd_export(args) -> int:
@@ -174,6 +238,12 @@ def cmd_study(args) -> int:
     from tuning.study import run_study
 
     return run_study(args)
+
+
+def cmd_predict(args) -> int:
+    from tuning import predict
+
+    return predict.run(args)
 
 
 def cmd_import(args) -> int:
@@ -200,12 +270,32 @@ def cmd_import(args) -> int:
     return 0
 
 
-def resume_command(argv: list[str] | None = None) -> str:
-    """The command that continues this search: the same arguments plus ``--resume``."""
+def resume_command(argv: list[str] | None = None, *, dataset: str | None = None,
+                   original: str | None = None, family: str | None = None) -> str:
+    """The command that continues this search, as it can be typed: the same arguments plus
+    ``--resume`` (and ``dataset`` in place of the ``original`` dataset argument, which
+    follows ``family``), through ``scripts/tune.sh`` when it started this run, else this
+    Python (``.venv/bin/python -m tuning ...``)."""
     import shlex
 
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
-    return shlex.join(["python", "-m", "tuning", *argv, "--resume"])
+    if dataset is not None and family in argv and original in argv[argv.index(family) + 1:]:
+        argv[argv.index(original, argv.index(family) + 1)] = dataset
+    launcher = os.environ.get(LAUNCHER_ENV)
+    if launcher and argv[:1] == ["tune"]:  # scripts/tune.sh runs `python -m tuning tune "$@"`
+        return shlex.join([launcher, *argv[1:], "--resume"])
+    return shlex.join([python_as_typed(), "-m", "tuning", *argv, "--resume"])
+
+
+def python_as_typed() -> str:
+    """This interpreter, relative to the working folder when inside it (``.venv/bin/python``)."""
+    from pathlib import Path
+
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return str(executable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "import": cmd_import,
-                "study": cmd_study}
+                "predict": cmd_predict, "study": cmd_study}
     try:
         return handlers[args.command](args)
     except InputError as error:
@@ -222,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:  # a second Ctrl-C, while Tune was already stopping
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # before the searches began (cmd_tune handles the rest)
+        print("\ninterrupted", file=sys.stderr)
         if args.command == "tune":
-            print(f"Continue the search with:\n  {resume_command(args.argv)}", file=sys.stderr)
+            print(f"Continue with:\n  {resume_command(args.argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED

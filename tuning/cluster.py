@@ -44,14 +44,16 @@ FORWARDED_ENV_PREFIX = "SPIKESORT_TUNE_"
 
 
 def connect(address: str | None = None, num_cpus: int | None = None,
-            num_gpus: int | None = None) -> bool:
+            num_gpus: int | None = None, log_to_driver: bool = False) -> bool:
     """Start or join Ray unless this process is already connected.
 
     ``address``: ``HOST:PORT`` or ``auto`` joins an existing cluster (whose nodes already
     declared their CPUs and GPUs, so no counts are passed); so does a ``RAY_ADDRESS`` in
     the environment. Otherwise a local runtime starts with ``num_cpus`` (default: all
-    cores) and ``num_gpus`` (default: Ray's detection). Returns True when this call
-    connected, so the caller knows it should disconnect.
+    cores) and ``num_gpus`` (default: Ray's detection). ``log_to_driver``: print the
+    workers' output here too (``--verbose``); by default it stays in Ray's session logs,
+    so the console holds only what the tool prints (see :mod:`tuning.console`). Returns
+    True when this call connected, so the caller knows it should disconnect.
     """
     if ray.is_initialized():
         return False
@@ -60,11 +62,11 @@ def connect(address: str | None = None, num_cpus: int | None = None,
     if address:
         use_token_auth_if_available()
         forwarded = forwarded_env()
-        ray.init(address=address, log_to_driver=True,
+        ray.init(address=address, log_to_driver=log_to_driver,
                  runtime_env={"env_vars": forwarded} if forwarded else None)
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
-                 dashboard_host=LOCAL_HOST, log_to_driver=True)
+                 dashboard_host=LOCAL_HOST, log_to_driver=log_to_driver)
     return True
 
 

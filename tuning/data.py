@@ -414,11 +414,7 @@ def _read_checked(path: Path, label_column: str | None) -> _Parsed:
     label_name = header[label_j]
 
     for row, line in zip(rows, lines):
-        if len(row) != n_cols:
-            raise InputError(
-                f"{path}: line {line} has {len(row)} fields but the header has {n_cols}; "
-                "fix or remove that line (every row needs one value per column)"
-            )
+        check_row_length(path, row, line, n_cols)
 
     labels = [row[label_j].strip() for row in rows]
     for lab, line in zip(labels, lines):
@@ -428,8 +424,87 @@ def _read_checked(path: Path, label_column: str | None) -> _Parsed:
                 f"{'' if not lab else f' ({lab!r})'}; give every row a label or remove the row"
             )
 
+    X = waveform_array(path, header, rows, lines, label_j)
+    y, class_names = _map_labels(labels)
+    return label_name, [header[j] for j in range(n_cols) if j != label_j], X, y, class_names
+
+
+# Reading in pieces: the checked reader's own checks, which the predict command applies to
+# chunks of a large file (it cannot hold every row's text at once).
+
+
+def open_csv(path: str | Path):
+    """Open a waveform CSV (or ``.csv.gz``): ``(resolved path, header, header line, rows)``.
+
+    ``rows`` yields ``(line, cells)`` for every non-blank data row, lazily, so a caller can
+    read a large file in chunks; close it to close the file. Raises :class:`InputError` as
+    the checked reader does for a missing, unreadable, empty or malformed file (non-UTF-8
+    text or a malformed line when its row is reached) and for a first line that is data.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    if not path.is_file():
+        raise InputError(f"{path}: is not a file; pass a CSV file")
+    path = path.resolve()
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        # utf-8-sig drops the byte-order mark that spreadsheet programs write.
+        handle = opener(path, "rt", encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    rows = _csv_rows(path, handle)
+    first = next(rows, None)
+    if first is None:
+        raise InputError(f"{path}: the file is empty; it needs a header line and one row per spike")
+    header_line, header = first[0], [name.strip() for name in first[1]]
+    if _is_data_line(header):
+        rows.close()
+        raise InputError(
+            f"{path}: line {header_line} looks like data, not a header (it starts {_show(header[0])}); "
+            "add a header line such as s0,...,s47,label"
+        )
+    return path, header, header_line, rows
+
+
+def _csv_rows(path: Path, handle):
+    reader = csv.reader(handle)
+    with handle:
+        try:
+            for row in reader:
+                # Blank lines (trailing newlines, spacing) carry no data.
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                yield reader.line_num, row
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: is not UTF-8 text (near line {reader.line_num + 1}); "
+                             "save it as a UTF-8 CSV") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise InputError(f"{path}: is not a complete gzip file ({exc}); compress it again or pass "
+                             "the plain CSV") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc}); "
+                             "check the quoting on that line") from None
+
+
+def check_row_length(path: Path, row: list[str], line: int, n_cols: int) -> None:
+    if len(row) != n_cols:
+        raise InputError(
+            f"{path}: line {line} has {len(row)} fields but the header has {n_cols}; "
+            "fix or remove that line (every row needs one value per column)"
+        )
+
+
+def waveform_array(path: Path, header: list[str], rows: list[list[str]], lines: list[int],
+                   label_j: int | None) -> np.ndarray:
+    """The waveform cells of ``rows`` (every column but ``label_j``; None: every column) as
+    float32 ``(n_rows, n_samples)`` in file order; InputError naming the line and column of
+    the first empty, non-numeric, NaN/inf or too large cell."""
+    n_cols = len(header)
     wave_cols = [j for j in range(n_cols) if j != label_j]
-    if label_j == n_cols - 1:
+    if label_j is None:
+        cells = rows
+    elif label_j == n_cols - 1:
         cells = [row[:-1] for row in rows]
     elif label_j == 0:
         cells = [row[1:] for row in rows]
@@ -456,10 +531,7 @@ def _read_checked(path: Path, label_column: str | None) -> _Parsed:
             f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
             "is too large for float32; rescale the waveforms"
         )
-    X = np.ascontiguousarray(X64, dtype=np.float32)
-
-    y, class_names = _map_labels(labels)
-    return label_name, [header[j] for j in wave_cols], X, y, class_names
+    return np.ascontiguousarray(X64, dtype=np.float32)
 
 
 def _is_data_line(cells: list[str]) -> bool:

@@ -19,7 +19,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
-from tuning import atomic, cluster
+from tuning import atomic, cluster, console
 from tuning.data import Dataset
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
@@ -43,6 +45,9 @@ from tuning.trainable import train_trial
 from tuning.training import TaskData
 
 RUN_RECORD = "spikesort_run.json"
+EXPORT_RECORD = "spikesort_exported.json"
+"""Written into an experiment folder by its export: ``--resume`` passes over such a
+finished, exported experiment and starts a new one."""
 
 
 @dataclass
@@ -60,6 +65,8 @@ class ExperimentOutcome:
     best_epoch: int | None = None
     best_config: dict = field(default_factory=dict)
     best_metrics: dict = field(default_factory=dict)
+    metric: str = ""                # the objective, as reported: "val_accuracy"
+    log_path: Path | None = None    # the search's log file (see tuning.console)
 
 
 def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
@@ -73,10 +80,19 @@ def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None 
 
 
 def run_groups(family: str, groups: Sequence[Sequence[Dataset]], settings: TuneSettings) -> list[ExperimentOutcome]:
-    """One experiment per group of validated datasets (see :func:`load_for_tuning`)."""
-    started_ray = cluster.connect(settings.address, settings.num_cpus)
+    """One experiment per group of validated datasets (see :func:`load_for_tuning`).
+
+    An interrupted experiment (Ctrl-C) ends the whole run: the groups after it are not
+    started, and the outcomes so far are returned (the last one not ``complete``).
+    """
+    started_ray = cluster.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
     try:
-        return [run_experiment(family, group, settings) for group in groups]
+        outcomes = []
+        for group in groups:
+            outcomes.append(run_experiment(family, group, settings))
+            if not outcomes[-1].complete:
+                break
+        return outcomes
     finally:
         if started_ray:
             ray.shutdown()
@@ -103,39 +119,104 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     trainable = make_trainable(family, datasets, settings)
     metric, mode = f"val_{settings.metric}", metric_mode(settings.metric)
     save_experiment_state_often()
-    if path is not None:
+    resuming = path is not None
+    if resuming:
         print(f"Resuming {path}", flush=True)
-        # Same wrapped trainable; unfinished and errored trials continue from their last
-        # checkpoint (tuning.trainable loads it), finished ones stay as they are.
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
     else:
         if settings.resume:
             print("Nothing to resume: starting a new experiment.", flush=True)
         name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = _join(storage, name)
         write_run_record(path, family, datasets, settings)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=make_searcher(family, datasets, settings, metric, mode, sampler=sampler),
-                scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
-                                                     grace_period=settings.grace_period, reduction_factor=3),
-                metric=metric, mode=mode, num_samples=settings.samples,
-                max_concurrent_trials=concurrent_trials(settings), time_budget_s=settings.time_budget_s,
-                reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
-            ),
-            run_config=tune.RunConfig(
-                name=name, storage_path=storage, verbose=settings.verbose,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                callbacks=list(callbacks) or None,
-            ),
-        )
-    grid = tuner.fit()
+    log_path = console.log_path_for(path)
+    with console.search_output(log_path, settings.verbose):  # Optuna logs as its study is made
+        if resuming:
+            # Same wrapped trainable; unfinished and errored trials continue from their last
+            # checkpoint (tuning.trainable loads it), finished ones stay as they are.
+            tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+            set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=make_searcher(family, datasets, settings, metric, mode, sampler=sampler),
+                    scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
+                                                         grace_period=settings.grace_period, reduction_factor=3),
+                    metric=metric, mode=mode, num_samples=settings.samples,
+                    max_concurrent_trials=concurrent_trials(settings), time_budget_s=settings.time_budget_s,
+                    reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+                ),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=storage, verbose=ray_verbosity(settings),
+                    progress_reporter=reporter(settings, metric, mode, log_path),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                    callbacks=list(callbacks) or None,
+                ),
+            )
+        grid, interrupted = fit_noticing_interrupt(tuner)
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
+    if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
+        outcome.complete, outcome.n_stopped_early = False, 0
+    outcome.metric, outcome.log_path = metric, log_path
     print_outcome(outcome, metric)
     return outcome
+
+
+def fit_noticing_interrupt(tuner) -> tuple:
+    """``tuner.fit()`` and whether Tune stopped it for a Ctrl-C (SIGINT or SIGUSR1).
+
+    Tune swaps in its own SIGINT handler for the search; on the first signal it puts back
+    the handler it found and ends the search normally, with the trials it cut off marked
+    TERMINATED, like finished ones. So a handler of ours that is back in place after
+    ``fit`` tells that the search was interrupted. (Tune installs no handler outside the
+    main thread or with ``TUNE_DISABLE_SIGINT_HANDLER=1``: then a Ctrl-C raises
+    KeyboardInterrupt out of ``fit``.)
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") != "0":
+        return tuner.fit(), False
+    previous = signal.getsignal(signal.SIGINT)
+
+    def after_first_ctrl_c(signum, frame):  # a second Ctrl-C, while Tune is stopping
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, after_first_ctrl_c)
+    try:
+        grid = tuner.fit()
+        return grid, signal.getsignal(signal.SIGINT) is after_first_ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def ray_verbosity(settings: TuneSettings) -> int:
+    """Tune's ``verbose``: 0 prints nothing; 1 runs our reporter (settings.verbose 1) or
+    Ray's own tables and boxes (settings.verbose 2, ``--verbose``)."""
+    return min(settings.verbose, 1)
+
+
+def reporter(settings: TuneSettings, metric: str, mode: str, log_path) -> console.ConsoleReporter | None:
+    """The default console (see :mod:`tuning.console`); None: Tune's own output."""
+    if settings.verbose != 1:
+        return None
+    return console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path)
+
+
+def set_restored_output(tuner, settings: TuneSettings, progress_reporter) -> None:
+    """Give a restored experiment this run's output settings, not the pickled ones.
+
+    ``Tuner.restore`` takes no ``RunConfig``: it brings back the one saved with the
+    experiment (its verbosity, its reporter, or none for experiments made before the
+    console existed). The restored ``RunConfig`` is the Tuner's own (Ray 2.60:
+    ``tuner._local_tuner``; absent for Ray Client, where the saved one stays).
+    """
+    local = getattr(tuner, "_local_tuner", None)
+    if local is None:
+        return
+    run_config = local.get_run_config()
+    run_config.verbose = ray_verbosity(settings)
+    run_config.progress_reporter = progress_reporter
 
 
 EXPERIMENT_STATE_PERIOD_S = "1"
@@ -261,6 +342,8 @@ def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:
         for key, value in sorted(outcome.best_config.items()):
             print(f"  {key}: {value}")
     print(f"Experiment folder: {outcome.path}")
+    if outcome.log_path is not None:
+        print(f"Log: {outcome.log_path}")
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(outcome.path))}")
     sys.stdout.flush()
 
@@ -297,7 +380,9 @@ def read_run_record(path) -> dict:
 
 
 def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> str | None:
-    """The newest experiment of the same family and datasets that Tune can restore."""
+    """The newest experiment of the same family and datasets that Tune can restore and
+    that was not exported yet: an interrupted search, or a finished one whose export was
+    interrupted (or skipped with ``--no-export``)."""
     prefix = experiment_name(family, datasets) + "-"
     if "://" in storage:
         import pyarrow.fs
@@ -307,9 +392,31 @@ def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> st
         names = [p.name for p in Path(storage).glob(prefix + "*") if p.is_dir()]
     for name in sorted((n for n in names if n.startswith(prefix)), reverse=True):
         candidate = _join(storage, name)
-        if tune.Tuner.can_restore(candidate):
+        if tune.Tuner.can_restore(candidate) and not was_exported(candidate):
             return candidate
     return None
+
+
+def mark_exported(path, results_dir) -> None:
+    """Record in the experiment folder that it was exported (best effort: a read-only
+    experiment folder, e.g. a colleague's, still exports)."""
+    text = json.dumps({"results_dir": str(Path(results_dir).resolve()),
+                       "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2)
+    try:
+        if "://" in str(path):
+            _write_remote(str(path), EXPORT_RECORD, text)
+        else:
+            atomic.write_text(Path(path) / EXPORT_RECORD, text)
+    except OSError:
+        pass
+
+
+def was_exported(path) -> bool:
+    if "://" in str(path):
+        import pyarrow.fs
+        fs, root = pyarrow.fs.FileSystem.from_uri(str(path))
+        return fs.get_file_info(f"{root}/{EXPORT_RECORD}").type != pyarrow.fs.FileType.NotFound
+    return (Path(path) / EXPORT_RECORD).is_file()
 
 
 def package_versions() -> dict:

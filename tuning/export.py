@@ -2,6 +2,8 @@
 
 The experiment is read from disk (Tune's state and each trial's result log, plus our
 ``spikesort_run.json``), so an export works on another day and after an interrupted run.
+Right after a search, ``tune`` hands over what it already holds instead: the best trial
+its summary picked and the validated datasets (``best=``, ``datasets=``).
 The best trial is the one with the best objective at *any* epoch, so trials that ASHA
 stopped early compete fairly; its best epoch is recorded.
 """
@@ -19,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 import search_spaces
-from tuning import cluster, results_tree as tree
+from tuning import bundle, cluster, results_tree as tree
 from tuning.data import Dataset, load_dataset
-from tuning.driver import package_versions, read_run_record
+from tuning.driver import ExperimentOutcome, mark_exported, package_versions, read_run_record
 from tuning.errors import InputError
 from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
+from tuning.settings import check_output_folder
 from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
 
 INNER_VAL_FRACTION = 0.15
@@ -85,6 +88,17 @@ def find_best_trial(experiment_dir: str, metric: str, mode: str) -> BestTrial:
     return best
 
 
+def best_trial_from_outcome(outcome: ExperimentOutcome) -> BestTrial:
+    """The best trial a search that has just run picked (``driver.summarise``), as the
+    export takes it: no second choice here, and nothing read back from disk."""
+    if not outcome.best_config or outcome.metric not in outcome.best_metrics:
+        raise InputError(f"{outcome.path}: no trial reported {outcome.metric!r}; nothing to export")
+    prefix = outcome.metric + "/"
+    per_task = {k[len(prefix):]: v for k, v in outcome.best_metrics.items() if k.startswith(prefix)}
+    return BestTrial(outcome.best_trial_id, dict(outcome.best_config), outcome.best_epoch,
+                     outcome.best_metrics[outcome.metric], per_task, outcome.n_trials, outcome.complete)
+
+
 def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
     """The experiment's datasets, checked against what the search saw."""
     datasets = []
@@ -99,44 +113,71 @@ def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
 
 def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "results", *,
                       folds: int | None = None, repeats: int | None = None, address: str | None = None,
-                      num_cpus: int | None = None, progress: bool = True) -> ExportSummary:
-    """Rerun the best configuration and merge its results into ``results_dir``."""
+                      num_cpus: int | None = None, progress: bool = True, best: BestTrial | None = None,
+                      datasets: list[Dataset] | None = None) -> ExportSummary:
+    """Rerun the best configuration and merge its results into ``results_dir``.
+
+    ``best`` and ``datasets``: the best trial already picked and the experiment's
+    datasets already validated (what ``tune`` holds after its search); without them,
+    both are read from the experiment folder and the data files.
+    """
+    if "://" not in str(experiment_dir):  # Tune reads a local experiment by absolute path only
+        experiment_dir = Path(experiment_dir).expanduser().resolve()
     experiment_dir = str(experiment_dir)
+    check_output_folder(results_dir, "--results-dir")
     record = read_run_record(experiment_dir)
     settings = record["settings"]
     folds, repeats = folds or settings["folds"], repeats or settings["repeats"]
     family = record["family"]
-    best = find_best_trial(experiment_dir, record["metric"], record["mode"])
+    if best is None:
+        best = find_best_trial(experiment_dir, record["metric"], record["mode"])
     if not best.complete:
         print(f"warning: {experiment_dir} is an interrupted search; exporting its best trial so far",
               file=sys.stderr)
-    datasets = reload_datasets(record, min_rows_per_class(folds))
+    if datasets is None:
+        datasets = reload_datasets(record, min_rows_per_class(folds))
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
                      inner_val_fraction=INNER_VAL_FRACTION)
     # Join only the cluster named now: the search's cluster may be gone by the day of a re-export.
     started = cluster.connect(address, num_cpus)
     try:
+        final = bundle.start_final_training(  # the model bundle's network, beside the reruns
+            family, best.config, datasets, seed=settings["seed"], max_epochs=settings["max_epochs"],
+            patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
+            inner_val_fraction=INNER_VAL_FRACTION, cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"])
         rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
                         cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress)
+        final = bundle.collect(final)
     finally:
         if started:
             import ray
             ray.shutdown()
     plan, one_split, full_split = write_export(Path(results_dir), record, experiment_dir, best, datasets,
-                                               rows, folds, repeats)
+                                               rows, folds, repeats, final)
+    mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
-                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int):
+                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
+                 final: bundle.FinalModel | None = None):
     """Plan and commit the export under the results tree's lock, so that a concurrent export
-    of another dataset cannot read the shared files before this one has written them."""
+    of another dataset cannot read the shared files before this one has written them.
+    ``final``: the model bundle's network, whose files join the same all-or-nothing commit."""
     with tree.locked(results_dir):
         plan, one_split, full_split = plan_export(results_dir, record, experiment_dir, best, datasets,
                                                   rows, folds, repeats)
+        if final is not None:
+            approach, _ = tree.approach_names(record["family"])
+            plan.update(bundle.plan_bundle(
+                bundle.bundle_folder(results_dir / approach, datasets), family=record["family"],
+                approach=approach, config=best.config, datasets=datasets, final=final, full_split=full_split,
+                one_split=one_split, source={"experiment": experiment_dir, "trial_id": best.trial_id,
+                                             "objective": record["metric"], "objective_value": best.value,
+                                             "search_epoch": best.epoch}))
         tree.commit(plan)
     return plan, one_split, full_split
 
@@ -245,3 +286,5 @@ def print_summary(summary: ExportSummary) -> None:
               f"[{100 * row['accuracy_ci95_low']:.1f}, {100 * row['accuracy_ci95_high']:.1f}]"
               f"  balanced {100 * row['balanced_accuracy_mean']:.1f}  macro-F1 {100 * row['macro_f1_mean']:.1f}")
     print(f"Results: {summary.results_dir / summary.approach}")
+    print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
+          f"{summary.results_dir / summary.approach / bundle.MODEL_FOLDER}")

@@ -7,7 +7,9 @@ line within a second, before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import models
 from tuning.data import Dataset, load_datasets
@@ -39,7 +41,7 @@ class TuneSettings:
     smoke: bool = False
     resume: bool = False
     max_failures: int = 2
-    verbose: int = 1
+    verbose: int = 1  # 0: quiet; 1: a line per trial and a progress line; 2: Ray's own output
     time_budget_s: float | None = None  # Tune's own limit on the search's wall time (None: none)
 
     def effective(self) -> "TuneSettings":
@@ -61,6 +63,28 @@ class TuneSettings:
             raise InputError(f"--folds must be at least 2, got {self.folds}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise InputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        check_output_folder(self.storage, "--storage")
+
+
+def check_output_folder(path: str | Path, option: str) -> None:
+    """A folder the run will write into must be creatable and writable, checked before
+    any tuning (a bad ``--results-dir`` used to fail after the whole search).
+
+    Nothing is created here. URIs (``s3://...``) are left to Ray and pyarrow.
+    """
+    if "://" in str(path):
+        return
+    folder = Path(path).expanduser().absolute()
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent  # the nearest folder that exists: the run creates the rest
+    where = f"{option} {path}"
+    if not existing.is_dir():
+        what = "is a file" if existing == folder else f"is inside {existing}, which is a file"
+        raise InputError(f"{where}: {what}, not a folder; give a folder to create or write into")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == folder else f"cannot be created: {existing} is not writable"
+        raise InputError(f"{where}: {what}; give a folder you can write into")
 
 
 

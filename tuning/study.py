@@ -235,6 +235,11 @@ def run_experiments(plan, deadline: float | None, log) -> list[dict]:
             + (f", search budget {budget / 60:.1f} min" if budget else ""))
         started = time.time()
         outcome = run_groups(family, [group], run_settings)[0]
+        if not outcome.complete and not (budget and time.time() - started >= 0.9 * budget):
+            # Stopped early, yet not by its time budget: Ctrl-C. Nothing is exported or recorded,
+            # so the same command later runs this search again and skips what is done.
+            log(f"study: {family} on {names} was interrupted; run the same command again to continue")
+            raise KeyboardInterrupt
         if not outcome.best_config:
             log(f"study: {family} on {names} (seed {settings.seed}): no trial finished; nothing exported")
             records.append({"family": family, "datasets": [d.name for d in group], "status": "no result",

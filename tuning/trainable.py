@@ -26,6 +26,9 @@ HOLD_ENV = "SPIKESORT_TUNE_HOLD_AT"
 checkpointed that epoch, write ``<folder>/<trial_id>.held`` (the epoch and its Ray node id)
 and wait until ``<folder>/release`` exists. A test can then interrupt the driver at a known
 point (trials half-way, their checkpoints on disk) instead of racing a timer."""
+HOLD_ONLY_ENV = "SPIKESORT_TUNE_HOLD_ONLY"
+"""With ``HOLD_ENV``: hold only the trials of experiments whose name contains this text
+(e.g. ``ffn-T3-``: the second dataset of a run over several)."""
 
 
 def trial_device() -> str:
@@ -83,6 +86,8 @@ def _maybe_hold(epoch: int) -> None:
         return
     at_epoch, folder = spec.split(":", 1)
     if epoch != int(at_epoch):
+        return
+    if os.environ.get(HOLD_ONLY_ENV, "") not in tune.get_context().get_experiment_name():
         return
     folder = Path(folder)
     node_id = ray.get_runtime_context().get_node_id()

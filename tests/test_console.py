@@ -1,0 +1,135 @@
+"""The console of a search (tuning/console.py): a line per ended trial, a progress line
+(redrawn on a terminal, plain lines now and then elsewhere), the log file, and
+``--verbose`` bringing Ray's own output back.
+
+The reporter tests drive :class:`ConsoleReporter` with Ray Tune's own ``Trial`` objects
+(stubs: no Ray runtime) the way Tune's loop calls it; the last test runs the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import pytest
+from ray.tune.experiment import Trial
+
+from tuning.console import ConsoleReporter, estimate_left_s, format_duration, progress_text
+
+METRIC, MAX_EPOCHS = "val_accuracy", 4
+
+
+def trial(trial_id: str, scores: list[float], status: str) -> Trial:
+    t = Trial("train_trial", config={}, trial_id=trial_id, stub=True)
+    for epoch, score in enumerate(scores, start=1):
+        t.update_last_result({METRIC: score, "training_iteration": epoch})
+    t.set_status(status)
+    return t
+
+
+def reporter(tty: bool, log_path=None, total: int = 3) -> tuple[ConsoleReporter, io.StringIO]:
+    out = io.StringIO()
+    r = ConsoleReporter(METRIC, "max", total, MAX_EPOCHS, log_path, stream=out, tty=tty)
+    r.setup(start_time=0.0, total_samples=total, metric=METRIC, mode="max")
+    return r, out
+
+
+def test_durations_and_estimate():
+    assert [format_duration(s) for s in (5, 65, 3725)] == ["5s", "1m05s", "1h02m"]
+    # No estimate before a trial has ended.
+    assert estimate_left_s(60, 10, [], [3], 4) is None
+    # Ended trials trained 2 epochs on average; one running at 1 epoch, one not started:
+    # 1 + 2 = 3 epochs left, at 10 epochs per 60 s -> 18 s.
+    assert estimate_left_s(60, 10, [1, 3], [1], 4) == pytest.approx(18.0)
+    line = progress_text(2, 1, 4, "val_accuracy 0.9000", 60, 18)
+    assert line == "2/4 trials done, 1 running | best val_accuracy 0.9000 | 1m00s elapsed, ~18s left"
+    assert progress_text(4, 0, 4, None, 90, None).endswith("1m30s elapsed")
+
+
+def test_terminal_gets_one_redrawn_progress_line_and_a_line_per_ended_trial():
+    r, out = reporter(tty=True)
+    running = [trial("a_00000", [0.5], "RUNNING"), trial("a_00001", [0.6, 0.7], "RUNNING")]
+    r.report(running, False)
+    r.report(running, False)
+    ended = [trial("a_00000", [0.5], "TERMINATED"), trial("a_00001", [0.6, 0.7, 0.8, 0.75], "TERMINATED"),
+             trial("a_00002", [0.4], "ERROR")]
+    assert r.should_report(ended)  # a trial that ended is reported at once
+    r.report(ended, True)
+    text = out.getvalue()
+    # The progress line is redrawn in place (carriage return, erase to the end of line) ...
+    assert text.startswith("\r0/3 trials done, 2 running | best val_accuracy 0.7000 | ")
+    assert text.count("\r0/3 trials done") == 2
+    # ... erased before a trial's line, which stays on its own line.
+    lines = [l for l in re.split(r"\r\x1b\[K|\n", text) if l]
+    trial_lines = [l for l in lines if l.startswith("[")]
+    assert trial_lines[0] == "[1/3] trial a_00000: 1 epoch, best val_accuracy 0.5000, stopped early by ASHA"
+    assert trial_lines[1] == "[2/3] trial a_00001: 4 epochs, best val_accuracy 0.8000, ran to the end"
+    assert trial_lines[2].startswith("[3/3] trial a_00002 errored after 1 epoch (traceback: ")
+    # The last progress line is kept (a newline, not erased) and is the last thing printed.
+    assert text.endswith("\n") and "3/3 trials done, 0 running | best val_accuracy 0.8000" in text.splitlines()[-1]
+
+
+def test_without_a_terminal_progress_is_plain_lines_now_and_then():
+    r, out = reporter(tty=False)
+    running = [trial("b_00000", [0.5], "RUNNING"), trial("b_00001", [0.6], "PENDING")]
+    for _ in range(5):  # calls within the first minute print no progress line
+        r.report(running, False)
+    assert out.getvalue() == ""
+    r.report([trial("b_00000", [0.5, 0.6, 0.7, 0.9], "TERMINATED"), trial("b_00001", [0.6], "RUNNING")], False)
+    r.report([trial("b_00000", [0.5, 0.6, 0.7, 0.9], "TERMINATED"), trial("b_00001", [0.6, 0.65], "TERMINATED")],
+             True)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert lines[:2] == ["[1/3] trial b_00000: 4 epochs, best val_accuracy 0.9000, ran to the end",
+                         "[2/3] trial b_00001: 2 epochs, best val_accuracy 0.6500, stopped early by ASHA"]
+    assert len(lines) == 3 and lines[2].startswith("2/3 trials done, 0 running | best val_accuracy 0.9000 | ")
+
+
+def test_a_resumed_search_does_not_report_its_old_trials_again():
+    r, out = reporter(tty=False, total=2)
+    r.report([trial("c_00000", [0.5, 0.6, 0.7, 0.8], "TERMINATED"), trial("c_00001", [0.4], "PENDING")], False)
+    r.report([trial("c_00000", [0.5, 0.6, 0.7, 0.8], "TERMINATED"), trial("c_00001", [0.4, 0.5], "TERMINATED")],
+             True)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "1 of 2 trials had already ended before this run"
+    assert [l for l in lines if l.startswith("[")] == [
+        "[2/2] trial c_00001: 2 epochs, best val_accuracy 0.5000, stopped early by ASHA"]
+
+
+def test_a_crash_that_tune_retries_gets_a_line():
+    r, out = reporter(tty=False, total=1)
+    crashing = trial("d_00000", [0.5, 0.6], "RUNNING")
+    r.report([crashing], False)
+    crashing.run_metadata.num_failures = 1  # Tune restarts it from its checkpoint
+    r.report([crashing], False)
+    r.report([crashing], False)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "trial d_00000 failed after 2 epochs (failure 1); Tune restarts it from its last checkpoint"), lines
+
+
+def test_reporter_pickles_without_its_stream():
+    # Tune saves the reporter with the experiment (tuner.pkl): a stream cannot be pickled.
+    r, _ = reporter(tty=True)
+    copy = pickle.loads(pickle.dumps(r))
+    assert copy.stream is sys.stdout and copy.objective == METRIC
+
+
+def test_verbose_brings_back_rays_own_output(tiny_dataset_dir, tmp_path):
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "tuning", "tune", "ffn", "T2", "--data-dir", str(tiny_dataset_dir),
+               "--storage", str(tmp_path / "ray_results"), "--samples", "2", "--max-epochs", "1",
+               "--grace-period", "1", "--folds", "2", "--repeats", "1", "--num-cpus", "2",
+               "--no-export", "--verbose"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    # Ray Tune's own output: its experiment box, each trial's configuration, its status table.
+    assert "Configuration for experiment" in out and "started with configuration" in out, out[-3000:]
+    assert "Trial status:" in out
+    assert not re.search(r"^\[\d+/2\] trial ", out, re.MULTILINE)  # not the quiet console
+    assert re.search(r"^Log: .+tune\.log$", out, re.MULTILINE)
