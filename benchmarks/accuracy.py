@@ -4,8 +4,8 @@ reference ceiling of the stand-in data.
 
 * Tuned families: every approach found in ``--results-dir`` (``results/<Approach>/
   Individual Dataset Results/*_full_split_metrics_<DATASET>.csv``: stratified k-fold x
-  repeats, 5 x 3 by default), read with ``tuning.compare.load_approaches``.
-* References: ``tuning.references.add_references`` (which calls ``load_or_compute_references``
+  repeats, 5 x 3 by default), read with ``tuning.comparison.load_approaches``.
+* References: ``tuning.comparison.add_references`` (which calls ``load_or_compute_references``
   and ``reference_rows``, as ``python -m tuning compare`` does): StandardScaler -> PCA(10, whiten) -> RBF SVM, and StandardScaler
   -> LDA, fitted and scored on exactly the folds of the approaches (rebuilt from their Run
   Config, checked against the stored fold assignment), cached in
@@ -133,7 +133,8 @@ def short_name(approach: str) -> str:
 
 
 def build_tables(rows, ceiling: dict, provenance_svm: dict):
-    from tuning.compare import MULTI, REFERENCE, SINGLE, natural_key
+    from tuning.comparison import MULTI, REFERENCE, SINGLE
+    from tuning.results_tree import natural_key
     from tuning.stats import mean_ci
 
     kinds = rows.groupby("approach")["kind"].first()
@@ -185,8 +186,7 @@ def main(argv=None) -> int:
         results_dir = Path("results")
     ceiling, provenance_svm, ceiling_source = read_ceiling(args.provenance)
 
-    from tuning.compare import load_approaches
-    from tuning.references import add_references
+    from tuning.comparison import add_references, load_approaches
     from tuning.errors import InputError
 
     with common.LoadSampler() as load:

@@ -1,4 +1,4 @@
-"""tuning.compare on synthetic result trees written in the exporter's exact schema."""
+"""tuning.comparison on synthetic result trees written in the exporter's exact schema."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning import compare as cmp
+from tuning import comparison as cmp
 from tuning.cli import build_parser
-from tuning import references
+from tuning.comparison import references
 from tuning.errors import InputError
 
 CNN = ("Classic CNN PyTorch", "Classic_CNN", "cnn")
@@ -79,8 +79,28 @@ def row_of(table, dataset, approach):
     return part.iloc[0]
 
 
+def pair_test(tests, dataset, approach, comparison="primary", score="accuracy"):
+    part = tests[(tests["dataset"] == dataset) & (tests["approach"] == approach)
+                 & (tests["comparison"] == comparison) & (tests["score"] == score)]
+    assert len(part) == 1, part
+    return part.iloc[0]
+
+
+def write_validation(results, approach, dataset, value, objective="val_accuracy"):
+    """A Best Performance Results file recording the search's validation score."""
+    folder, prefix, family = approach
+    base = Path(results) / folder / "Best Performance Results"
+    base.mkdir(parents=True, exist_ok=True)
+    name = f"{prefix}_full_split_metrics_best_config.csv" if family.startswith("mtl-") else f"{prefix}_best_performers.csv"
+    path = base / name
+    old = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    row = pd.DataFrame([{"dataset": dataset, "approach": folder, "family": family, "objective": objective,
+                         "objective_value": value, "best_epoch": 3, "trial_id": "t1"}])
+    pd.concat([old[old["dataset"] != dataset] if len(old) else old, row]).to_csv(path, index=False)
+
+
 # --------------------------------------------------------------------------- verdicts
-def test_real_improvement_is_better_and_mirror_is_worse(tmp_path):
+def test_true_five_point_gain_is_better_after_holm_and_mirror_is_worse(tmp_path):
     write_approach(tmp_path, CNN, "A2", fold_scores(seed=1))
     write_approach(tmp_path, MTL_CNN, "A2", fold_scores(offset=+0.05, seed=2))
     write_approach(tmp_path, CNN, "A4", fold_scores(seed=3, level=0.75))
@@ -90,47 +110,73 @@ def test_real_improvement_is_better_and_mirror_is_worse(tmp_path):
     assert rows.loc[rows["approach"] == MTL_CNN[0], "multitask"].all()
     assert not rows.loc[rows["approach"] == CNN[0], "multitask"].any()
 
-    table = cmp.compare(rows)
-    up, down = row_of(table, "A2", MTL_CNN[0]), row_of(table, "A4", MTL_CNN[0])
+    summary, tests, _ = cmp.compare(rows)
+    up, down = pair_test(tests, "A2", MTL_CNN[0]), pair_test(tests, "A4", MTL_CNN[0])
     assert up["vs_approach"] == CNN[0] and up["verdict"] == "better"
     assert up["mean_diff"] == pytest.approx(5.0, abs=0.5)  # percentage points
-    assert up["p_value"] < 0.001 and up["t"] > 0
+    assert up["p_value"] < 0.001 and up["t"] > 0 and up["p_better"] > 0.99
+    # Holm over the two primary tests: the smaller p doubled, the larger kept (then the running max).
+    ps = sorted([up["p_value"], down["p_value"]])
+    assert sorted([up["p_adjusted"], down["p_adjusted"]]) == pytest.approx([2 * ps[0], max(2 * ps[0], ps[1])])
+    assert up["diff_ci_low"] > 0 and down["diff_ci_high"] < 0
     assert down["verdict"] == "worse" and down["mean_diff"] == pytest.approx(-5.0, abs=0.5) and down["t"] < 0
-    assert row_of(table, "A2", CNN[0])["accuracy_mean"] == pytest.approx(0.80, abs=0.02)  # fraction
-    assert pd.isna(row_of(table, "A2", CNN[0])["verdict"])
+    assert row_of(summary, "A2", CNN[0])["accuracy_mean"] == pytest.approx(0.80, abs=0.02)  # fraction
+    assert len(tests) == 2  # no validation scores: no exploratory tests
 
 
-def test_equal_approaches_show_no_detectable_difference(tmp_path):
+def test_identical_approaches_with_small_noise_are_practically_equivalent(tmp_path):
+    write_approach(tmp_path, CNN, "A3", fold_scores(seed=11, noise=0.002))
+    write_approach(tmp_path, MTL_CNN, "A3", fold_scores(seed=12, noise=0.002))
+    _, tests, _ = cmp.compare(cmp.load_approaches(tmp_path))
+    r = pair_test(tests, "A3", MTL_CNN[0])
+    assert r["verdict"] == "practically equivalent" and r["p_equivalent"] >= 0.95
+    assert abs(r["mean_diff"]) < 0.5
+    # A ROPE far narrower than the noise cannot call them equivalent: then "no detectable difference".
+    _, tests, _ = cmp.compare(cmp.load_approaches(tmp_path), rope=0.01)
+    assert pair_test(tests, "A3", MTL_CNN[0])["verdict"] == "no detectable difference"
+
+
+def test_noisy_equal_approaches_show_no_detectable_difference(tmp_path):
     write_approach(tmp_path, CNN, "A3", fold_scores(seed=11, noise=0.01))
     write_approach(tmp_path, MTL_CNN, "A3", fold_scores(seed=12, noise=0.01))
-    table = cmp.compare(cmp.load_approaches(tmp_path))
-    r = row_of(table, "A3", MTL_CNN[0])
-    assert r["verdict"] == "no detectable difference"
-    assert r["p_value"] >= 0.05 and abs(r["mean_diff"]) < 1.0
+    _, tests, _ = cmp.compare(cmp.load_approaches(tmp_path))
+    r = pair_test(tests, "A3", MTL_CNN[0])
+    assert r["verdict"] == "no detectable difference"  # too noisy to claim either way
+    assert r["p_adjusted"] >= 0.05 and r["p_equivalent"] < 0.95 and abs(r["mean_diff"]) < 1.0
 
 
-def test_noise_alone_is_rarely_called_significant():
-    # Several independent equal pairs: the corrected test should call almost none of them.
-    calls = 0
-    for k in range(20):
-        a = fold_scores(seed=1000 + k, base_seed=k, noise=0.01)
-        b = fold_scores(seed=2000 + k, base_seed=k, noise=0.01)
-        _, p = cmp.corrected_resampled_ttest(100 * (a - b), 470, 120)
-        calls += p < 0.05
-    assert calls <= 3
-
-
-def test_best_single_task_is_the_one_with_highest_mean_accuracy(tmp_path):
-    write_approach(tmp_path, FFN, "A12", fold_scores(seed=1, level=0.30))
-    write_approach(tmp_path, CNN, "A12", fold_scores(seed=2, level=0.35))
+def test_primary_pairs_by_trunk_and_exploratory_by_validation_score(tmp_path):
+    # FFN has the higher mean on the tested folds, but CNN's search recorded the better
+    # validation score: the exploratory comparison must use CNN (chosen before the test folds).
+    write_approach(tmp_path, FFN, "A12", fold_scores(seed=1, level=0.38))
+    write_approach(tmp_path, CNN, "A12", fold_scores(seed=2, level=0.33))
     write_approach(tmp_path, MTL_FFN, "A12", fold_scores(seed=3, level=0.35))
     write_approach(tmp_path, MTL_CNN, "A12", fold_scores(seed=4, level=0.40), n_classes=2)
-    table = cmp.compare(cmp.load_approaches(tmp_path), metric="macro_f1")
+    write_validation(tmp_path, FFN, "A12", 0.36)
+    write_validation(tmp_path, CNN, "A12", 0.41)
+    summary, tests, notes = cmp.compare(cmp.load_approaches(tmp_path), cmp.rows.load_validation_scores(tmp_path),
+                                        metric="macro_f1")
+    assert pair_test(tests, "A12", MTL_FFN[0])["vs_approach"] == FFN[0]
+    assert pair_test(tests, "A12", MTL_CNN[0])["vs_approach"] == CNN[0]
     for mtl in (MTL_FFN[0], MTL_CNN[0]):
-        r = row_of(table, "A12", mtl)
-        assert r["vs_approach"] == CNN[0] and r["metric_vs_approach"] == CNN[0] and r["metric"] == "macro_f1"
-    assert row_of(table, "A12", MTL_CNN[0])["verdict"] == "better"
-    assert list(table["kind"]) == ["single-task", "single-task", "multi-task", "multi-task"]
+        for score in ("accuracy", "macro_f1"):
+            assert pair_test(tests, "A12", mtl, "exploratory", score)["vs_approach"] == CNN[0]
+    assert pair_test(tests, "A12", MTL_CNN[0])["verdict"] == "better"
+    assert list(summary["kind"]) == ["single-task", "single-task", "multi-task", "multi-task"]
+    assert row_of(summary, "A12", CNN[0])["validation_value"] == pytest.approx(0.41)
+    # Holm families: primary accuracy (2 tests) adjusted apart from the exploratory ones.
+    primary = tests[(tests["comparison"] == "primary") & (tests["score"] == "accuracy")]
+    assert len(primary) == 2 and (primary["p_adjusted"] >= primary["p_value"]).all()
+
+
+def test_a_loss_objective_picks_the_lowest_validation_loss(tmp_path):
+    write_approach(tmp_path, FFN, "A2", fold_scores(seed=1))
+    write_approach(tmp_path, CNN, "A2", fold_scores(seed=2))
+    write_approach(tmp_path, MTL_CNN, "A2", fold_scores(seed=3))
+    write_validation(tmp_path, FFN, "A2", 0.30, objective="val_loss")
+    write_validation(tmp_path, CNN, "A2", 0.50, objective="val_loss")
+    _, tests, _ = cmp.compare(cmp.load_approaches(tmp_path), cmp.rows.load_validation_scores(tmp_path))
+    assert pair_test(tests, "A2", MTL_CNN[0], "exploratory")["vs_approach"] == FFN[0]
 
 
 def test_multitask_detected_by_family_prefix(tmp_path):
@@ -190,7 +236,8 @@ def test_run_writes_outputs_with_expected_columns(tmp_path, capsys):
         write_approach(results, MTL_CNN, ds, fold_scores(seed=3, level=level, offset=0.02))
     assert cmp.run(args_for(results, "--no-references", "--metric", "balanced_accuracy")) == 0
     out = capsys.readouterr().out
-    for name in ("comparison.csv", "comparison.md", "comparison.png", "confusion_matrices.png"):
+    for name in ("comparison.csv", "comparison_tests.csv", "comparison.md", "comparison.png",
+                 "confusion_matrices.png"):
         path = results / name
         assert path.is_file() and path.stat().st_size > 0
         assert f"wrote {path}" in out
@@ -199,19 +246,27 @@ def test_run_writes_outputs_with_expected_columns(tmp_path, capsys):
     assert not list(results.glob(".*.tmp"))  # no temporary leftovers
 
     table = pd.read_csv(results / "comparison.csv", dtype={"dataset": str})
-    assert list(table.columns) == cmp.COMPARISON_COLUMNS
+    assert list(table.columns) == cmp.SUMMARY_COLUMNS
     assert list(table["dataset"]) == ["A2"] * 3 + ["A12"] * 3  # natural order
     assert set(table["kind"]) == {"single-task", "multi-task"}
     assert (table["n_folds"] == 15).all()
-    mtl = table[table["kind"] == "multi-task"]
-    assert (mtl["verdict"] == "better").all() and (mtl["metric_verdict"] == "better").all()
-    assert (mtl["metric"] == "balanced_accuracy").all()
-    assert table.loc[table["kind"] == "single-task", "verdict"].isna().all()
+    # The corrected interval is wider than the plain t-interval of the same folds.
+    from tuning.stats import mean_ci
+    cnn = pd.read_csv(results / "Classic CNN PyTorch" / "Individual Dataset Results" / "Classic_CNN_full_split_metrics_A2.csv")
+    _, low, high = mean_ci(cnn["accuracy"])
+    r = row_of(table, "A2", CNN[0])
+    assert r["accuracy_ci_low"] < low and r["accuracy_ci_high"] > high
+
+    tests = pd.read_csv(results / "comparison_tests.csv", dtype={"dataset": str})
+    assert list(tests.columns) == cmp.TEST_COLUMNS
+    assert set(tests["score"]) == {"accuracy", "balanced_accuracy"} and set(tests["comparison"]) == {"primary"}
+    assert (tests["verdict"] == "better").all() and (tests["vs_approach"] == CNN[0]).all()
 
     md = (results / "comparison.md").read_text()
     assert "| dataset | Classic CNN PyTorch | Classic FFN PyTorch | Feature Based MTL CNN |" in md
-    assert "| A2 | 97." in md and "Nadeau & Bengio" in md
-    assert "Feature Based MTL CNN is **better** than the best single-task approach, Classic CNN PyTorch" in md
+    assert "| A2 | 97." in md and "Nadeau & Bengio" in md and "Holm" in md and "Corani & Benavoli" in md
+    assert md.index("Across the 2 primary comparisons") < md.index("| dataset |")  # the answer first
+    assert "2 better" in md and "one-split" in md
     assert "balanced_accuracy" in md
     assert md in out  # the markdown is printed
 
@@ -228,8 +283,8 @@ def test_missing_multitask_is_reported_and_rest_compared(tmp_path, capsys):
         assert "Feature Based MTL CNN" in text and "Classic LSTM PyTorch" in text  # named as missing
         assert "A3: no results yet from Classic CNN PyTorch" in text
     table = pd.read_csv(tmp_path / "comparison.csv")
-    assert len(table) == 3 and table["verdict"].isna().all()
-    assert table["accuracy_mean"].notna().all()
+    assert len(table) == 3 and table["accuracy_mean"].notna().all()
+    assert pd.read_csv(tmp_path / "comparison_tests.csv").empty
 
 
 def test_missing_single_task_is_reported(tmp_path, capsys):
@@ -257,11 +312,22 @@ def test_alpha_controls_the_verdict(tmp_path):
     write_approach(tmp_path, CNN, "A2", fold_scores(seed=1, noise=0.01))
     write_approach(tmp_path, MTL_CNN, "A2", fold_scores(seed=2, noise=0.01, offset=0.006))
     rows = cmp.load_approaches(tmp_path)
-    p = row_of(cmp.compare(rows), "A2", MTL_CNN[0])["p_value"]
-    assert 0 < p < 1
-    assert row_of(cmp.compare(rows, alpha=min(1.0, p * 1.01 + 1e-9)), "A2", MTL_CNN[0])["verdict"] != \
-        "no detectable difference"
-    assert row_of(cmp.compare(rows, alpha=p * 0.99), "A2", MTL_CNN[0])["verdict"] == "no detectable difference"
+
+    def verdict(**kw):
+        return pair_test(cmp.compare(rows, **kw)[1], "A2", MTL_CNN[0])
+
+    p = verdict()["p_adjusted"]  # one primary test: Holm leaves it as it is
+    assert 0 < p < 1 and p == pytest.approx(verdict()["p_value"])
+    assert verdict(alpha=min(0.999, p * 1.01 + 1e-9))["verdict"] == "better"
+    assert verdict(alpha=p * 0.99)["verdict"] == "no detectable difference"
+
+
+def test_bad_options_are_input_errors(tmp_path):
+    write_approach(tmp_path, CNN, "A2", fold_scores(seed=1))
+    for flag, value, text in (("--rope", "-1", "--rope"), ("--threshold", "0.3", "--threshold"),
+                              ("--alpha", "1.5", "--alpha")):
+        with pytest.raises(InputError, match=text):
+            cmp.run(args_for(tmp_path, flag, value))
 
 
 # --------------------------------------------------------------------------- references
@@ -311,9 +377,9 @@ def test_reference_rows_on_the_same_folds_and_cached(tmp_path, monkeypatch, caps
     refs = table[table["kind"] == "reference"]
     assert set(refs["approach"]) == {"Reference PCA+SVM", "Reference LDA"}
     assert (refs["n_folds"] == 15).all() and (refs["accuracy_mean"] > 0.95).all()
-    assert refs["verdict"].isna().all()
     # The multi-task row is still tested against the single-task network, not a reference.
-    assert row_of(table, "T2", MTL_CNN[0])["vs_approach"] == CNN[0]
+    tests = pd.read_csv(results / "comparison_tests.csv")
+    assert set(tests["vs_approach"]) == {CNN[0]}
 
     cache = results / "References" / "Individual Dataset Results" / "References_full_split_metrics_T2.csv"
     cached = pd.read_csv(cache)

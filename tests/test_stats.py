@@ -1,4 +1,6 @@
-"""tuning.stats: t-intervals and the Nadeau & Bengio corrected resampled t-test, by hand."""
+"""tuning.stats and the comparison's verdicts: intervals, the corrected resampled t-test, Holm,
+the Bayesian correlated t-test (against baycomp's numbers), and the false-call rate on
+simulated null data whose fold scores are correlated as cross-validation makes them."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from tuning.stats import corrected_resampled_ttest, mean_ci
+from tuning.comparison import statistics as verdicts
+from tuning.stats import bayesian_correlated_ttest, corrected_mean_ci, corrected_resampled_ttest, holm, mean_ci
 
 
 def test_mean_ci_by_hand():
@@ -105,3 +108,87 @@ def test_corrected_ttest_degenerate_cases():
 def test_corrected_ttest_rejects_bad_input(kwargs):
     with pytest.raises(ValueError):
         corrected_resampled_ttest(**kwargs)
+
+
+# --------------------------------------------------------------------------- corrected interval
+def test_corrected_mean_ci_by_hand_and_wider_than_plain():
+    values = np.array([0.91, 0.93, 0.90, 0.95, 0.92, 0.94])
+    mean, low, high = corrected_mean_ci(values, n_train=400, n_test=100)
+    half = st.t.ppf(0.975, 5) * math.sqrt(values.var(ddof=1) * (1 / 6 + 100 / 400))
+    assert (mean, low, high) == pytest.approx((values.mean(), values.mean() - half, values.mean() + half))
+    _, plain_low, plain_high = mean_ci(values)
+    assert low < plain_low and high > plain_high
+    assert corrected_mean_ci([0.8], 400, 100) == (0.8, 0.8, 0.8)
+
+
+# --------------------------------------------------------------------------- Holm
+def test_holm_by_hand():
+    # m = 4: sorted 0.01, 0.02, 0.03, 0.04 -> x4, x3, x2, x1 = 0.04, 0.06, 0.06, 0.04 -> running max
+    adjusted = holm([0.03, 0.01, 0.04, 0.02])
+    assert adjusted == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = holm([0.01, float("nan"), 0.04])
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.04)
+
+
+# --------------------------------------------------------------------------- Bayesian correlated t-test
+BAYCOMP_X = [0.81, 0.82, 0.80, 0.77, 0.82, 0.81, 0.79, 0.81, 0.80, 0.81, 0.80, 0.81, 0.79, 0.80, 0.79]
+BAYCOMP_Y = [0.80, 0.81, 0.80, 0.78, 0.815, 0.80, 0.785, 0.79, 0.79, 0.83, 0.815, 0.81, 0.785, 0.79, 0.78]
+
+
+@pytest.mark.parametrize("rope, expected", [
+    # baycomp 1.0.3: baycomp.two_on_single(x, y, rope=rope, runs=3) (5-fold x 3, rho = 1/5), with
+    # numpy 2.4.6 / scipy 1.17.1; rope=0 returns (P(x > y), P(x < y)).
+    (0.01, (0.1456147805161449, 0.8315644859262735, 0.02282073355758152)),
+    (0.005, (0.39396603938869024, 0.5100603833172098, 0.09597357729409994)),
+    (0.0, (0.7039751310471175, 0.0, 0.2960248689528825)),
+])
+def test_bayesian_correlated_ttest_matches_baycomp(rope, expected):
+    diffs = np.array(BAYCOMP_X) - np.array(BAYCOMP_Y)
+    # rho = n_test / (n_test + n_train) = 1/5 <=> n_train / n_test = 4.
+    got = bayesian_correlated_ttest(diffs, n_train=4, n_test=1, rope=rope)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert sum(got) == pytest.approx(1.0)
+
+
+def test_bayesian_correlated_ttest_edge_cases():
+    assert bayesian_correlated_ttest([0.0] * 5, 4, 1, rope=1.0) == (0.0, 1.0, 0.0)
+    assert bayesian_correlated_ttest([3.0] * 5, 4, 1, rope=1.0) == (1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="rope"):
+        bayesian_correlated_ttest([1.0, 2.0], 4, 1, rope=-1)
+
+
+# --------------------------------------------------------------------------- calibration under the null
+def correlated_null_diffs(rng, n_datasets, folds=5, repeats=3, sd=2.0):
+    """Per-fold differences with no true effect but the correlation of overlapping training
+    sets: every pair of folds correlated rho = n_test / n = 1 / folds (Nadeau & Bengio's model)."""
+    rho = 1.0 / folds
+    shared = rng.normal(0.0, 1.0, (n_datasets, 1))
+    own = rng.normal(0.0, 1.0, (n_datasets, folds * repeats))
+    return sd * (math.sqrt(rho) * shared + math.sqrt(1.0 - rho) * own), (folds - 1) / 1.0
+
+
+def test_false_better_or_worse_rate_stays_near_alpha_on_correlated_null_data():
+    rng = np.random.default_rng(20240601)
+    diffs, train_over_test = correlated_null_diffs(rng, 3000)
+    n_train, n_test = 100.0 * train_over_test, 100.0
+    false_calls = plain_calls = 0
+    for d in diffs:
+        r = verdicts.paired_test(d, n_train, n_test, rope=1.0)
+        v = verdicts.verdict(r["mean_diff"], r["p_value"], r["p_equivalent"], alpha=0.05)
+        false_calls += v in (verdicts.BETTER, verdicts.WORSE)
+        plain_calls += st.ttest_1samp(d, 0.0).pvalue < 0.05
+    rate, plain_rate = false_calls / len(diffs), plain_calls / len(diffs)
+    assert 0.03 <= rate <= 0.065, rate            # near alpha = 0.05 (sd of the estimate ~0.004)
+    assert plain_rate > 0.25, plain_rate          # the plain paired t-test over-rejects badly
+
+
+def test_holm_keeps_the_familywise_error_near_alpha():
+    rng = np.random.default_rng(7)
+    runs, family = 400, 10
+    diffs, train_over_test = correlated_null_diffs(rng, runs * family)
+    p = np.array([corrected_resampled_ttest(d, 100.0 * train_over_test, 100.0)[1] for d in diffs]).reshape(runs, family)
+    any_raw = (p < 0.05).any(axis=1).mean()
+    any_holm = np.array([(holm(row) < 0.05).any() for row in p]).mean()
+    assert any_holm <= 0.08, any_holm
+    assert any_raw > 0.3, any_raw  # ten uncorrected tests: about 1 - 0.95**10 = 0.40

@@ -1,5 +1,5 @@
 """Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``,
-``predict``).
+``predict``, ``study``).
 
 Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` (anywhere on the
 command line) shows the traceback instead. Ctrl-C stops the whole command (every dataset),
@@ -83,7 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metric", default="accuracy", choices=SCORES, help="score tested in addition to accuracy")
     compare.add_argument("--no-references", action="store_true",
                          help="skip the scikit-learn reference rows (PCA+SVM, LDA)")
-    compare.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdicts")
+    compare.add_argument("--alpha", type=float, default=0.05,
+                         help="significance level of the verdicts (on Holm-adjusted p-values)")
+    compare.add_argument("--rope", type=float, default=1.0,
+                         help="region of practical equivalence: +- this many accuracy points")
+    compare.add_argument("--threshold", type=float, default=0.95,
+                         help="posterior probability of the ROPE above which a pair is 'practically equivalent'")
+
+    study = commands.add_parser("study", help="the whole question: every family, exports, comparison, learning "
+                                              "curves, results/report.md",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from tuning.study import add_arguments as add_study_arguments
+
+    add_study_arguments(study)
 
     imp = commands.add_parser("import", help="labelled spikes from a SortingAnalyzer or Kilosort/Phy folder "
                               "-> a dataset CSV (needs the spikeinterface extra)",
@@ -217,9 +229,15 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from tuning import compare
+    from tuning import comparison
 
-    return compare.run(args)
+    return comparison.run(args)
+
+
+def cmd_study(args) -> int:
+    from tuning.study import run_study
+
+    return run_study(args)
 
 
 def cmd_predict(args) -> int:
@@ -286,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {"tune": cmd_tune, "export": cmd_export, "compare": cmd_compare, "import": cmd_import,
-                "predict": cmd_predict}
+                "predict": cmd_predict, "study": cmd_study}
     try:
         return handlers[args.command](args)
     except InputError as error:

@@ -144,7 +144,7 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                     scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
                                                          grace_period=settings.grace_period, reduction_factor=3),
                     metric=metric, mode=mode, num_samples=settings.samples,
-                    max_concurrent_trials=concurrent_trials(settings),
+                    max_concurrent_trials=concurrent_trials(settings), time_budget_s=settings.time_budget_s,
                     reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
                 ),
                 run_config=tune.RunConfig(

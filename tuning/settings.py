@@ -42,6 +42,7 @@ class TuneSettings:
     resume: bool = False
     max_failures: int = 2
     verbose: int = 1  # 0: quiet; 1: a line per trial and a progress line; 2: Ray's own output
+    time_budget_s: float | None = None  # Tune's own limit on the search's wall time (None: none)
 
     def effective(self) -> "TuneSettings":
         """The settings after ``smoke`` shrinks the run to about a minute."""

@@ -1,67 +1,37 @@
-"""``python -m tuning compare``: does multi-task learning help, per dataset?
+"""Loading and pairing: every approach's per-fold rows, validation scores and one-split scores.
 
-Reads every approach's per-fold rows from the results tree::
+Reads the results tree written by the export::
 
     results/<Approach>/Individual Dataset Results/<prefix>_full_split_metrics_<DATASET>.csv
-    results/<Approach>/Individual Dataset Results/<prefix>_confusion_matrix_<DATASET>.csv
-    results/<Approach>/Run Config/run_<DATASET>.json
+    results/<Approach>/Best Performance Results/<prefix>_best_performers.csv (or ..._best_config.csv)
+    results/<Approach>/Full Split Results/<prefix>_one_split_metrics_system.csv
 
-and, per dataset, compares the best single-task approach (highest mean accuracy) with each
-multi-task approach on the folds they share: rows with the same ``(dataset, repeat, fold)``
-were scored on identical folds, so the per-fold differences are paired. The test is the
-corrected resampled t-test of Nadeau & Bengio (2003) (:mod:`tuning.stats`): a plain
-paired t-test over cross-validation folds over-rejects because the folds' training sets
-overlap.
-
-Two scikit-learn reference rows (``Reference PCA+SVM``: StandardScaler -> PCA(whiten) ->
-RBF SVC; ``Reference LDA``: StandardScaler -> LDA) are scored on the same folds, rebuilt
-from the Run Config, and cached in
-``results/References/Individual Dataset Results/References_full_split_metrics_<DATASET>.csv``
-with the fold parameters in ``results/References/Run Config/run_<DATASET>.json``; they
-are recomputed when those parameters or the data file's content change.
-
-Outputs (each written to a temporary name and renamed into place):
-``results/comparison.csv``, ``results/comparison.md``, ``results/comparison.png`` and
-``results/confusion_matrices.png``.
-
-Units: scores in the CSVs (inputs and ``comparison.csv``'s ``*_mean`` / ``*_ci_low`` /
-``*_ci_high``) are fractions in [0, 1]; ``mean_diff`` and ``metric_mean_diff`` are in
-percentage points (multi-task minus single-task); ``comparison.md`` shows percent.
+Rows with the same ``(dataset, repeat, fold)`` were scored on identical folds, so two
+approaches' per-fold scores are paired (:func:`pair_rows`). Scores are fractions in [0, 1].
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tuning import atomic
 from tuning.errors import InputError
 from tuning.results_tree import INDIVIDUAL, SCORES, natural_key
-from tuning.stats import corrected_resampled_ttest, mean_ci
 
 __all__ = [
-    "SCORES",
-    "COMPARISON_COLUMNS",
-    "load_approaches",
-    "pair_rows",
-    "missing_notes",
-    "compare",
-    "run",
+    "SCORES", "KEY", "SINGLE", "MULTI", "REFERENCE", "KIND_ORDER", "TAIL_COLUMNS", "METRICS_MARK", "REFERENCE_FOLDER",
+    "load_approaches", "read_rows", "pair_rows", "ordered_approaches", "missing_notes",
+    "load_validation_scores", "load_one_split", "load_confusion", "trunk_of", "approach_name",
 ]
 
 METRICS_MARK = "_full_split_metrics_"
 REFERENCE_FOLDER = "References"
 REFERENCE_FAMILY = "reference"
-REFERENCE_PCA_SVM = "Reference PCA+SVM"
-REFERENCE_LDA = "Reference LDA"
-REFERENCE_APPROACHES = (REFERENCE_PCA_SVM, REFERENCE_LDA)
 
 SINGLE, MULTI, REFERENCE = "single-task", "multi-task", "reference"
-_KIND_ORDER = {SINGLE: 0, MULTI: 1, REFERENCE: 2}
+KIND_ORDER = {SINGLE: 0, MULTI: 1, REFERENCE: 2}
 
 # Only used to name approaches that have no results yet; discovery scans the tree.
 KNOWN_APPROACHES = (
@@ -71,23 +41,9 @@ KNOWN_APPROACHES = (
 
 KEY = ["dataset", "repeat", "fold"]
 _REQUIRED = ["dataset", "family", "repeat", "fold", "seed", "n_train", "n_val", "n_test", *SCORES]
-_TAIL = ["epochs", "best_epoch", "train_seconds", "n_parameters", "node_id", "experiment"]
+TAIL_COLUMNS = ["epochs", "best_epoch", "train_seconds", "n_parameters", "node_id", "experiment"]
 _STR_COLUMNS = {"dataset": str, "approach": str, "family": str, "node_id": str, "experiment": str}
-# Run Config entries that fix the data and the folds.
-FOLD_PARAMS = ("label_column", "folds", "repeats", "seed", "inner_val_fraction")
 
-COMPARISON_COLUMNS = [
-    "dataset", "approach", "kind", "n_folds",
-    *[f"{s}_{part}" for s in SCORES for part in ("mean", "ci_low", "ci_high")],
-    "vs_approach", "mean_diff", "t", "p_value", "verdict",
-    "metric", "metric_vs_approach", "metric_mean_diff", "metric_t", "metric_p_value", "metric_verdict",
-]
-"""Columns of ``comparison.csv``: one row per (dataset, approach). ``vs_approach`` ...
-``verdict`` compare a multi-task row with the best single-task approach on accuracy;
-``metric_*`` do the same for ``metric`` (the ``--metric`` option; equal to the accuracy
-columns when it is accuracy). Empty for single-task and reference rows."""
-
-BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no detectable difference"
 
 
 # ----------------------------------------------------------------------------- loading
@@ -99,7 +55,7 @@ def _kind(folder: str, family: str) -> str:
     return SINGLE
 
 
-def _read_rows(path: Path) -> pd.DataFrame:
+def read_rows(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype=_STR_COLUMNS)
     except pd.errors.EmptyDataError:
@@ -139,7 +95,7 @@ def load_approaches(results_dir, include_references: bool = True) -> pd.DataFram
         folder = path.parent.parent.name
         if folder == REFERENCE_FOLDER and not include_references:
             continue
-        frame = _read_rows(path)
+        frame = read_rows(path)
         if frame.empty:
             continue
         frame = frame.copy()
@@ -243,75 +199,6 @@ def pair_rows(a_rows: pd.DataFrame, b_rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(pieces, ignore_index=True)
 
 
-# ----------------------------------------------------------------------------- statistics
-def _verdict(mean_diff: float, p: float, alpha: float) -> str:
-    if p is None or math.isnan(p) or p >= alpha or mean_diff == 0:
-        return NO_DIFFERENCE
-    return BETTER if mean_diff > 0 else WORSE
-
-
-def _test(mtl: pd.DataFrame, single: pd.DataFrame, metric: str, alpha: float) -> dict:
-    """MTL minus single-task on ``metric``, paired by fold; differences in percentage points."""
-    paired = pair_rows(mtl, single)
-    diffs = 100.0 * (paired[f"{metric}_a"].astype(float) - paired[f"{metric}_b"].astype(float))
-    n_train = (paired["n_train_a"] + paired["n_val_a"]).astype(float)
-    t, p = corrected_resampled_ttest(diffs.to_numpy(), n_train.to_numpy(), paired["n_test_a"].astype(float).to_numpy())
-    mean_diff = float(diffs.mean())
-    return {"vs_approach": _name(single, ""), "mean_diff": mean_diff, "t": t, "p_value": p,
-            "verdict": _verdict(mean_diff, p, alpha), "n_pairs": int(len(paired))}
-
-
-def _ordered_approaches(rows: pd.DataFrame) -> list[str]:
-    kinds = rows.groupby("approach")["kind"].first()
-    return sorted(kinds.index, key=lambda a: (_KIND_ORDER[kinds[a]], a))
-
-
-def compare(rows: pd.DataFrame, metric: str = "accuracy", alpha: float = 0.05,
-            confidence: float = 0.95) -> pd.DataFrame:
-    """The comparison table (:data:`COMPARISON_COLUMNS`), one row per (dataset, approach).
-
-    Per dataset: each approach's mean and ``confidence`` interval of every score
-    (fractions); the best single-task approach (highest mean accuracy; for the
-    ``metric_*`` columns, highest mean ``metric``) against each multi-task approach:
-    mean paired difference in percentage points (MTL minus single-task), the corrected
-    resampled t-test's t and p, and the verdict ("better"/"worse" when p < alpha, else
-    "no detectable difference").
-
-    Raises:
-        InputError: mismatched folds between a multi-task and the single-task approach
-            (from :func:`pair_rows`), or an unknown metric.
-    """
-    if metric not in SCORES:
-        raise InputError(f"--metric {metric!r} is not a score in the results; use one of {', '.join(SCORES)}")
-    out = []
-    for dataset in sorted(rows["dataset"].unique(), key=natural_key):
-        here = rows[rows["dataset"] == dataset]
-        by_approach = {a: here[here["approach"] == a] for a in _ordered_approaches(here)}
-        singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
-
-        def best_by(score: str) -> str | None:
-            if not singles:
-                return None
-            return max(singles, key=lambda a: (by_approach[a][score].astype(float).mean(), a))
-
-        best_acc, best_metric = best_by("accuracy"), best_by(metric)
-        for approach, part in by_approach.items():
-            row = {c: np.nan for c in COMPARISON_COLUMNS}
-            kind = part["kind"].iloc[0]
-            row.update(dataset=dataset, approach=approach, kind=kind, n_folds=int(len(part)), metric=metric)
-            for score in SCORES:
-                values = part[score].astype(float).dropna().to_numpy()
-                m, lo, hi = mean_ci(values, confidence) if values.size else (np.nan, np.nan, np.nan)
-                row.update({f"{score}_mean": m, f"{score}_ci_low": lo, f"{score}_ci_high": hi})
-            if kind == MULTI and best_acc is not None:
-                res = _test(part, by_approach[best_acc], "accuracy", alpha)
-                row.update({k: res[k] for k in ("vs_approach", "mean_diff", "t", "p_value", "verdict")})
-                res = _test(part, by_approach[best_metric], metric, alpha)
-                row.update({f"metric_{k}": res[k] for k in ("vs_approach", "mean_diff", "t", "p_value", "verdict")})
-            out.append(row)
-    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
-
-
 # ----------------------------------------------------------------------------- missing approaches
 def missing_notes(rows: pd.DataFrame) -> list[str]:
     """Which approaches have no results yet: by kind, by name, and per dataset."""
@@ -335,37 +222,101 @@ def missing_notes(rows: pd.DataFrame) -> list[str]:
     return notes
 
 
-# ----------------------------------------------------------------------------- CLI
-def run(args) -> int:
-    from tuning.comparison_report import plot_comparison, plot_confusion_matrices, render_markdown
 
-    """Compare, write the four outputs, print the markdown and the paths written; returns 0."""
-    results_dir = Path(args.results_dir)
-    metric = getattr(args, "metric", "accuracy")
-    alpha = float(getattr(args, "alpha", 0.05))
-    if not 0.0 < alpha < 1.0:
-        raise InputError(f"--alpha must be between 0 and 1, got {alpha:g}")
-    if metric not in SCORES:
-        raise InputError(f"--metric {metric!r} is not a score in the results; use one of {', '.join(SCORES)}")
-    rows = load_approaches(results_dir, include_references=False)
-    if rows.empty:
-        raise InputError(f"{results_dir}: no results to compare; expected <Approach>/{INDIVIDUAL}/"
-                         f"<prefix>{METRICS_MARK}<DATASET>.csv files (written by the export after a tune run)")
-    notes = missing_notes(rows)
-    if not getattr(args, "no_references", False):
-        from tuning.references import add_references  # it builds on this module
-        rows, ref_notes = add_references(results_dir, rows, log=lambda m: print(m, file=sys.stderr))
-        notes += ref_notes
-    table = compare(rows, metric=metric, alpha=alpha)
-    markdown = render_markdown(table, metric=metric, alpha=alpha, notes=notes)
-    paths = {name: results_dir / name for name in
-             ("comparison.csv", "comparison.md", "comparison.png", "confusion_matrices.png")}
-    with atomic.atomic_path(paths["comparison.csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    atomic.write_text(paths["comparison.md"], markdown)
-    plot_comparison(table, paths["comparison.png"])
-    plot_confusion_matrices(rows, paths["confusion_matrices.png"])
-    print(markdown)
-    for path in paths.values():
-        print(f"wrote {path}")
-    return 0
+
+# ----------------------------------------------------------------------------- order, names
+def ordered_approaches(rows: pd.DataFrame) -> list[str]:
+    """Approaches of ``rows`` (a frame with ``approach`` and ``kind``): single-task, then
+    multi-task, then references, each alphabetically."""
+    kinds = rows.groupby("approach")["kind"].first()
+    return sorted(kinds.index, key=lambda a: (KIND_ORDER[kinds[a]], a))
+
+
+def approach_name(rows: pd.DataFrame, default: str = "") -> str:
+    return _name(rows, default)
+
+
+def trunk_of(family: str) -> str:
+    """The network kind behind a family: ``mtl-cnn`` -> ``cnn``, ``cnn`` -> ``cnn``."""
+    return str(family).removeprefix("mtl-")
+
+
+# ----------------------------------------------------------------------------- what the search saw
+def _read_optional(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path, dtype={"dataset": str, "trial_id": str, "experiment": str})
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+
+
+def load_validation_scores(results_dir) -> pd.DataFrame:
+    """The tuning validation score of each approach's chosen configuration, per dataset.
+
+    Read from ``<Approach>/Best Performance Results/*.csv`` (the ``objective`` and
+    ``objective_value`` the search recorded on its validation rows, which no full-split
+    or one-split test row belongs to). For a multi-task approach it is that dataset's
+    own head's score.
+
+    Returns:
+        Columns ``approach, dataset, objective, objective_value, higher_is_better``; empty
+        when nothing is found. Unreadable files are skipped (the comparison then falls
+        back as documented in :func:`tuning.comparison.compare`).
+    """
+    frames = []
+    for path in sorted(Path(results_dir).glob("*/Best Performance Results/*.csv")):
+        frame = _read_optional(path)
+        if frame is None or not {"dataset", "objective", "objective_value"} <= set(frame.columns):
+            continue
+        frame = frame[["dataset", "objective", "objective_value"]].copy()
+        frame["approach"] = path.parent.parent.name
+        frames.append(frame)
+    columns = ["approach", "dataset", "objective", "objective_value", "higher_is_better"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)
+    out["objective_value"] = pd.to_numeric(out["objective_value"], errors="coerce")
+    out["higher_is_better"] = ~out["objective"].astype(str).str.endswith("loss")
+    return out[columns].drop_duplicates(["approach", "dataset"], keep="last")
+
+
+def load_one_split(results_dir) -> pd.DataFrame:
+    """Each approach's one-split test scores (the tuning split's untouched test rows).
+
+    Returns:
+        Columns ``approach, dataset`` and every score (fractions); empty when none.
+    """
+    frames = []
+    for path in sorted(Path(results_dir).glob("*/Full Split Results/*_one_split_metrics_system.csv")):
+        frame = _read_optional(path)
+        if frame is None or "dataset" not in frame.columns:
+            continue
+        keep = [s for s in SCORES if s in frame.columns]
+        frame = frame[frame["dataset"] != "overall"][["dataset", *keep]].copy()
+        frame["approach"] = path.parent.parent.name
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["approach", "dataset", *SCORES])
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_confusion(rows: pd.DataFrame, approach: str, dataset: str) -> np.ndarray | None:
+    """The summed confusion matrix the export wrote beside an approach's fold rows
+    (``<prefix>_confusion_matrix_<DATASET>.csv``; counts, true class by row), or None."""
+    part = rows[(rows["approach"] == approach) & (rows["dataset"] == dataset)]
+    if part.empty or "source_file" not in part.columns:
+        return None
+    source = Path(part["source_file"].iloc[0])
+    prefix = source.name.split(METRICS_MARK)[0]
+    path = source.parent / f"{prefix}_confusion_matrix_{dataset}.csv"
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    cols = [c for c in frame.columns if str(c).startswith("pred_")]
+    cols.sort(key=lambda c: int(str(c)[5:]) if str(c)[5:].isdigit() else 10**9)
+    if "true_class" in frame.columns:
+        frame = frame.sort_values("true_class")
+    matrix = frame[cols].to_numpy(dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
+        return None
+    return matrix

@@ -1,0 +1,457 @@
+"""``python -m tuning compare``: does multi-task learning help, per dataset?
+
+The entry of the comparison package; the only module that imports the others:
+
+* :mod:`.rows`: loading every approach's per-fold rows, validation and one-split scores
+  from the results tree, and pairing two approaches fold by fold;
+* :mod:`.statistics`: the tests (corrected resampled t-test, Holm, Bayesian correlated
+  t-test with a ROPE) and the verdicts;
+* :mod:`.references`: scikit-learn reference models scored on the same folds;
+* :mod:`.report`: the markdown and the plots.
+
+Outputs (each written to a temporary name and renamed into place), in ``results/``:
+``comparison.csv`` (one row per dataset and approach: scores with corrected intervals,
+one-split and validation scores), ``comparison_tests.csv`` (one row per test),
+``comparison.md``, ``comparison.png`` and ``confusion_matrices.png``.
+
+Units: scores are fractions in [0, 1]; differences, their intervals and the ROPE are in
+percentage points (multi-task minus single-task).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tuning import atomic
+from tuning.comparison import references as refs
+from tuning.comparison import report, rows as tree_rows, statistics as st
+from tuning.comparison.rows import (MULTI, REFERENCE, SCORES, SINGLE, load_approaches, pair_rows)
+from tuning.comparison.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRESHOLD, EQUIVALENT,
+                                          NO_DIFFERENCE, WORSE)
+from tuning.errors import InputError
+from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
+from tuning.stats import corrected_mean_ci
+
+__all__ = ["compare", "paired_tests", "summarise", "compare_curves", "add_references", "run", "run_comparison",
+           "render_study_report", "plot_learning_curves", "check_options", "across_searches", "load_approaches", "pair_rows",
+           "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
+           "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "REFERENCE"]
+
+PRIMARY, EXPLORATORY = report.PRIMARY, report.EXPLORATORY
+render_study_report = report.render_study_report
+plot_learning_curves = report.plot_learning_curves
+
+SUMMARY_COLUMNS = [
+    "dataset", "approach", "kind", "family", "n_folds",
+    *[f"{s}_{part}" for s in SCORES for part in ("mean", "ci_low", "ci_high")],
+    *[f"one_split_{s}" for s in SCORES], "validation_objective", "validation_value",
+]
+"""Columns of ``comparison.csv``: per (dataset, approach), each score's full-split mean and
+its fold-correlation-corrected interval, the one-split test scores and the validation score
+the search recorded for the chosen configuration."""
+
+TEST_COLUMNS = [
+    "dataset", "comparison", "score", "approach", "vs_approach", "selected_by", "n_pairs",
+    "mean_diff", "diff_ci_low", "diff_ci_high", "t", "p_value", "p_adjusted",
+    "p_better", "p_equivalent", "p_worse", "verdict",
+]
+"""Columns of ``comparison_tests.csv``: one row per test. ``comparison`` is ``primary``
+(MTL vs the single-task family with the same trunk) or ``exploratory`` (MTL vs the best
+single-task family by validation score); ``p_adjusted`` is Holm's over the rows with the
+same ``comparison`` and ``score``."""
+
+
+# ----------------------------------------------------------------------------- tables
+def _family(part: pd.DataFrame) -> str:
+    return str(part["family"].iloc[0]) if "family" in part.columns and len(part) else ""
+
+
+def _fold_sizes(paired: pd.DataFrame, side: str = "a") -> tuple[np.ndarray, np.ndarray]:
+    """Rows fitted (training + inner validation: both shape the model) and scored per fold."""
+    n_train = (paired[f"n_train_{side}"] + paired[f"n_val_{side}"]).astype(float).to_numpy()
+    return n_train, paired[f"n_test_{side}"].astype(float).to_numpy()
+
+
+def summarise(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_split: pd.DataFrame | None = None,
+              confidence: float = 0.95) -> pd.DataFrame:
+    """The summary table (:data:`SUMMARY_COLUMNS`), one row per (dataset, approach)."""
+    validation = validation if validation is not None else pd.DataFrame(columns=["approach", "dataset"])
+    one_split = one_split if one_split is not None else pd.DataFrame(columns=["approach", "dataset"])
+    val_by = validation.set_index(["approach", "dataset"]) if len(validation) else None
+    one_by = one_split.set_index(["approach", "dataset"]) if len(one_split) else None
+    out = []
+    for dataset in sorted(rows["dataset"].unique(), key=natural_key):
+        here = rows[rows["dataset"] == dataset]
+        for approach in tree_rows.ordered_approaches(here):
+            part = here[here["approach"] == approach]
+            row = {c: np.nan for c in SUMMARY_COLUMNS}
+            row.update(dataset=dataset, approach=approach, kind=part["kind"].iloc[0], family=_family(part),
+                       n_folds=int(len(part)))
+            n_train = (part["n_train"] + part["n_val"]).astype(float).to_numpy()
+            n_test = part["n_test"].astype(float).to_numpy()
+            for score in SCORES:
+                values = part[score].astype(float).to_numpy()
+                ok = np.isfinite(values)
+                if ok.any():
+                    m, lo, hi = corrected_mean_ci(values[ok], n_train[ok], n_test[ok], confidence)
+                    lo, hi = max(lo, 0.0), min(hi, 1.0)  # a score lies in [0, 1]; few folds can overshoot
+                    row.update({f"{score}_mean": m, f"{score}_ci_low": lo, f"{score}_ci_high": hi})
+            key = (approach, dataset)
+            if one_by is not None and key in one_by.index:
+                one = one_by.loc[[key]].iloc[-1]
+                row.update({f"one_split_{s}": float(one[s]) for s in SCORES if s in one.index})
+            if val_by is not None and key in val_by.index:
+                val = val_by.loc[[key]].iloc[-1]
+                row.update(validation_objective=val["objective"], validation_value=float(val["objective_value"]))
+            out.append(row)
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+
+
+def _best_by_validation(singles: dict[str, pd.DataFrame], validation: pd.DataFrame, dataset: str) -> str | None:
+    """The single-task approach whose search recorded the best validation score on ``dataset``."""
+    if validation is None or validation.empty:
+        return None
+    here = validation[(validation["dataset"] == dataset) & validation["approach"].isin(list(singles))]
+    here = here[np.isfinite(here["objective_value"].astype(float))]
+    if here.empty or here["objective"].nunique() > 1:  # different objectives are not comparable
+        return None
+    sign = 1.0 if bool(here["higher_is_better"].iloc[0]) else -1.0
+    ranked = sorted(zip(here["objective_value"].astype(float), here["approach"]), key=lambda t: (-sign * t[0], t[1]))
+    return ranked[0][1]
+
+
+def paired_tests(rows: pd.DataFrame, validation: pd.DataFrame | None = None, *, metric: str = "accuracy",
+                 alpha: float = DEFAULT_ALPHA, rope: float = DEFAULT_ROPE, threshold: float = DEFAULT_THRESHOLD,
+                 confidence: float = 0.95) -> tuple[pd.DataFrame, list[str]]:
+    """Every test (:data:`TEST_COLUMNS`) and notes on the tests that could not be made.
+
+    Raises:
+        InputError: two approaches to be paired were scored on different folds.
+    """
+    scores = ["accuracy"] + ([metric] if metric != "accuracy" else [])
+    records, notes = [], []
+    for dataset in sorted(rows["dataset"].unique(), key=natural_key):
+        here = rows[rows["dataset"] == dataset]
+        by_approach = {a: here[here["approach"] == a] for a in tree_rows.ordered_approaches(here)}
+        singles = {a: r for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE}
+        multis = {a: r for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI}
+        best = _best_by_validation(singles, validation, dataset)
+        if multis and singles and best is None:
+            notes.append(f"{dataset}: no exploratory test (no comparable validation scores in Best Performance "
+                         "Results for its single-task approaches)")
+        for approach, part in multis.items():
+            trunk = tree_rows.trunk_of(_family(part))
+            twin = next((a for a, r in singles.items() if _family(r) == trunk), None)
+            if twin is None:
+                notes.append(f"{dataset}: no primary test for {approach} (no single-task '{trunk}' results)")
+            plan = [(PRIMARY, twin, f"same trunk ({trunk})")] if twin else []
+            if best is not None:
+                plan.append((EXPLORATORY, best, "best validation score"))
+            for comparison, vs, selected_by in plan:
+                paired = pair_rows(part, by_approach[vs])
+                n_train, n_test = _fold_sizes(paired)
+                for score in scores:
+                    diffs = 100.0 * (paired[f"{score}_a"].astype(float) - paired[f"{score}_b"].astype(float))
+                    result = st.paired_test(diffs.to_numpy(), n_train, n_test, rope=rope, confidence=confidence)
+                    records.append({"dataset": dataset, "comparison": comparison, "score": score,
+                                    "approach": approach, "vs_approach": vs, "selected_by": selected_by,
+                                    **result})
+    tests = pd.DataFrame(records, columns=[c for c in TEST_COLUMNS if c not in ("p_adjusted", "verdict")])
+    tests = st.adjust(tests, ["comparison", "score"], alpha=alpha, threshold=threshold)
+    return tests[TEST_COLUMNS], notes
+
+
+def compare(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_split: pd.DataFrame | None = None, *,
+            metric: str = "accuracy", alpha: float = DEFAULT_ALPHA, rope: float = DEFAULT_ROPE,
+            threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95):
+    """``(summary, tests, notes)``: :func:`summarise` and :func:`paired_tests` on ``rows``."""
+    if metric not in SCORES:
+        raise InputError(f"--metric {metric!r} is not a score in the results; use one of {', '.join(SCORES)}")
+    summary = summarise(rows, validation, one_split, confidence)
+    tests, notes = paired_tests(rows, validation, metric=metric, alpha=alpha, rope=rope, threshold=threshold,
+                                confidence=confidence)
+    return summary, tests, notes
+
+
+# ----------------------------------------------------------------------------- learning curves
+CURVE = "learning curve"
+CURVE_POINT_COLUMNS = ["dataset", "approach", "kind", "fraction", "n_folds", "training_spikes",
+                       "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"]
+CURVE_TEST_COLUMNS = ["dataset", "fraction", "training_spikes", *[c for c in TEST_COLUMNS if c != "dataset"]]
+
+
+def compare_curves(curves: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, rope: float = DEFAULT_ROPE,
+                   threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95):
+    """Learning-curve points and, per dataset and fraction, the paired multi-task vs
+    single-task test on accuracy (Holm over every curve test; labelled exploratory).
+
+    Args:
+        curves: rows of :mod:`tuning.learning_curves` (``fraction`` column; scores as fractions).
+
+    Returns:
+        ``(points, tests)``: per (dataset, approach, fraction) the mean training spikes
+        (training + inner validation rows) and accuracy with its corrected interval; and
+        one test row per (dataset, fraction, multi-task, single-task) pair.
+    """
+    if curves.empty:
+        return pd.DataFrame(columns=CURVE_POINT_COLUMNS), pd.DataFrame(columns=CURVE_TEST_COLUMNS)
+    curves = curves.copy()
+    curves["kind"] = [MULTI if str(f).startswith("mtl-") else SINGLE for f in curves["family"]]
+    for col in ("repeat", "fold", "seed", "n_train", "n_val", "n_test"):
+        curves[col] = pd.to_numeric(curves[col]).astype("Int64")
+    points, records = [], []
+    for (dataset, fraction), here in curves.groupby(["dataset", "fraction"], sort=False):
+        by_approach = {a: here[here["approach"] == a] for a in tree_rows.ordered_approaches(here)}
+        for approach, part in by_approach.items():
+            n_train = (part["n_train"] + part["n_val"]).astype(float).to_numpy()
+            m, lo, hi = corrected_mean_ci(part["accuracy"].astype(float).to_numpy(), n_train,
+                                          part["n_test"].astype(float).to_numpy(), confidence)
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+            points.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0],
+                           "fraction": float(fraction), "n_folds": len(part), "training_spikes": float(n_train.mean()),
+                           "accuracy_mean": m, "accuracy_ci_low": lo, "accuracy_ci_high": hi})
+        singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
+        for mtl in (a for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI):
+            for single in singles:
+                paired = pair_rows(by_approach[mtl], by_approach[single])
+                n_train, n_test = _fold_sizes(paired, "b")
+                diffs = 100.0 * (paired["accuracy_a"].astype(float) - paired["accuracy_b"].astype(float))
+                result = st.paired_test(diffs.to_numpy(), n_train, n_test, rope=rope, confidence=confidence)
+                records.append({"dataset": dataset, "fraction": float(fraction), "training_spikes": float(n_train.mean()),
+                                "comparison": CURVE, "score": "accuracy", "approach": mtl, "vs_approach": single,
+                                "selected_by": "chosen configurations", **result})
+    points = pd.DataFrame(points, columns=CURVE_POINT_COLUMNS)
+    points = points.sort_values(["dataset", "approach", "fraction"], key=_natural_column, ignore_index=True)
+    tests = pd.DataFrame(records, columns=[c for c in CURVE_TEST_COLUMNS if c not in ("p_adjusted", "verdict")])
+    tests = st.adjust(tests, ["comparison"], alpha=alpha, threshold=threshold)[CURVE_TEST_COLUMNS]
+    return points, tests.sort_values(["dataset", "fraction"], key=_natural_column, ignore_index=True)
+
+
+def _natural_column(column: pd.Series) -> pd.Series:
+    if column.name == "dataset":
+        return column.map(lambda d: tuple(natural_key(str(d))))
+    return column
+
+
+# ----------------------------------------------------------------------------- across searches
+ACROSS_COLUMNS = ["dataset", "approach", "vs_approach", "n_searches", "mean_diff", "sd_diff", "ci_low", "ci_high",
+                  *[f"n_{v.replace(' ', '_')}" for v in st.VERDICTS]]
+SPREAD_COLUMNS = ["dataset", "approach", "kind", "n_searches", "accuracy_mean", "accuracy_sd", "accuracy_min",
+                  "accuracy_max"]
+
+
+def across_searches(runs: list[dict], confidence: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The primary comparisons over R independent searches (``--search-repeats``).
+
+    Args:
+        runs: one :func:`run_comparison` result per search repeat (each its own seed: its
+            own search, split and folds).
+
+    Returns:
+        ``(diffs, spread)``. ``diffs``: per primary pair, the mean over searches of the
+        full-split MTL-minus-STL difference (points), its standard deviation across searches
+        and a t-interval over the R search-level differences, and in how many searches each
+        verdict came out. The searches are independent (seeds, splits and folds all differ),
+        so the R differences are i.i.d. draws of "search both, compare on fresh folds": their
+        spread holds the search-to-search variance and the fold noise together, and the
+        interval assumes only that independence (and rough normality, R small). ``spread``:
+        each approach's full-split accuracy (fractions) across searches.
+    """
+    from scipy import stats as sps
+
+    tests, summaries = [], []
+    for r, run_result in enumerate(runs):
+        t = run_result["tests"]
+        t = t[(t["comparison"] == PRIMARY) & (t["score"] == "accuracy")].assign(search=r)
+        tests.append(t)
+        summaries.append(run_result["summary"].assign(search=r))
+    tests = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame(columns=TEST_COLUMNS + ["search"])
+    diffs = []
+    for (dataset, approach, vs), part in tests.groupby(["dataset", "approach", "vs_approach"], sort=False):
+        values = part["mean_diff"].astype(float).to_numpy()
+        n = len(values)
+        mean = float(values.mean())
+        sd = float(values.std(ddof=1)) if n > 1 else float("nan")
+        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / np.sqrt(n) if n > 1 else float("nan")
+        counts = part["verdict"].value_counts()
+        diffs.append({"dataset": dataset, "approach": approach, "vs_approach": vs, "n_searches": n,
+                      "mean_diff": mean, "sd_diff": sd, "ci_low": mean - half, "ci_high": mean + half,
+                      **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in st.VERDICTS}})
+    summary = pd.concat(summaries, ignore_index=True)
+    spread = []
+    for (dataset, approach), part in summary.groupby(["dataset", "approach"], sort=False):
+        acc = part["accuracy_mean"].astype(float).to_numpy()
+        spread.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0], "n_searches": len(acc),
+                       "accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1
+                       else float("nan"), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max())})
+    return pd.DataFrame(diffs, columns=ACROSS_COLUMNS), pd.DataFrame(spread, columns=SPREAD_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- references
+def _reference_cache(results_dir: Path, dataset: str) -> tuple[Path, Path]:
+    folder = results_dir / tree_rows.REFERENCE_FOLDER
+    return (folder / INDIVIDUAL / f"References{tree_rows.METRICS_MARK}{dataset}.csv",
+            folder / RUN_CONFIG / f"run_{dataset}.json")
+
+
+def _pairs_with(ref: pd.DataFrame, approach_rows: pd.DataFrame) -> str | None:
+    """None if every reference approach pairs with ``approach_rows``, else the reason."""
+    for name in refs.REFERENCE_APPROACHES:
+        part = ref[ref["approach"] == name]
+        if part.empty:
+            return f"the cache lacks '{name}'"
+        try:
+            pair_rows(part, approach_rows)
+        except InputError as err:
+            return str(err)
+    return None
+
+
+def load_or_compute_references(results_dir, dataset: str, approach_rows: pd.DataFrame, run_config_path,
+                               log=print) -> tuple[pd.DataFrame | None, str | None]:
+    """Reference rows for one dataset, from the cache or computed on the Run Config's folds.
+
+    Returns ``(rows, None)``, or ``(None, reason)`` when they cannot be had (no Run Config,
+    data file gone, folds that do not match ``approach_rows``).
+    """
+    results_dir, run_config_path = Path(results_dir), Path(run_config_path)
+    config = refs.read_json(run_config_path)
+    if config is None or "path" not in config:
+        return None, f"no readable {run_config_path} with a data path"
+    params = refs.fold_params(config)
+    data_path = Path(str(config["path"])).expanduser()
+    digest = refs.sha256(data_path)
+    cache_csv, cache_json = _reference_cache(results_dir, dataset)
+    cached = refs.read_json(cache_json)
+    if cached is not None and cache_csv.is_file() and refs.fold_params(cached) == params \
+            and (digest is None or cached.get("data_sha256") == digest):
+        try:
+            rows = tree_rows.read_rows(cache_csv)
+        except InputError:
+            rows = None
+        if rows is not None and not rows.empty and _pairs_with(rows, approach_rows) is None:
+            return rows, None
+    if digest is None:
+        return None, f"data file {data_path} (from {run_config_path}) is not readable here"
+    try:
+        data, folds = refs.rebuild_folds(config, run_config_path, dataset)
+    except InputError as err:
+        return None, str(err)
+    log(f"computing reference rows for {dataset} (PCA+SVM and LDA on {len(folds)} folds)...")
+    rows = refs.reference_rows(data.X, data.y, data.n_classes, folds, dataset)
+    reason = _pairs_with(rows, approach_rows)
+    if reason is not None:
+        return None, reason
+    with atomic.atomic_path(cache_csv) as tmp:
+        rows.to_csv(tmp, index=False)
+    atomic.write_text(cache_json, json.dumps(refs.cache_record(dataset, data_path, params, digest), indent=2))
+    return tree_rows.read_rows(cache_csv), None  # the same dtypes as a cache hit
+
+
+def add_references(results_dir, rows: pd.DataFrame, log=print) -> tuple[pd.DataFrame, list[str]]:
+    """``rows`` plus reference rows for every dataset that has a usable Run Config.
+
+    The Run Config is taken from a single-task approach if the dataset has one (in name
+    order), else from the first other approach that does. Returns the rows and notes on
+    datasets without references.
+    """
+    results_dir = Path(results_dir)
+    nets = rows[rows["kind"] != REFERENCE]
+    extra, notes = [], []
+    for dataset in sorted(nets["dataset"].unique(), key=natural_key):
+        here = nets[nets["dataset"] == dataset]
+        chosen = None
+        for approach in tree_rows.ordered_approaches(here):
+            folder = Path(here[here["approach"] == approach]["source_file"].iloc[0]).parent.parent
+            config = folder / RUN_CONFIG / f"run_{dataset}.json"
+            if config.is_file():
+                chosen = (approach, config)
+                break
+        if chosen is None:
+            notes.append(f"{dataset}: no reference rows (no Run Config/run_{dataset}.json in any approach)")
+            continue
+        approach, config = chosen
+        ref, reason = load_or_compute_references(results_dir, dataset, here[here["approach"] == approach],
+                                                 config, log=log)
+        if ref is None:
+            notes.append(f"{dataset}: no reference rows ({reason})")
+            continue
+        ref = ref.copy()
+        ref["family"] = tree_rows.REFERENCE_FAMILY
+        ref["kind"] = REFERENCE
+        ref["multitask"] = False
+        ref["source_file"] = str(_reference_cache(results_dir, dataset)[0])
+        extra.append(ref)
+    if extra:
+        rows = pd.concat([rows, *extra], ignore_index=True)
+        for col in ("repeat", "fold", "seed", "n_train", "n_val", "n_test"):
+            rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("Int64")
+    return rows, notes
+
+
+# ----------------------------------------------------------------------------- the command
+def check_options(alpha: float, rope: float, threshold: float, metric: str = "accuracy") -> None:
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"--alpha must be between 0 and 1, got {alpha:g}")
+    if not 0.0 <= rope < 100.0:
+        raise InputError(f"--rope is in accuracy points and must be in [0, 100), got {rope:g}")
+    if not 0.5 < threshold < 1.0:
+        raise InputError(f"--threshold must be between 0.5 and 1, got {threshold:g}")
+    if metric not in SCORES:
+        raise InputError(f"--metric {metric!r} is not a score in the results; use one of {', '.join(SCORES)}")
+
+
+def run_comparison(results_dir, *, metric: str = "accuracy", alpha: float = DEFAULT_ALPHA,
+                   rope: float = DEFAULT_ROPE, threshold: float = DEFAULT_THRESHOLD, references: bool = True,
+                   quiet: bool = False) -> dict:
+    """Compare, write the outputs; returns the tables, the markdown and the paths written."""
+    check_options(alpha, rope, threshold, metric)
+    results_dir = Path(results_dir)
+    rows = load_approaches(results_dir, include_references=False)
+    if rows.empty:
+        raise InputError(f"{results_dir}: no results to compare; expected <Approach>/{INDIVIDUAL}/"
+                         f"<prefix>{tree_rows.METRICS_MARK}<DATASET>.csv files (written by the export after a "
+                         "tune run)")
+    notes = tree_rows.missing_notes(rows)
+    if references:
+        rows, ref_notes = add_references(results_dir, rows, log=lambda m: print(m, file=sys.stderr))
+        notes += ref_notes
+    summary, tests, test_notes = compare(rows, tree_rows.load_validation_scores(results_dir),
+                                         tree_rows.load_one_split(results_dir), metric=metric, alpha=alpha,
+                                         rope=rope, threshold=threshold)
+    notes += test_notes
+    order = tree_rows.ordered_approaches(rows)
+    markdown = report.render_markdown(summary, tests, order, metric=metric, alpha=alpha, rope=rope,
+                                      threshold=threshold, notes=notes)
+    paths = {name: results_dir / name for name in ("comparison.csv", "comparison_tests.csv", "comparison.md",
+                                                   "comparison.png", "confusion_matrices.png")}
+    atomic.write_text(paths["comparison.csv"], summary.to_csv(index=False))
+    atomic.write_text(paths["comparison_tests.csv"], tests.to_csv(index=False))
+    atomic.write_text(paths["comparison.md"], markdown)
+    report.plot_comparison(summary, order, paths["comparison.png"])
+    nets = rows[rows["kind"] != REFERENCE]
+    net_order = tree_rows.ordered_approaches(nets)
+    datasets = sorted(nets["dataset"].unique(), key=natural_key)
+    matrices = {(a, d): tree_rows.load_confusion(nets, a, d) for a in net_order for d in datasets
+                if ((nets["approach"] == a) & (nets["dataset"] == d)).any()}
+    report.plot_confusion_matrices(matrices, datasets, net_order, paths["confusion_matrices.png"])
+    if not quiet:
+        print(markdown)
+        for path in paths.values():
+            print(f"wrote {path}")
+    return {"summary": summary, "tests": tests, "notes": notes, "order": order, "markdown": markdown,
+            "paths": paths}
+
+
+def run(args) -> int:
+    """``python -m tuning compare``: compare, write the outputs, print the markdown; returns 0."""
+    run_comparison(args.results_dir, metric=getattr(args, "metric", "accuracy"),
+                   alpha=float(getattr(args, "alpha", DEFAULT_ALPHA)), rope=float(getattr(args, "rope", DEFAULT_ROPE)),
+                   threshold=float(getattr(args, "threshold", DEFAULT_THRESHOLD)),
+                   references=not getattr(args, "no_references", False))
+    return 0

@@ -1,0 +1,386 @@
+"""``python -m tuning study`` (= ``scripts/study.sh``): the whole question in one command.
+
+1. every single-task family on every dataset, and every multi-task family on all datasets
+   at once: each a search (:func:`tuning.driver.run_groups`) and its export
+   (:func:`tuning.export.export_experiment`);
+2. the comparison (:func:`tuning.comparison.run_comparison`);
+3. the learning curves (:mod:`tuning.learning_curves`) of the chosen configurations;
+4. ``results/report.md``: the answer first, then the tables and plots, then the method.
+
+**Continuing.** After each export the study writes ``results/Study/<family>-<datasets>.json``
+with what fixes its results: the data files' SHA-256, the search settings and the
+experiment. A re-run skips every experiment whose record matches the current data and
+settings and whose exported files are still there, so an interrupted study continues
+where it stopped (a search cut off mid-way starts again; its partial experiment folder is
+left in ``--storage``). Learning-curve rows are reused while their experiment is the
+exported one.
+
+**Time budget.** ``--time-budget H`` (hours, whole study) is shared out through Tune's own
+``TuneConfig(time_budget_s=...)``: each search still to run gets an equal share of
+:data:`SEARCH_SHARE` of the time left (the rest is for the reruns of exports and curves,
+which Tune does not time), at least :data:`MIN_SEARCH_S`. A search stopped by its budget is
+exported from its best trial so far, and the report says so.
+
+**Search repeats.** ``--search-repeats R`` runs every search R times with seeds ``seed +
+1000 r``; repeat 0 fills the main results tree, repeat r its own tree under
+``results/Search Repeats/seed-<seed>/``. Each repeat is compared on its own (its own split
+and folds); :func:`tuning.comparison.across_searches` then treats the R search-level
+differences of each primary pair as independent draws, so their interval includes the
+search-to-search variance, and counts in how many searches each verdict held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import models
+from tuning import atomic
+from tuning.errors import InputError
+from tuning.settings import TuneSettings, load_for_tuning
+
+STUDY_FOLDER = "Study"
+SEARCH_SHARE = 0.6
+MIN_SEARCH_S = 30.0
+FINGERPRINT_SETTINGS = ("samples", "max_epochs", "grace_period", "metric", "seed", "val_fraction", "test_fraction",
+                        "folds", "repeats", "label_column")
+SMOKE = {"samples": 2, "max_epochs": 2, "grace_period": 1, "folds": 2, "repeats": 1}
+SMOKE_ROWS_PER_CLASS = 30
+SMOKE_FRACTIONS = (0.25, 1.0)
+SEED_STEP = 1000
+REPEATS_FOLDER = "Search Repeats"
+
+
+def add_arguments(parser) -> None:
+    """The study's options: which families and datasets, the search options of ``tune``,
+    the time budget and the comparison's statistics."""
+    defaults = TuneSettings()
+    parser.add_argument("--families", default=",".join(models.FAMILIES),
+                        help="comma list of model families (single-task and mtl-*)")
+    parser.add_argument("--datasets", default=None,
+                        help="comma list of dataset names or CSV paths, or all (default: all; with --smoke, "
+                             "the first two datasets of --data-dir)")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"a quick end-to-end run: {SMOKE['samples']} trials x {SMOKE['max_epochs']} epochs, "
+                             f"{SMOKE['folds']}x{SMOKE['repeats']} folds, {SMOKE_ROWS_PER_CLASS} rows per class")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="hours for the whole study, shared among its searches through Tune's time budget")
+    parser.add_argument("--search-repeats", type=int, default=1,
+                        help="run every search this many times with independent seeds (seed + "
+                             f"{SEED_STEP} x r); the report shows how the answer varies across searches")
+    search = parser.add_argument_group("search (as for tune)")
+    search.add_argument("--samples", type=int, default=defaults.samples, help="trials per experiment")
+    search.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
+    search.add_argument("--grace-period", type=int, default=defaults.grace_period)
+    search.add_argument("--metric", default=defaults.metric,
+                        help="validation objective: accuracy, balanced_accuracy, macro_f1 or loss")
+    search.add_argument("--seed", type=int, default=defaults.seed)
+    search.add_argument("--data-dir", default=defaults.data_dir)
+    search.add_argument("--label-column", default=None)
+    search.add_argument("--folds", type=int, default=defaults.folds)
+    search.add_argument("--repeats", type=int, default=defaults.repeats)
+    search.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial)
+    search.add_argument("--gpus-per-trial", type=float, default=defaults.gpus_per_trial)
+    search.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime (default: all)")
+    search.add_argument("--address", default=None, help="join an existing Ray cluster: HOST:PORT or auto")
+    search.add_argument("--storage", default=defaults.storage)
+    parser.add_argument("--results-dir", default="results")
+    stats = parser.add_argument_group("comparison")
+    stats.add_argument("--alpha", type=float, default=0.05, help="significance level (Holm-adjusted p)")
+    stats.add_argument("--rope", type=float, default=1.0, help="practical equivalence: +- this many accuracy points")
+    stats.add_argument("--threshold", type=float, default=0.95,
+                       help="posterior probability of the ROPE for 'practically equivalent'")
+
+
+# ----------------------------------------------------------------------------- planning
+def study_settings(args) -> TuneSettings:
+    settings = TuneSettings(
+        samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period, metric=args.metric,
+        seed=args.seed, data_dir=args.data_dir, label_column=args.label_column, folds=args.folds,
+        repeats=args.repeats, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        num_cpus=args.num_cpus, address=args.address, storage=args.storage)
+    if args.smoke:
+        settings = dataclasses.replace(settings, **{k: min(getattr(settings, k), v) for k, v in SMOKE.items()})
+    return settings
+
+
+def parse_families(text: str) -> list[str]:
+    families = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in families if f not in models.FAMILIES]
+    if not families or unknown:
+        raise InputError(f"--families {text!r}: unknown {', '.join(unknown) or 'empty list'}; "
+                         f"choose from {', '.join(models.FAMILIES)}")
+    return list(dict.fromkeys(families))
+
+
+def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str]:
+    """Small stratified copies of the datasets (``SMOKE_ROWS_PER_CLASS`` rows per class, seeded)
+    under ``<storage>/study-smoke-data``, so that a smoke study runs in minutes. Returns the folder
+    and the datasets' names (a dataset argument for that folder)."""
+    from tuning.data import load_datasets
+    from tuning.splits import min_rows_per_class
+
+    names = [p.strip() for p in datasets_arg.split(",")] if "," in datasets_arg else datasets_arg
+    datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds))
+    folder = Path(settings.storage).expanduser().resolve() / "study-smoke-data"
+    rng = np.random.default_rng(settings.seed)
+    import gzip
+
+    for dataset in datasets:
+        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dataset.y == c))[:SMOKE_ROWS_PER_CLASS]
+                                       for c in range(dataset.n_classes)]))
+        # The file's own lines (header if any, channel layout, label column): nothing re-encoded.
+        opener = gzip.open if str(dataset.path).endswith(".gz") else open
+        with opener(dataset.path, "rt", newline="") as handle:
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+        n_header = len(lines) - len(dataset.y)
+        if n_header not in (0, 1):
+            raise InputError(f"{dataset.path}: --smoke cannot copy rows of this file ({len(lines)} lines for "
+                             f"{len(dataset.y)} spikes); run the study without --smoke")
+        rows = lines[n_header:]
+        atomic.write_text(folder / f"{dataset.name}.csv", "\n".join(lines[:n_header] + [rows[i] for i in keep]) + "\n")
+    return folder, ",".join(d.name for d in datasets)
+
+
+def first_two_datasets(data_dir) -> str:
+    """The smoke study's default: the first two CSVs of ``data_dir`` in natural order (A2,A3 here)."""
+    from tuning.data import resolve_dataset_paths
+
+    paths = resolve_dataset_paths("all", data_dir)
+    return ",".join(p.stem for p in paths[:2])
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fingerprint(family: str, group, settings: TuneSettings) -> dict:
+    """What an experiment's exported results depend on: the data's content and the settings."""
+    return {"family": family,
+            "datasets": [{"name": d.name, "sha256": _sha256(d.path), "rows": int(len(d.y))} for d in group],
+            "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS}}
+
+
+def record_path(results_dir, family: str, group) -> Path:
+    return Path(results_dir) / STUDY_FOLDER / f"{family}-{'+'.join(d.name for d in group)}.json"
+
+
+def up_to_date(results_dir, family: str, group, settings: TuneSettings) -> dict | None:
+    """The study record of this experiment if its exported results match data and settings."""
+    from tuning.results_tree import RUN_CONFIG, approach_names
+
+    try:
+        record = json.loads(record_path(results_dir, family, group).read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != fingerprint(family, group, settings):
+        return None
+    approach, _ = approach_names(family)
+    for dataset in group:
+        try:
+            run = json.loads((Path(results_dir) / approach / RUN_CONFIG / f"run_{dataset.name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if Path(str(run.get("experiment"))).name != record.get("experiment"):
+            return None  # exported since from another experiment
+    return record
+
+
+# ----------------------------------------------------------------------------- running
+def _budget_for(deadline: float | None, n_left: int) -> float | None:
+    if deadline is None:
+        return None
+    return max(MIN_SEARCH_S, SEARCH_SHARE * (deadline - time.time()) / max(1, n_left))
+
+
+def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]:
+    """(seed, results tree) of each search repeat: repeat 0 is the main tree; repeat r uses
+    seed + SEED_STEP * r (its own search, split and folds) and its own tree under
+    ``results/Search Repeats/seed-<seed>/`` (outside the main tree's ``*/`` approach folders)."""
+    results_dir = Path(results_dir)
+    out = [(seed, results_dir)]
+    for r in range(1, repeats):
+        s = seed + SEED_STEP * r
+        out.append((s, results_dir / REPEATS_FOLDER / f"seed-{s}"))
+    return out
+
+
+def run_experiments(plan, deadline: float | None, log) -> list[dict]:
+    """Search and export every planned ``(family, group, settings, results_dir)`` that is not
+    up to date; one record each."""
+    from tuning.driver import run_groups
+    from tuning.export import export_experiment
+
+    records = []
+    todo = [p for p in plan if up_to_date(p[3], p[0], p[1], p[2]) is None]
+    for family, group, settings, results_dir in plan:
+        names = "+".join(d.name for d in group)
+        existing = up_to_date(results_dir, family, group, settings)
+        if existing is not None:
+            log(f"study: {family} on {names} (seed {settings.seed}): exported results match the data and "
+                "settings; skipped")
+            records.append({**existing, "seed": settings.seed, "status": "reused"})
+            continue
+        budget = _budget_for(deadline, len(todo))
+        todo.pop(0)
+        run_settings = dataclasses.replace(settings, time_budget_s=budget)
+        log(f"study: {family} on {names} (seed {settings.seed})"
+            + (f", search budget {budget / 60:.1f} min" if budget else ""))
+        started = time.time()
+        outcome = run_groups(family, [group], run_settings)[0]
+        if not outcome.complete and not (budget and time.time() - started >= 0.9 * budget):
+            # Stopped early, yet not by its time budget: Ctrl-C. Nothing is exported or recorded,
+            # so the same command later runs this search again and skips what is done.
+            log(f"study: {family} on {names} was interrupted; run the same command again to continue")
+            raise KeyboardInterrupt
+        if not outcome.best_config:
+            log(f"study: {family} on {names} (seed {settings.seed}): no trial finished; nothing exported")
+            records.append({"family": family, "datasets": [d.name for d in group], "status": "no result",
+                            "seed": settings.seed,
+                            "experiment": Path(str(outcome.path)).name})
+            continue
+        export_experiment(outcome.path, results_dir, progress=False)
+        record = {"family": family, "datasets": [d.name for d in group], "experiment": Path(str(outcome.path)).name,
+                  "experiment_path": str(outcome.path), "n_trials": outcome.n_trials,
+                  "budget_cut": not outcome.complete, "time_budget_s": budget,
+                  "seconds": round(time.time() - started, 1),
+                  "fingerprint": fingerprint(family, group, settings)}
+        atomic.write_text(record_path(results_dir, family, group), json.dumps(record, indent=2))
+        records.append({**record, "seed": settings.seed, "status": "ran"})
+    return records
+
+
+def chosen_for_curves(summary, families: list[str]) -> dict[str, list[str]]:
+    """Family -> datasets whose learning curve it supplies: per dataset, the single-task and
+    the multi-task approach with the best recorded validation score."""
+    from tuning.results_tree import approach_names
+
+    by_approach = {approach_names(f)[0]: f for f in families}
+    chosen: dict[str, list[str]] = {}
+    for dataset, here in summary.groupby("dataset", sort=False):
+        here = here[here["approach"].isin(list(by_approach)) & here["validation_value"].notna()]
+        for kind in ("single-task", "multi-task"):
+            part = here[here["kind"] == kind]
+            if part.empty or here["kind"].nunique() < 2:
+                continue
+            lower = str(part["validation_objective"].iloc[0]).endswith("loss")
+            ranked = part.sort_values(["validation_value", "approach"], ascending=[lower, True])
+            chosen.setdefault(by_approach[ranked["approach"].iloc[0]], []).append(str(dataset))
+    return chosen
+
+
+def run_curves(results_dir, chosen: dict[str, list[str]], fractions, log) -> tuple:
+    from tuning import learning_curves as lc
+
+    existing = lc.read_curves(results_dir)
+    new = []
+    for family, datasets in chosen.items():
+        run = lc.exported_run(results_dir, family, datasets[0])
+        experiment = Path(str(run["experiment"])).name
+        if lc.has_curve(existing, family, datasets, experiment, fractions):
+            log(f"study: learning curve of {family} on {', '.join(datasets)}: up to date; skipped")
+            continue
+        log(f"study: learning curve of {family} on {', '.join(datasets)} "
+            f"({', '.join(f'{100 * f:g}%' for f in fractions)})")
+        new.append(lc.compute_curve(results_dir, family, datasets, fractions))
+    import pandas as pd
+
+    new_rows = pd.concat(new, ignore_index=True) if new else existing.iloc[0:0]
+    lc.write_curves(results_dir, existing, new_rows)
+    curves = lc.read_curves(results_dir)
+    wanted = {(f, d) for f, ds in chosen.items() for d in ds}
+    keep = pd.Series([(fam, d) in wanted for fam, d in zip(curves["family"], curves["dataset"])],
+                     index=curves.index, dtype=bool)
+    return curves[keep & curves["fraction"].round(6).isin([round(f, 6) for f in fractions])]
+
+
+def _experiment_lines(records: list[dict]) -> list[str]:
+    lines = ["| family | datasets | seed | experiment | trials | search | status |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        search = "cut by the time budget" if r.get("budget_cut") else "complete"
+        if r.get("status") == "no result":
+            search = "no trial finished"
+        lines.append(f"| {r['family']} | {', '.join(r['datasets'])} | {r.get('seed', '—')} | {r.get('experiment', '—')} | "
+                     f"{r.get('n_trials', '—')} | {search} | {r['status']} |")
+    return lines
+
+
+def run_study(args) -> int:
+    from tuning import cluster, comparison
+
+    started_at = time.time()
+    results_dir = Path(args.results_dir)
+    comparison.check_options(args.alpha, args.rope, args.threshold)
+    families = parse_families(args.families)
+    settings = study_settings(args)
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise InputError(f"--time-budget is in hours and must be positive, got {args.time_budget:g}")
+    datasets_arg = args.datasets or (first_two_datasets(settings.data_dir) if args.smoke else "all")
+    if args.smoke:
+        folder, datasets_arg = smoke_data_dir(settings, datasets_arg)
+        settings = dataclasses.replace(settings, data_dir=str(folder))
+    fractions = SMOKE_FRACTIONS if args.smoke else (0.1, 0.25, 0.5, 1.0)
+    # Every input error before Ray starts: each family's datasets loaded and checked now.
+    plan = [(family, group) for family in families for group in load_for_tuning(family, datasets_arg, settings)]
+    if args.search_repeats < 1:
+        raise InputError(f"--search-repeats must be at least 1, got {args.search_repeats}")
+    trees = repeat_trees(results_dir, settings.seed, args.search_repeats)
+    plan = [(family, group, dataclasses.replace(settings, seed=seed), tree) for seed, tree in trees
+            for family, group in plan]
+    deadline = started_at + 3600.0 * args.time_budget if args.time_budget else None
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    connected = cluster.connect(settings.address, settings.num_cpus)
+    try:
+        records = run_experiments(plan, deadline, log)
+        runs = [comparison.run_comparison(tree, metric="accuracy", alpha=args.alpha, rope=args.rope,
+                                          threshold=args.threshold, quiet=True, references=r == 0)
+                for r, (_, tree) in enumerate(trees)]
+        result = runs[0]
+        chosen = chosen_for_curves(result["summary"], families)
+        curves = run_curves(results_dir, chosen, fractions, log)
+    finally:
+        if connected:
+            import ray
+            ray.shutdown()
+    points, curve_tests = comparison.compare_curves(curves, alpha=args.alpha, rope=args.rope, threshold=args.threshold)
+    curve_dir = results_dir / "Learning Curves"
+    atomic.write_text(curve_dir / "learning_curve_points.csv", points.to_csv(index=False))
+    atomic.write_text(curve_dir / "learning_curve_tests.csv", curve_tests.to_csv(index=False))
+    if len(points):
+        comparison.plot_learning_curves(points, curve_tests, results_dir / "learning_curves.png")
+    elapsed = time.time() - started_at
+    budget_text = f"{args.time_budget:g} h" if args.time_budget else "none"
+    settings_lines = [
+        f"- Command: `{shlex.join(['python', '-m', 'tuning', *args.argv])}`",
+        f"- Search: {settings.samples} trials x up to {settings.max_epochs} epochs (ASHA grace {settings.grace_period}), "
+        f"objective validation {settings.metric}, seed {settings.seed}; full split {settings.folds}-fold x "
+        f"{settings.repeats} repeats" + (f"; smoke data: {SMOKE_ROWS_PER_CLASS} rows per class" if args.smoke else ""),
+        f"- Time budget: {budget_text}; this run took {elapsed / 60:.1f} min (experiments reused from earlier runs "
+        "are not timed again).",
+        f"- Learning-curve fractions: {', '.join(f'{100 * f:g}%' for f in fractions)}.",
+    ]
+    across = None
+    if len(runs) > 1:
+        across = comparison.across_searches(runs)
+        atomic.write_text(results_dir / REPEATS_FOLDER / "across_searches.csv", across[0].to_csv(index=False))
+        atomic.write_text(results_dir / REPEATS_FOLDER / "accuracy_across_searches.csv", across[1].to_csv(index=False))
+        settings_lines.append(f"- Search repeats: {len(runs)} (seeds {', '.join(str(s) for s, _ in trees)}); the "
+                              "tables above the \"Across\" section and the learning curves are from the first.")
+    markdown = comparison.render_study_report(result, points, curve_tests, experiments=_experiment_lines(records),
+                                              settings_lines=settings_lines, alpha=args.alpha, rope=args.rope,
+                                              threshold=args.threshold, notes=result["notes"], across=across)
+    report = results_dir / "report.md"
+    atomic.write_text(report, markdown)
+    print(markdown)
+    print(f"wrote {report}")
+    return 0
