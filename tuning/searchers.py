@@ -58,17 +58,17 @@ class StoppedAwareOptunaSearch(OptunaSearch):
         value = result.get(self.metric) if result else None
         step = result.get(TRAINING_ITERATION) if result else None
         finite = isinstance(value, (int, float)) and math.isfinite(value)
+        if finite and step is not None and not error:
+            # Tune skips on_trial_result for the result on which the scheduler stopped the
+            # trial (ASHA stops at max_t too), so that epoch's value is reported here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "already reported": after a resume
+                ot_trial.report(value, step)
         if error:
             state, values = TrialState.FAIL, None
         elif finite and step is not None and step >= self._max_t:
             state, values = TrialState.COMPLETE, value
         else:
-            # Tune skips on_trial_result for the result on which the scheduler stopped the
-            # trial, so that epoch's value is reported here.
-            if finite and step is not None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # "already reported": after a resume
-                    ot_trial.report(value, step)
             state, values = TrialState.PRUNED, None
         try:
             self._ot_study.tell(ot_trial, values, state=state)
@@ -247,3 +247,18 @@ def describe(search, scheduler) -> dict:
     info["scheduler_settings"] = {k.lstrip("_"): v for k, v in vars(scheduler).items()
                                   if isinstance(v, (bool, int, float, str, type(None)))}
     return info
+
+
+def load_study(experiment_dir) -> tuple[optuna.Study, dict[str, int]]:
+    """The Optuna study an experiment's searcher saved (tpe/random), and Tune trial id ->
+    Optuna trial number. For inspection: ``optuna.visualization`` takes the study."""
+    import pickle
+
+    states = sorted(Path(experiment_dir).glob("searcher-state-*.pkl"))
+    if not states:
+        raise FileNotFoundError(f"{experiment_dir}: no searcher-state-*.pkl (not a Tune experiment folder?)")
+    with open(states[-1], "rb") as handle:
+        state = pickle.load(handle)
+    if "_ot_study" not in state:
+        raise ValueError(f"{experiment_dir}: its searcher is not an Optuna search")
+    return state["_ot_study"], {tid: t.number for tid, t in state["_ot_trials"].items()}
