@@ -65,7 +65,9 @@ def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
                                    "--results-md", str(md), "--raw", str(raw)]) == 0
     section = _section(md, search_efficiency.SECTION)
     for method in search_efficiency.METHODS:
-        assert f"| T2 | 0 | {method} | 3 |" in section  # 3 trials each, one seed
+        assert f"| T2 | 0 | {method} |" in section  # one experiment each, one seed
+        assert f"| T2 | {method} | 1 |" in section  # its picked configuration's full-split accuracy
+    assert "| T2 | 0 | random + FIFO | 3 | 6 |" in section  # 3 full trials: the 6-epoch budget
     assert "TPE + ASHA / random + FIFO" in section and "- Machine: " in section and "- Command: " in section
     assert raw.is_file()
 

@@ -87,13 +87,13 @@ def experiment_name(family: str, datasets: Sequence[Dataset]) -> str:
 
 def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSettings, *,
                    sampler: optuna.samplers.BaseSampler | None = None, scheduler=None,
-                   search_alg=None, callbacks: Sequence[tune.Callback] = ()) -> ExperimentOutcome:
+                   search_alg=None, callbacks: Sequence[tune.Callback] = (), stop=None) -> ExperimentOutcome:
     """One Ray Tune experiment over ``datasets`` (one for single-task, several for MTL).
 
     ``sampler`` (default: the seeded sampler of ``settings.searcher``), ``scheduler``
     (default: the searcher's, ASHA on epochs for tpe/random), ``search_alg`` (a ready Tune
-    search algorithm instead of :func:`make_searcher`'s) and ``callbacks`` (Tune callbacks)
-    let a caller change the search itself, e.g. ``benchmarks/search_efficiency.py``
+    search algorithm instead of :func:`make_searcher`'s), ``callbacks`` (Tune callbacks) and
+    ``stop`` (a Tune stopper, e.g. an epoch budget) let a caller change the search itself, e.g. ``benchmarks/search_efficiency.py``
     (random sampling, ``FIFOScheduler``); they apply to a new experiment, not to one
     continued with ``resume``.
     """
@@ -132,7 +132,7 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                 name=name, storage_path=storage, verbose=settings.verbose,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                callbacks=list(callbacks) or None,
+                callbacks=list(callbacks) or None, stop=stop,
             ),
         )
     if settings.deterministic:
