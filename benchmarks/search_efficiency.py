@@ -59,6 +59,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
+from tuning import atomic  # noqa: E402
 
 SECTION = "search_efficiency"
 RAY_OPTUNA = "TPE + ASHA (Ray's OptunaSearch)"
@@ -403,6 +404,11 @@ DIAG_HEADER = ["dataset", "rank corr. (accuracy at the grace epoch vs trial's be
                "binomial s.e. of a validation accuracy (points)"]
 
 
+def write_raw(args, prov: dict, runs: list[dict]) -> None:
+    Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(Path(args.raw), json.dumps({"args": vars(args), "provenance": prov, "runs": runs}, indent=1))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tuning.data import load_datasets
@@ -435,13 +441,16 @@ def main(argv=None) -> int:
                         for method in order:
                             print(f"--- {dataset.name} seed {seed}: {method}", flush=True)
                             runs.append(run_one(args.family, dataset, seed, method, args, storage))
+                            if args.raw:  # so far, re-analysable with --from-raw if the run is cut short
+                                write_raw(args, {"text": common.provenance(command, load, started_at)
+                                                 + "\n- **Partial**: the run was cut short after these"
+                                                 " experiments"}, runs)
         finally:
             if args.storage is None:
                 shutil.rmtree(storage, ignore_errors=True)
         prov = {"text": common.provenance(command, load, started_at)}
         if args.raw:
-            Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.raw).write_text(json.dumps({"args": vars(args), "provenance": prov, "runs": runs}, indent=1))
+            write_raw(args, prov, runs)
     analyse(runs, args.tolerance)
     summary, ratios, headline = summarise(runs, names, seeds, args)
     tolerances = sorted({args.tolerance, *(float(t) for t in args.tolerances.split(",") if t.strip())})
