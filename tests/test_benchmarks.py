@@ -107,3 +107,13 @@ def test_gpu_benchmark_skips_without_cuda(tmp_path, capsys):
     assert gpu_trials_per_hour.main(["--quick", "--results-md", str(md)]) == 0
     assert "skipped: no CUDA device" in capsys.readouterr().out
     assert not md.exists()
+
+
+def test_determinism_cost_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    from benchmarks import determinism_cost
+
+    md = tmp_path / "RESULTS.md"
+    assert determinism_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
+                                  "--results-md", str(md)]) == 0
+    section = _section(md, determinism_cost.SECTION)
+    assert "--deterministic / default wall time" in section and "- Machine: " in section
