@@ -95,5 +95,6 @@ def test_every_searcher_runs_a_search_and_exports(searcher, ray_2cpu, module_tin
     summary = export_experiment(outcome.path, tmp_path / "results", folds=2, repeats=1)
     run = json.loads(next((summary.results_dir / summary.approach / "Run Config").glob("run_*.json")).read_text())
     assert run["search_settings"]["searcher"] == searcher
+    assert run["search_algorithm"]["scheduler"] == ("HyperBandForBOHB" if searcher == "bohb" else "RestorableASHA")
     row = summary.full_split.set_index("dataset").loc["T2"]
     assert 0 <= row["accuracy_mean"] <= 1
