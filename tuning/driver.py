@@ -93,9 +93,9 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     ``sampler`` (default: the seeded sampler of ``settings.searcher``), ``scheduler``
     (default: the searcher's, ASHA on epochs for tpe/random), ``search_alg`` (a ready Tune
     search algorithm instead of :func:`make_searcher`'s), ``callbacks`` (Tune callbacks) and
-    ``stop`` (a Tune stopper, e.g. an epoch budget) let a caller change the search itself, e.g. ``benchmarks/search_efficiency.py``
-    (random sampling, ``FIFOScheduler``); they apply to a new experiment, not to one
-    continued with ``resume``.
+    ``stop`` (a Tune stopper, e.g. an epoch budget) let a caller change the search itself,
+    e.g. ``benchmarks/search_efficiency.py`` (random sampling, ``FIFOScheduler``); they apply
+    to a new experiment, not to one continued with ``resume``.
     """
     storage = _absolute_storage(settings.storage)
     path = find_resumable(storage, family, datasets) if settings.resume else None
