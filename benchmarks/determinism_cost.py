@@ -83,7 +83,8 @@ def main(argv=None) -> int:
                       text, "", table, "",
                       "On a loaded machine the default's parallel trials share the same busy cores, so "
                       "the ratio understates the cost on an idle one (there: up to the number of "
-                      "trial slots, less worker start-up, which both pay)."])
+                      "trial slots, less worker start-up, which both pay). The two settings also train "
+                      "different trials (what TPE and ASHA see differs), so their epoch counts differ."])
     common.write_section(args, SECTION, body)
     return 0
 
