@@ -1,17 +1,30 @@
-"""Search efficiency: Optuna TPE + ASHA against random search + FIFO and TPE + FIFO.
+"""Search efficiency: the ``--searcher`` choices side by side, and TPE + ASHA before and
+after the Optuna study was told which trials ASHA stopped.
 
 Every method runs the project's own experiment (``tuning.driver.run_experiment``: the same
-trainable, ``OptunaSearch`` over the family's space from ``search_spaces.get_space``, the
-same ``Tuner`` set-up, data split and seeds); only the sampler and the scheduler differ:
+trainable, the family's space from ``search_spaces.get_space``, the same ``Tuner`` set-up,
+data split and seeds); only the search algorithm and the scheduler differ:
 
-* ``TPE + ASHA``: the project's defaults (seeded multivariate TPE, ASHA on epochs, rf 3);
-* ``TPE + FIFO``: the same TPE, every trial runs ``--max-epochs`` epochs;
-* ``random + FIFO``: ``optuna.samplers.RandomSampler(seed)``, every trial runs to the end.
+* ``TPE + ASHA``: the project's default (``--searcher tpe``: seeded multivariate TPE told
+  which trials ASHA stopped, as PRUNED; ASHA on epochs, rf 3);
+* ``TPE + ASHA (Ray's OptunaSearch)``: the same TPE and ASHA through Ray's plain
+  ``OptunaSearch``, which records an ASHA-stopped trial as COMPLETE with its early score
+  (the project before ``tuning.searchers``);
+* ``random + FIFO``: ``optuna.samplers.RandomSampler(seed)``, every trial runs to the end;
+* ``BOHB``: ``--searcher bohb`` (TuneBOHB + HyperBandForBOHB, rf 3);
+* ``TPE + FIFO`` (``--methods`` only): the TPE, every trial runs ``--max-epochs`` epochs.
 
-Same trial budget (``--samples``), same ``--max-epochs``, same concurrency (as many trials at
-once as ``--num-cpus`` allows, 1 CPU each). For each dataset and seed the three experiments
-run one after another, their order rotated from seed to seed, so that they share the
-machine's conditions.
+Budget (``--budget``): ``epochs`` (default) gives every method the same number of trained
+epochs, ``--samples`` x ``--max-epochs``: FIFO methods run ``--samples`` full trials, the
+others as many trials as fit (up to 4x ``--samples``) until a Tune stopper ends the
+experiment at the budget. ``trials`` gives every method ``--samples`` trials (the earlier
+protocol). Same concurrency (as many trials at once as ``--num-cpus`` allows, 1 CPU each).
+For each dataset and seed the experiments run one after another, their order rotated from
+seed to seed, so that they share the machine's conditions.
+
+Outcome: the configuration each experiment picked (the export's best-trial rule) is rerun
+over ``--folds`` x ``--repeats`` stratified folds (``tuning.export.export_experiment``), and
+its full-split accuracy is the method's outcome for that dataset and seed.
 
 Measured per experiment, from a Tune callback in the driver that sees every epoch's result
 as it arrives:
@@ -26,7 +39,7 @@ as it arrives:
 A method that never reaches the target is "censored": its epochs to target are at least its
 total, and ratios that use it are bounds (shown with >= or <=).
 
-    .venv/bin/python benchmarks/search_efficiency.py                # A4 and A12, 3 seeds
+    .venv/bin/python benchmarks/search_efficiency.py                # A4 and A12, 5 seeds
     .venv/bin/python benchmarks/search_efficiency.py --quick --data-dir DIR --datasets T2
 """
 
@@ -46,10 +59,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
+from tuning import atomic  # noqa: E402
 
 SECTION = "search_efficiency"
-METHODS = ("TPE + ASHA", "TPE + FIFO", "random + FIFO")
+RAY_OPTUNA = "TPE + ASHA (Ray's OptunaSearch)"
+METHODS = ("TPE + ASHA", RAY_OPTUNA, "random + FIFO", "BOHB")
+ALL_METHODS = (*METHODS, "TPE + FIFO")
 BASELINE, CANDIDATE = "random + FIFO", "TPE + ASHA"
+MAX_TRIALS_FACTOR = 4  # epoch budget: early-stopping methods may start up to 4x --samples trials
 TARGET_RATIO = 0.25
 
 
@@ -58,7 +75,13 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--family", default="cnn", help="model family whose search space is used (default cnn)")
     p.add_argument("--datasets", default="A4,A12", help="comma list (default A4,A12)")
-    p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (default 0,1,2)")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma list of seeds (default 0,1,2,3,4)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma list from: {', '.join(ALL_METHODS)} (default: all but TPE + FIFO)")
+    p.add_argument("--budget", choices=("epochs", "trials"), default="epochs",
+                   help="equal trained epochs (default) or equal trials per method")
+    p.add_argument("--folds", type=int, default=3, help="folds of the outcome's full-split reruns (default 3)")
+    p.add_argument("--repeats", type=int, default=1, help="repeats of the outcome's reruns (default 1)")
     p.add_argument("--samples", type=int, default=16, help="trials per experiment (default 16)")
     p.add_argument("--max-epochs", type=int, default=12, help="epochs of a full trial (default 12)")
     p.add_argument("--grace-period", type=int, default=1, help="ASHA grace period in epochs (default 1)")
@@ -79,35 +102,83 @@ def parse_args(argv=None):
     if args.quick:
         args.samples, args.max_epochs, args.grace_period = 3, 2, 1
         args.seeds = args.seeds.split(",")[0]
+        args.folds, args.repeats = 2, 1
+    args.method_list = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.method_list if m not in ALL_METHODS]
+    if unknown or BASELINE not in args.method_list or CANDIDATE not in args.method_list:
+        p.error(f"--methods: {unknown or 'must include ' + BASELINE + ' and ' + CANDIDATE}; "
+                f"choose from {', '.join(ALL_METHODS)}")
     return args
 
 
-def make_method(name: str, seed: int, settings):
-    """(sampler, scheduler) for ``run_experiment``; None means the project's default."""
+def epoch_budget(budget: int):
+    """An epoch budget as a ``tune.Stopper`` (defined here: Ray loads on use)."""
+    from ray import tune
+
+    class EpochBudget(tune.Stopper):
+        """A Tune stopper that ends the experiment once ``budget`` epochs were trained in
+        all (every result is one epoch: trials report once per epoch)."""
+
+        def __init__(self, budget: int):
+            self.budget, self.epochs = budget, 0
+
+        def __call__(self, trial_id, result) -> bool:
+            self.epochs += 1
+            return False
+
+        def stop_all(self) -> bool:
+            return self.epochs >= self.budget
+
+    return EpochBudget(budget)
+
+
+def make_method(name: str, family: str, dataset, settings) -> dict:
+    """``run_experiment`` keywords for ``name`` (none: the project's default, --searcher tpe)."""
     import optuna
     from ray.tune.schedulers import FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    import search_spaces
+    from tuning import searchers
+    from tuning.metrics import metric_mode
 
     if name == "TPE + ASHA":
-        return None, None
+        return {}
+    if name == RAY_OPTUNA:
+        space = search_spaces.get_space(family, [dataset.name])
+        sampler = searchers.optuna_sampler("tpe", settings.seed, settings.samples)
+        return {"search_alg": OptunaSearch(space=space, metric=f"val_{settings.metric}",
+                                           mode=metric_mode(settings.metric), sampler=sampler)}
     if name == "TPE + FIFO":
-        return None, FIFOScheduler()
+        return {"scheduler": FIFOScheduler()}
     if name == "random + FIFO":
-        return optuna.samplers.RandomSampler(seed=seed), FIFOScheduler()
+        return {"sampler": optuna.samplers.RandomSampler(seed=settings.seed), "scheduler": FIFOScheduler()}
+    if name == "BOHB":
+        return {}  # settings.searcher = "bohb"
     raise ValueError(name)
 
 
 def run_one(family, dataset, seed, method, args, storage) -> dict:
     from tuning.driver import TuneSettings, run_experiment
+    from tuning.export import export_experiment
 
-    settings = TuneSettings(samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,
-                            seed=seed, data_dir=args.data_dir, storage=storage, verbose=0)
-    sampler, scheduler = make_method(method, seed, settings)
+    fifo = "FIFO" in method
+    by_epochs = args.budget == "epochs" and not fifo
+    settings = TuneSettings(samples=args.samples * (MAX_TRIALS_FACTOR if by_epochs else 1),
+                            max_epochs=args.max_epochs, grace_period=args.grace_period, seed=seed,
+                            searcher="bohb" if method == "BOHB" else "tpe", data_dir=args.data_dir,
+                            storage=storage, verbose=0, folds=args.folds, repeats=args.repeats)
+    extra = make_method(method, family, dataset, settings)
+    if by_epochs:
+        extra["stop"] = epoch_budget(args.samples * args.max_epochs)
     log = common.trial_event_log()
     with common.LoadSampler(every=2.0) as load:
         started = time.monotonic()
-        outcome = run_experiment(family, [dataset], settings, sampler=sampler, scheduler=scheduler,
-                                 callbacks=[log])
+        outcome = run_experiment(family, [dataset], settings, callbacks=[log], **extra)
         wall = time.monotonic() - started
+    with tempfile.TemporaryDirectory(prefix="search_eff_results_") as results:
+        summary = export_experiment(outcome.path, results, folds=args.folds, repeats=args.repeats, progress=False)
+    full = summary.full_split.set_index("dataset").loc[dataset.name]
     # Arrival times counted from the start of Tuner.fit, as the raw file records them.
     events = [{"t": e["t"] - log.fit_start, "trial": e["trial"], "epoch": e["epoch"],
                "val_accuracy": e["val_accuracy"]} for e in log.results]
@@ -117,7 +188,8 @@ def run_one(family, dataset, seed, method, args, storage) -> dict:
     return {"dataset": dataset.name, "seed": seed, "method": method, "wall_s": wall, "load": load.mean(),
             "n_trials": outcome.n_trials, "n_errored": outcome.n_errored,
             "total_epochs": sum(per_trial.values()), "events": events,
-            "best": max((e["val_accuracy"] for e in events), default=float("nan"))}
+            "best": max((e["val_accuracy"] for e in events), default=float("nan")),
+            "full_acc": float(full["accuracy_mean"]), "picked_trial": summary.best.trial_id}
 
 
 def analyse(runs: list[dict], tolerance: float) -> None:
@@ -151,7 +223,7 @@ def summarise(runs, datasets, seeds, args) -> tuple[list[list], list[list], dict
     pct = 100.0
     summary, ratios, headline = [], [], {}
     for name in datasets:
-        for method in METHODS:
+        for method in args.method_list:
             rs = [r for r in runs if r["dataset"] == name and r["method"] == method]
             bests = [pct * r["best"] for r in rs]
             censored = sum(r["censored"] for r in rs)
@@ -165,36 +237,67 @@ def summarise(runs, datasets, seeds, args) -> tuple[list[list], list[list], dict
             ])
     for scope in [*datasets, "all"]:
         sel = (lambda r: True) if scope == "all" else (lambda r, s=scope: r["dataset"] == s)
-        cand = [r for r in runs if sel(r) and r["method"] == CANDIDATE]
-        for other in ("TPE + FIFO", BASELINE):
-            base = [r for r in runs if sel(r) and r["method"] == other]
-            e, eq = ratio(cand, base, "epochs_to")
-            t, tq = ratio(cand, base, "time_to")
-            tot, _ = ratio(cand, base, "total_epochs")
-            ratios.append([scope, f"{CANDIDATE} / {other}", f"{QUALIFIER[eq]}{e:.2f}", f"{QUALIFIER[tq]}{t:.2f}",
-                           f"{tot:.2f}"])
-            if other == BASELINE:
-                headline[scope] = (e, eq)
-        base_tpe = [r for r in runs if sel(r) and r["method"] == "TPE + FIFO"]
         base = [r for r in runs if sel(r) and r["method"] == BASELINE]
-        e, eq = ratio(base_tpe, base, "epochs_to")
-        t, tq = ratio(base_tpe, base, "time_to")
-        ratios.append([scope, f"TPE + FIFO / {BASELINE}", f"{QUALIFIER[eq]}{e:.2f}", f"{QUALIFIER[tq]}{t:.2f}",
-                       f"{ratio(base_tpe, base, 'total_epochs')[0]:.2f}"])
+        for method in args.method_list:
+            if method == BASELINE:
+                continue
+            num = [r for r in runs if sel(r) and r["method"] == method]
+            e, eq = ratio(num, base, "epochs_to")
+            t, tq = ratio(num, base, "time_to")
+            tot, _ = ratio(num, base, "total_epochs")
+            ratios.append([scope, f"{method} / {BASELINE}", f"{QUALIFIER[eq]}{e:.2f}", f"{QUALIFIER[tq]}{t:.2f}",
+                           f"{tot:.2f}"])
+            if method == CANDIDATE:
+                headline[scope] = (e, eq)
     return summary, ratios, headline
+
+
+def outcomes(runs: list[dict], datasets: list[str], methods: list[str]) -> list[list]:
+    """Per dataset and method: the full-split accuracy of the configuration picked (median,
+    range, mean ± sd over seeds), and the epochs until the first validation accuracy at or
+    above random + FIFO's final best in the same dataset and seed (a proxy: only the picked
+    configuration's full-split accuracy is measured)."""
+    rows = []
+    for name in datasets:
+        base = {r["seed"]: r["best"] for r in runs if r["dataset"] == name and r["method"] == BASELINE}
+        for method in methods:
+            rs = [r for r in runs if r["dataset"] == name and r["method"] == method]
+            acc = [100 * r["full_acc"] for r in rs if not math.isnan(r.get("full_acc", float("nan")))]
+            reach, missed = [], 0
+            for r in rs:
+                hit = next((i for i, e in enumerate(r["events"]) if e["val_accuracy"] >= base.get(r["seed"], 2) - 1e-12),
+                           None)
+                missed += hit is None
+                reach.append(r["total_epochs"] if hit is None else hit + 1)
+            rows.append([
+                name, method, len(acc),
+                common.fmt(statistics.median(acc), 2) if acc else "n/a",
+                f"{min(acc):.2f} – {max(acc):.2f}" if acc else "n/a",
+                (common.fmt(statistics.mean(acc), 2) + (f" ± {statistics.stdev(acc):.2f}" if len(acc) > 1 else ""))
+                if acc else "n/a",
+                ("≥" if missed else "") + common.fmt(statistics.median(reach), 0) if reach else "n/a",
+                f"{len(rs) - missed}/{len(rs)}",
+                common.fmt(statistics.mean(r["total_epochs"] for r in rs), 0) if rs else "n/a",
+            ])
+    return rows
+
+
+OUTCOME_HEADER = ["dataset", "method", "seeds", "full-split acc % (median)", "range", "mean ± sd",
+                  "epochs to random + FIFO's final best val acc (median)", "reached it", "total epochs (mean)"]
 
 
 SUMMARY_HEADER = ["dataset", "method", "total epochs", "epochs to target", "s to target", "wall s",
                   "reached target", "final best val acc %"]
 RATIO_HEADER = ["datasets", "ratio", "epochs to target", "wall time to target", "total epochs"]
 RUN_HEADER = ["dataset", "seed", "method", "trials", "total epochs", "target %", "epochs to target",
-              "s to target", "wall s", "best %", "load avg"]
+              "s to target", "wall s", "best %", "full-split acc %", "load avg"]
 
 
 def run_rows(runs):
     return [[r["dataset"], r["seed"], r["method"], r["n_trials"], r["total_epochs"], f"{100 * r['target']:.2f}",
              ("≥" if r["censored"] else "") + str(r["epochs_to"]), f"{r['time_to']:.0f}", f"{r['wall_s']:.0f}",
-             f"{100 * r['best']:.2f}", f"{r['load']:.1f}"] for r in runs]
+             f"{100 * r['best']:.2f}", f"{100 * r['full_acc']:.2f}" if "full_acc" in r else "n/a",
+             f"{r['load']:.1f}"] for r in runs]
 
 
 def verdict(runs: list[dict], headline: dict, tolerance: float) -> str:
@@ -301,6 +404,11 @@ DIAG_HEADER = ["dataset", "rank corr. (accuracy at the grace epoch vs trial's be
                "binomial s.e. of a validation accuracy (points)"]
 
 
+def write_raw(args, prov: dict, runs: list[dict]) -> None:
+    Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(Path(args.raw), json.dumps({"args": vars(args), "provenance": prov, "runs": runs}, indent=1))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tuning.data import load_datasets
@@ -311,8 +419,11 @@ def main(argv=None) -> int:
     if args.from_raw:  # re-analysis: the run's own settings, machine, command, date and load
         raw = json.loads(Path(args.from_raw).read_text())
         for key in ("family", "datasets", "seeds", "samples", "max_epochs", "grace_period", "num_cpus",
-                    "data_dir"):
-            setattr(args, key, raw["args"][key])
+                    "data_dir", "method_list", "budget", "folds", "repeats"):
+            if key in raw["args"]:  # files from before --methods / --budget hold the first eight
+                setattr(args, key, raw["args"][key])
+        if "method_list" not in raw["args"]:
+            args.method_list, args.budget = ["TPE + ASHA", "TPE + FIFO", "random + FIFO"], "trials"
         runs, prov = raw["runs"], raw["provenance"]
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -324,27 +435,47 @@ def main(argv=None) -> int:
         try:
             with common.LoadSampler() as load, common.ray_runtime(args.num_cpus):
                 for i, seed in enumerate(seeds):
-                    order = METHODS[i % 3:] + METHODS[:i % 3]  # rotate: no method always goes first
+                    k = i % len(args.method_list)
+                    order = args.method_list[k:] + args.method_list[:k]  # rotate: no method always goes first
                     for dataset in datasets:
                         for method in order:
                             print(f"--- {dataset.name} seed {seed}: {method}", flush=True)
                             runs.append(run_one(args.family, dataset, seed, method, args, storage))
+                            if args.raw:  # so far, re-analysable with --from-raw if the run is cut short
+                                write_raw(args, {"text": common.provenance(command, load, started_at)
+                                                 + "\n- **Partial**: the run was cut short after these"
+                                                 " experiments"}, runs)
         finally:
             if args.storage is None:
                 shutil.rmtree(storage, ignore_errors=True)
         prov = {"text": common.provenance(command, load, started_at)}
         if args.raw:
-            Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.raw).write_text(json.dumps({"args": vars(args), "provenance": prov, "runs": runs}, indent=1))
+            write_raw(args, prov, runs)
     analyse(runs, args.tolerance)
     summary, ratios, headline = summarise(runs, names, seeds, args)
     tolerances = sorted({args.tolerance, *(float(t) for t in args.tolerances.split(",") if t.strip())})
 
-    budget = (f"{args.family} space, {args.samples} trials x {args.max_epochs} max epochs per experiment, "
-              f"ASHA grace {args.grace_period} and reduction factor 3, {args.num_cpus} trials at once "
-              f"(1 CPU, 1 torch thread each), seeds {', '.join(map(str, seeds))}, "
-              f"target = best validation accuracy of the three methods minus {args.tolerance:g} points")
-    tables = (f"Per dataset, mean over seeds:\n\n{common.markdown_table(SUMMARY_HEADER, summary)}\n\n"
+    per_method = (f"{args.samples * args.max_epochs} epochs per experiment ({args.samples} full trials for "
+                  f"FIFO; the others as many trials as fit, at most {MAX_TRIALS_FACTOR * args.samples})"
+                  if args.budget == "epochs" else f"{args.samples} trials per experiment")
+    budget = (f"{args.family} space, {per_method}, {args.max_epochs} max epochs per trial, "
+              f"ASHA grace {args.grace_period}, reduction factor 3 (ASHA and BOHB's HyperBand), {args.num_cpus} "
+              f"trials at once (1 CPU, 1 torch thread each), seeds {', '.join(map(str, seeds))}, methods "
+              f"{', '.join(args.method_list)}; outcome = full-split accuracy of the picked configuration over "
+              f"{args.folds} folds x {args.repeats} repeat(s); target = best validation accuracy of all "
+              f"methods minus {args.tolerance:g} points")
+    outcome_rows = outcomes(runs, names, args.method_list)
+    best_by_dataset = []
+    for name in names:
+        rows = [r for r in outcome_rows if r[0] == name and r[3] != "n/a"]
+        if rows:
+            top = max(rows, key=lambda r: float(r[3]))
+            best_by_dataset.append(f"{name}: {top[1]} ({top[3]}%)")
+    outcome_text = ("Highest median full-split accuracy of the picked configuration: "
+                    + "; ".join(best_by_dataset) + ".") if best_by_dataset else ""
+    tables = (f"Outcome (full-split accuracy of the configuration each experiment picked):\n\n"
+              f"{common.markdown_table(OUTCOME_HEADER, outcome_rows)}\n\n"
+              f"Per dataset, mean over seeds:\n\n{common.markdown_table(SUMMARY_HEADER, summary)}\n\n"
               f"Ratios (sum over runs of the numerator / of the denominator; ≥ / ≤: a bound, because a side "
               f"did not reach the target in some run and its total stands in; ≈: both sides did not in some runs):"
               f"\n\n{common.markdown_table(RATIO_HEADER, ratios)}\n\n"
@@ -352,7 +483,7 @@ def main(argv=None) -> int:
               f"{common.markdown_table(SENSITIVITY_HEADER, sensitivity(runs, tolerances))}\n\n"
               f"Diagnostics:\n\n"
               f"{common.markdown_table(DIAG_HEADER, diagnostics(runs, names, args, n_val))}\n")
-    text = verdict(runs, headline, args.tolerance)
+    text = (outcome_text + "\n\n" if outcome_text else "") + verdict(runs, headline, args.tolerance)
     print()
     print(tables)
     print(text)

@@ -66,7 +66,9 @@ def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
                                    "--results-md", str(md), "--raw", str(raw)]) == 0
     section = _section(md, search_efficiency.SECTION)
     for method in search_efficiency.METHODS:
-        assert f"| T2 | 0 | {method} | 3 |" in section  # 3 trials each, one seed
+        assert f"| T2 | 0 | {method} |" in section  # one experiment each, one seed
+        assert f"| T2 | {method} | 1 |" in section  # its picked configuration's full-split accuracy
+    assert "| T2 | 0 | random + FIFO | 3 | 6 |" in section  # 3 full trials: the 6-epoch budget
     assert "TPE + ASHA / random + FIFO" in section and "- Machine: " in section and "- Command: " in section
     assert raw.is_file()
 
@@ -131,3 +133,11 @@ def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     assert "| torch | 3,000 |" in section and "| onnx | 3,000 |" in section
     assert "`predict` command" in section and "| 500 |" in section
     assert "labels differ on 0 of them" in section and "- Machine: " in section
+def test_determinism_cost_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    from benchmarks import determinism_cost
+
+    md = tmp_path / "RESULTS.md"
+    assert determinism_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
+                                  "--results-md", str(md)]) == 0
+    section = _section(md, determinism_cost.SECTION)
+    assert "--deterministic / default wall time" in section and "- Machine: " in section

@@ -363,7 +363,7 @@ def test_ctrl_c_stops_every_dataset_and_the_printed_command_finishes_them(tiny_d
     assert not (individual / "Classic_FFN_full_split_metrics_T3.csv").exists()
     assert experiment_dir(storage, "ffn-T4-") is None, "T4 must not start after Ctrl-C"
     command = continue_command(err)
-    assert f" -m tuning tune ffn T3,T4 --samples 2 " in command and command.endswith(" --resume"), command
+    assert " -m tuning tune ffn T3,T4 --samples 2 " in command and command.endswith(" --resume"), command
     t2, t3 = experiment_dir(storage, "ffn-T2-"), experiment_dir(storage, "ffn-T3-")
 
     second = runs([], env, logs, "2-continue", command=shlex.split(command))

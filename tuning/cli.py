@@ -23,7 +23,7 @@ command goes through the script too."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tuning.settings import TuneSettings  # the defaults live in one place
+    from tuning.settings import SEARCHERS, TuneSettings  # the defaults live in one place
 
     defaults = TuneSettings()
     parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.splitlines()[0])
@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--metric", default=defaults.metric,
                         help="validation objective: accuracy, balanced_accuracy, macro_f1 or loss")
     search.add_argument("--seed", type=int, default=defaults.seed, help="seeds the split, the sampler and training")
+    search.add_argument("--searcher", default=defaults.searcher, choices=SEARCHERS,
+                        help="tpe: TPE + ASHA; random: random sampling + ASHA; bohb: BOHB + its HyperBand "
+                             "(needs the [bohb] extra)")
+    search.add_argument("--deterministic", action="store_true",
+                        help="reproducible search: one trial at a time, deterministic torch kernels "
+                             "(same command, seed, data, software and machine -> same results)")
     search.add_argument("--smoke", action="store_true", help="a run of about a minute (4 trials, 4 epochs, 3x1 folds)")
     data = tune.add_argument_group("data")
     data.add_argument("--data-dir", default=defaults.data_dir, help="folder of the dataset CSVs")
@@ -149,7 +155,8 @@ def settings_from_args(args):
 
     return TuneSettings(
         samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,
-        metric=args.metric, seed=args.seed, smoke=args.smoke, data_dir=args.data_dir,
+        metric=args.metric, seed=args.seed, searcher=args.searcher, deterministic=args.deterministic,
+        smoke=args.smoke, data_dir=args.data_dir,
         label_column=args.label_column, folds=args.folds, repeats=args.repeats,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage, resume=args.resume,

@@ -1,8 +1,9 @@
 """The tuning driver: validated data -> fixed split -> one Ray Tune experiment per group.
 
 A group is one dataset for a single-task family, or every dataset at once for an ``mtl-*``
-family. Each experiment is a ``Tuner`` with ``OptunaSearch`` (seeded TPE over the family's
-define-by-run space) and ``ASHAScheduler`` on epochs. The data go to the trials once,
+family. Each experiment is a ``Tuner`` with the search algorithm and scheduler that
+``--searcher`` names (tuning.searchers; default: seeded TPE over the family's define-by-run
+space, told which trials ASHA stopped, and ASHA on epochs). The data go to the trials once,
 through ``tune.with_parameters``. Each experiment folder also holds ``spikesort_run.json``,
 which records everything an export needs to rebuild the same data and splits later.
 
@@ -18,12 +19,12 @@ import dataclasses
 import json
 import math
 import os
+import platform
 import shlex
 import signal
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -31,17 +32,15 @@ from typing import Sequence
 import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 import search_spaces
-from tuning import atomic, cluster, console, selection
+from tuning import atomic, cluster, console, searchers, selection
 from tuning.data import Dataset
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
 from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
 from tuning.splits import tuning_split
-from tuning.trainable import train_trial
+from tuning.trainable import torch_threads, train_trial
 from tuning.training import TaskData
 
 RUN_RECORD = "spikesort_run.json"
@@ -104,13 +103,15 @@ def experiment_name(family: str, datasets: Sequence[Dataset]) -> str:
 
 def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSettings, *,
                    sampler: optuna.samplers.BaseSampler | None = None, scheduler=None,
-                   callbacks: Sequence[tune.Callback] = ()) -> ExperimentOutcome:
+                   search_alg=None, callbacks: Sequence[tune.Callback] = (), stop=None) -> ExperimentOutcome:
     """One Ray Tune experiment over ``datasets`` (one for single-task, several for MTL).
 
-    ``sampler`` (default: the seeded TPE of :func:`make_searcher`), ``scheduler`` (default:
-    ASHA on epochs) and ``callbacks`` (Tune callbacks) let a caller change the search
-    itself, e.g. ``benchmarks/search_efficiency.py`` (random sampling, ``FIFOScheduler``);
-    they apply to a new experiment, not to one continued with ``resume``.
+    ``sampler`` (default: the seeded sampler of ``settings.searcher``), ``scheduler``
+    (default: the searcher's, ASHA on epochs for tpe/random), ``search_alg`` (a ready Tune
+    search algorithm instead of :func:`make_searcher`'s), ``callbacks`` (Tune callbacks) and
+    ``stop`` (a Tune stopper, e.g. an epoch budget) let a caller change the search itself,
+    e.g. ``benchmarks/search_efficiency.py`` (random sampling, ``FIFOScheduler``); they apply
+    to a new experiment, not to one continued with ``resume``.
     """
     storage = _absolute_storage(settings.storage)
     path = find_resumable(storage, family, datasets) if settings.resume else None
@@ -127,7 +128,11 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
             print("Nothing to resume: starting a new experiment.", flush=True)
         name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = _join(storage, name)
-        write_run_record(path, family, datasets, settings)
+        default_search, default_scheduler = make_searcher(family, datasets, settings, metric, mode, sampler=sampler)
+        search_alg, scheduler = search_alg or default_search, scheduler or default_scheduler
+        slots = concurrent_trials(settings)
+        write_run_record(path, family, datasets, settings,
+                         search={**searchers.describe(search_alg, scheduler), "max_concurrent_trials": slots})
     log_path = console.log_path_for(path)
     with console.search_output(log_path, settings.verbose):  # Optuna logs as its study is made
         if resuming:
@@ -140,11 +145,9 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    search_alg=make_searcher(family, datasets, settings, metric, mode, sampler=sampler),
-                    scheduler=scheduler or ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
-                                                         grace_period=settings.grace_period, reduction_factor=3),
+                    search_alg=search_alg, scheduler=scheduler,
                     metric=metric, mode=mode, num_samples=settings.samples,
-                    max_concurrent_trials=concurrent_trials(settings), time_budget_s=settings.time_budget_s,
+                    max_concurrent_trials=slots, time_budget_s=settings.time_budget_s,
                     reuse_actors=True, trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
                 ),
                 run_config=tune.RunConfig(
@@ -152,9 +155,11 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                     progress_reporter=reporter(settings, metric, mode, log_path),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                    callbacks=list(callbacks) or None,
+                    callbacks=list(callbacks) or None, stop=stop,
                 ),
             )
+        if settings.deterministic:
+            seed_driver(settings.seed)
         grid, interrupted = fit_noticing_interrupt(tuner)
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
     if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
@@ -229,8 +234,8 @@ state is small next to what one lost trial costs. Set ``TUNE_GLOBAL_CHECKPOINT_S
 environment to choose another period (``auto`` for Ray's)."""
 
 # The settings a search was started with that a resumed search must keep.
-RESUME_KEEPS = ("samples", "max_epochs", "grace_period", "metric", "seed", "cpus_per_trial",
-                "gpus_per_trial", "val_fraction", "test_fraction", "folds", "repeats",
+RESUME_KEEPS = ("samples", "max_epochs", "grace_period", "metric", "seed", "searcher", "deterministic",
+                "cpus_per_trial", "gpus_per_trial", "val_fraction", "test_fraction", "folds", "repeats",
                 "max_failures")
 
 
@@ -271,30 +276,35 @@ def make_trainable(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                                                settings.test_fraction)) for d in datasets)]
     bound = tune.with_parameters(train_trial, family=family, tasks=tasks, max_epochs=settings.max_epochs,
                                  seed=settings.seed, metric=settings.metric,
-                                 cpus_per_trial=settings.cpus_per_trial)
+                                 cpus_per_trial=settings.cpus_per_trial, deterministic=settings.deterministic)
     return tune.with_resources(bound, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
 
 
 def make_searcher(family: str, datasets: Sequence[Dataset], settings: TuneSettings,
-                  metric: str, mode: str, sampler: optuna.samplers.BaseSampler | None = None) -> OptunaSearch:
-    """Seeded TPE over the family's define-by-run space (or ``sampler`` over it, if given).
-
-    ``constant_liar`` keeps parallel trials from being suggested the same point while
-    earlier ones are still running; ``group`` lets multivariate TPE handle the conditional
-    (per-layer) parameters.
-    """
-    if sampler is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=settings.seed, multivariate=True, group=True, constant_liar=True,
-                n_startup_trials=max(4, min(10, settings.samples // 3)))
+                  metric: str, mode: str, sampler: optuna.samplers.BaseSampler | None = None):
+    """(search algorithm, scheduler) of ``settings.searcher`` over the family's define-by-run
+    space (``sampler``, if given, replaces the seeded TPE / random sampler); see tuning.searchers."""
     space = search_spaces.get_space(family, [d.name for d in datasets])
-    return OptunaSearch(space=space, metric=metric, mode=mode, sampler=sampler)
+    return searchers.make_search(settings.searcher, space, seed=settings.seed, samples=settings.samples,
+                                 max_epochs=settings.max_epochs, grace_period=settings.grace_period,
+                                 metric=metric, mode=mode, sampler=sampler)
+
+
+def seed_driver(seed: int) -> None:
+    """Seed the driver's global generators (hpbandster's BOHB and Ray's ASHA draw from numpy's)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def concurrent_trials(settings: TuneSettings) -> int:
-    """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow."""
+    """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow; one at a
+    time with ``deterministic`` (see the README: what a deterministic run reproduces)."""
+    if settings.deterministic:
+        return 1
     limit = cluster.available("CPU") / settings.cpus_per_trial
     if settings.gpus_per_trial > 0:
         limit = min(limit, cluster.available("GPU") / settings.gpus_per_trial)
@@ -345,8 +355,10 @@ def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:
     sys.stdout.flush()
 
 
-def write_run_record(path, family: str, datasets: Sequence[Dataset], settings: TuneSettings) -> None:
-    """What an export needs to rebuild the same data and splits, on another day."""
+def write_run_record(path, family: str, datasets: Sequence[Dataset], settings: TuneSettings,
+                     search: dict | None = None) -> None:
+    """What an export needs to rebuild the same data and splits, on another day, and what
+    reproducing the search needs (``search``: its algorithm's and scheduler's settings)."""
     record = {
         "family": family,
         "datasets": [{"name": d.name, "path": str(d.path), "rows": int(len(d.y)),
@@ -357,6 +369,12 @@ def write_run_record(path, family: str, datasets: Sequence[Dataset], settings: T
         "command": shlex.join(sys.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": package_versions(),
+        "search": search or {},
+        "reproduce": {"seed": settings.seed, "searcher": settings.searcher,
+                      "deterministic": settings.deterministic,
+                      "torch_threads_per_trial": torch_threads(settings.cpus_per_trial),
+                      "machine": platform.machine(), "processor": platform.processor(),
+                      "platform": platform.platform(), "cpu_count": os.cpu_count()},
     }
     if "://" in str(path):  # cloud storage: Ray writes the folder; keep the record beside it
         _write_remote(str(path), RUN_RECORD, json.dumps(record, indent=2))
@@ -418,7 +436,8 @@ def was_exported(path) -> bool:
 
 def package_versions() -> dict:
     import importlib.metadata as metadata
-    names = ("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "spikesort-tune")
+    names = ("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "hpbandster", "ConfigSpace",
+             "spikesort-tune")
     versions = {"python": sys.version.split()[0]}
     for name in names:
         try:

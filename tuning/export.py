@@ -263,7 +263,8 @@ def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds
             "test_fraction": settings["test_fraction"], "max_epochs": settings["max_epochs"],
             "rerun_patience": rerun_patience(settings["max_epochs"]), "family": family,
             "experiment": str(experiment_dir), "best_trial": dataclasses.asdict(best),
-            "search_settings": settings, "versions": {"search": record.get("versions"),
+            "search_settings": settings, "search_algorithm": record.get("search"),
+            "reproduce": record.get("reproduce"), "versions": {"search": record.get("versions"),
                                                       "export": package_versions()},
         }
         files[folder / f"run_{dataset.name}.json"] = json.dumps(run, indent=2, default=str).encode()

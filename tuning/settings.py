@@ -7,6 +7,7 @@ line within a second, before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,11 @@ from tuning.data import Dataset, load_datasets
 from tuning.errors import InputError
 from tuning.metrics import METRICS
 from tuning.splits import min_rows_per_class
+
+SEARCHERS = ("tpe", "random", "bohb")
+"""``--searcher`` choices (built in tuning.searchers): TPE + ASHA, random + ASHA, BOHB with
+its HyperBand scheduler."""
+BOHB_MODULES = ("hpbandster", "ConfigSpace")  # the [bohb] extra
 
 
 @dataclass
@@ -27,6 +33,8 @@ class TuneSettings:
     grace_period: int = 4
     metric: str = "accuracy"
     seed: int = 0
+    searcher: str = "tpe"
+    deterministic: bool = False
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     data_dir: str = "data"
@@ -63,6 +71,12 @@ class TuneSettings:
             raise InputError(f"--folds must be at least 2, got {self.folds}")
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise InputError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+        if self.searcher not in SEARCHERS:
+            raise InputError(f"--searcher {self.searcher!r} is not one of: {', '.join(SEARCHERS)}")
+        missing = [m for m in BOHB_MODULES if importlib.util.find_spec(m) is None] if self.searcher == "bohb" else []
+        if missing:
+            raise InputError(f"--searcher bohb needs {' and '.join(missing)}: "
+                             f"pip install -e \".[bohb]\" (pinned versions in setup.cfg)")
         check_output_folder(self.storage, "--storage")
 
 
@@ -85,7 +99,6 @@ def check_output_folder(path: str | Path, option: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         what = "is not writable" if existing == folder else f"cannot be created: {existing} is not writable"
         raise InputError(f"{where}: {what}; give a folder you can write into")
-
 
 
 def check_family(family: str) -> str:

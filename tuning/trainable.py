@@ -42,9 +42,12 @@ def torch_threads(cpus: float) -> int:
 
 
 def train_trial(config: dict, *, family: str, tasks: Sequence[TaskData], max_epochs: int,
-                seed: int, metric: str, cpus_per_trial: float) -> None:
+                seed: int, metric: str, cpus_per_trial: float, deterministic: bool = False) -> None:
     """Ray Tune function trainable; data and settings arrive through ``tune.with_parameters``."""
     torch.set_num_threads(torch_threads(cpus_per_trial))
+    if deterministic:  # warn_only: an op without a deterministic kernel warns instead of failing the trial
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs to be deterministic
+        torch.use_deterministic_algorithms(True, warn_only=True)
     resume_state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
