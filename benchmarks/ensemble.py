@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from tuning import selection
     from tuning.ensemble import fit_members, score_members
     from tuning.export import INNER_VAL_FRACTION, rerun_patience
-    from tuning.references import reference_rows
+    from tuning.comparison.references import reference_rows
     from tuning.reruns import FULL_SPLIT, plan_jobs
     from tuning.splits import cv_folds
     from tuning.stats import corrected_resampled_ttest

@@ -8,7 +8,7 @@ One small search, then the truth for every trial it ran:
    validation reports kept as its history.
 2. *Truth*: every configuration rerun on the full split (``--folds`` x ``--repeats``,
    ``tuning.reruns.run_job``, early stopping on an inner validation part as the export
-   does); its mean full-split accuracy. PCA+SVM and LDA (``tuning.references``) on the
+   does); its mean full-split accuracy. PCA+SVM and LDA (``tuning.comparison.references``) on the
    same folds, for scale.
 3. *Rules*: each rule of ``tuning.selection`` applied to all trials, and to many random
    subsets of half of them (each a smaller search drawn from the same pool): the
@@ -99,7 +99,7 @@ def measure(args, dataset) -> dict:
     import torch
 
     from tuning.export import INNER_VAL_FRACTION, rerun_patience
-    from tuning.references import reference_rows
+    from tuning.comparison.references import reference_rows
     from tuning.reruns import FULL_SPLIT, plan_jobs, run_job
     from tuning.settings import TuneSettings
     from tuning.splits import cv_folds, tuning_split

@@ -56,6 +56,7 @@ def test_bundle_holds_what_the_issue_lists(cnn_bundle):
     assert task["normalisation"]["mode"] == "global" and task["normalisation"]["std"] > 0
     assert task["resampling"]["method"] == "none" and "48" in task["resampling"]["rule"]
     assert task["training_data"]["sha256"] == hashlib.sha256(dataset.path.read_bytes()).hexdigest()
+    assert task["training_data"]["array_sha256"] == bundle.dataset_sha256(dataset)
     assert task["training_data"]["train_rows"] + task["training_data"]["holdout_rows"] == dataset.n_rows
     assert task["scores"]["full_split"]["accuracy_mean"] == 0.9 and task["scores"]["full_split"]["n_runs"] == 4
     assert task["scores"]["one_split"]["accuracy"] == 0.9

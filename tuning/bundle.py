@@ -5,8 +5,9 @@ multi-task approach) to ``results/<Approach>/Model/<DATASET>/`` (MTL: ``<A2+A3+.
 
     bundle.json   format version, family + config, per task: the lab's class labels,
                   input length and resampling rule, normalisation parameters, temperature
-                  and calibration errors, sha256 of the training CSV, and the full-split and
-                  one-split scores the bundle stands for; package versions
+                  and calibration errors, sha256 of the training CSV and of the arrays
+                  trained on, and the full-split and one-split scores the bundle stands
+                  for; package versions
     weights.pt    the network's state_dict (torch.load(..., weights_only=True))
     model.onnx    the same network for ONNX Runtime: input "waveforms" (batch, n_channels x
                   input_length) float32, already normalised and resampled; one output
@@ -38,6 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tuning.data import file_sha256
 from tuning.errors import InputError
 from tuning.preprocess import Normaliser, resample_to_length
 
@@ -177,7 +179,8 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
             "calibration": {**final.calibration[t], "method": "temperature scaling (NLL) on the held-out "
                             "inner part; ECE with 15 equal-width confidence bins on the same rows"},
             "onnx_output": f"logits_{dataset.name}",
-            "training_data": {"path": str(dataset.path), "sha256": file_sha256(dataset.path),
+            "training_data": {"path": str(dataset.path), "sha256": _file_sha256_or_none(dataset.path),
+                              "array_sha256": dataset_sha256(dataset),
                               "rows": dataset.n_rows, "train_rows": final.train_rows[t],
                               "holdout_rows": int(len(final.holdout[t]))},
             "scores": {"full_split": _scores(full, dataset.name, ("n_runs",), suffixes=True),
@@ -262,12 +265,20 @@ def _versions(*names: str) -> dict:
     return found
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
+def dataset_sha256(dataset) -> str:
+    """sha256 of the data as trained on: the float32 waveforms (row-major) and the class
+    labels. It holds even when the CSV has since moved or changed, unlike the file's hash."""
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.X, dtype=np.float32).tobytes())
+    digest.update("\n".join(dataset.class_names[i] for i in dataset.y).encode())
     return digest.hexdigest()
+
+
+def _file_sha256_or_none(path) -> str | None:
+    """The CSV's own hash; None when it is gone (``tune`` hands the export data in memory)."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 def _state_dict_bytes(model) -> bytes:

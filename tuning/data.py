@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import math
 import re
@@ -712,3 +713,12 @@ def load_datasets(
             )
         seen[key] = p
     return [load_dataset(p, label_column=label_column, min_rows_per_class=min_rows_per_class) for p in paths]
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a dataset file's bytes, read in 1 MiB blocks (datasets can be GBs)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

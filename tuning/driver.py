@@ -128,11 +128,8 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
             print("Nothing to resume: starting a new experiment.", flush=True)
         name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = _join(storage, name)
-        default_search, default_scheduler = make_searcher(family, datasets, settings, metric, mode, sampler=sampler)
-        search_alg, scheduler = search_alg or default_search, scheduler or default_scheduler
-        slots = concurrent_trials(settings)
-        write_run_record(path, family, datasets, settings,
-                         search={**searchers.describe(search_alg, scheduler), "max_concurrent_trials": slots})
+        if "://" not in path:
+            Path(path).mkdir(parents=True, exist_ok=True)  # tune.log starts before the record
     log_path = console.log_path_for(path)
     with console.search_output(log_path, settings.verbose):  # Optuna logs as its study is made
         if resuming:
@@ -142,6 +139,12 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                                        resume_errored=True)
             set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
         else:
+            default_search, default_scheduler = make_searcher(family, datasets, settings, metric, mode,
+                                                              sampler=sampler)
+            search_alg, scheduler = search_alg or default_search, scheduler or default_scheduler
+            slots = concurrent_trials(settings)
+            write_run_record(path, family, datasets, settings,
+                             search={**searchers.describe(search_alg, scheduler), "max_concurrent_trials": slots})
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(

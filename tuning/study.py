@@ -32,7 +32,6 @@ search-to-search variance, and counts in how many searches each verdict held.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shlex
 import sys
@@ -43,6 +42,7 @@ import numpy as np
 
 import models
 from tuning import atomic
+from tuning.data import file_sha256
 from tuning.errors import InputError
 from tuning.settings import TuneSettings, load_for_tuning
 
@@ -157,14 +157,10 @@ def first_two_datasets(data_dir) -> str:
     return ",".join(p.stem for p in paths[:2])
 
 
-def _sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def fingerprint(family: str, group, settings: TuneSettings) -> dict:
     """What an experiment's exported results depend on: the data's content and the settings."""
     return {"family": family,
-            "datasets": [{"name": d.name, "sha256": _sha256(d.path), "rows": int(len(d.y))} for d in group],
+            "datasets": [{"name": d.name, "sha256": file_sha256(d.path), "rows": int(len(d.y))} for d in group],
             "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS}}
 
 

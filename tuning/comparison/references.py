@@ -10,7 +10,6 @@ comparison's entry, :mod:`tuning.comparison`; this module only fits and scores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tuning.data import file_sha256
 from tuning.errors import InputError
 from tuning.results_tree import SCORES
 
@@ -125,7 +125,7 @@ def read_json(path: Path) -> dict | None:
 
 def sha256(path: Path) -> str | None:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 
