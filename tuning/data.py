@@ -245,6 +245,18 @@ def _col(header: list[str], j: int) -> str:
     return f"column {header[j]!r} (field {j + 1})"
 
 
+def find_column(header: list[str], name: str) -> int | None:
+    """Index of the column called ``name`` (an exact match first, then any case), or None."""
+    want = name.strip()
+    for j, column in enumerate(header):
+        if column == want:
+            return j
+    for j, column in enumerate(header):
+        if column.lower() == want.lower():
+            return j
+    return None
+
+
 def _pick_label_column(path: Path, header: list[str], label_column: str | None) -> int:
     if len(header) < 2:
         raise InputError(
@@ -252,13 +264,9 @@ def _pick_label_column(path: Path, header: list[str], label_column: str | None) 
             "columns and a label column, separated by commas (convert ';' or tab-separated files)"
         )
     if label_column is not None:
-        want = label_column.strip()
-        for j, name in enumerate(header):
-            if name == want:
-                return j
-        for j, name in enumerate(header):
-            if name.lower() == want.lower():
-                return j
+        found = find_column(header, label_column)
+        if found is not None:
+            return found
         shown = ", ".join(header) if len(header) <= 12 else ", ".join(header[:5] + ["..."] + header[-5:])
         raise InputError(
             f"{path}: label column {label_column!r} not found; the columns are {shown}; "

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.data import LABEL_COLUMN_NAMES, check_row_length, open_csv, waveform_array
+from tuning.data import LABEL_COLUMN_NAMES, check_row_length, find_column, open_csv, waveform_array
 from tuning.errors import InputError
 
 CHUNK_ROWS = 50_000
@@ -153,13 +153,9 @@ def find_label_column(path: Path, header: list[str], label_column: str | None, s
                       n_channels: int = 1) -> int | None:
     """Index of INPUT's label column, or None (see the module docstring)."""
     if label_column is not None:
-        want = label_column.strip()
-        for j, name in enumerate(header):
-            if name == want:
-                return j
-        for j, name in enumerate(header):
-            if name.lower() == want.lower():
-                return j
+        found = find_column(header, label_column)
+        if found is not None:
+            return found
         raise InputError(f"{path}: label column {label_column!r} not found; the columns are "
                          f"{', '.join(header[:5])}{', ...' if len(header) > 5 else ''}; "
                          "pass one of them with --label-column, or leave it out for a file without labels")
