@@ -96,6 +96,8 @@ def parse_args(argv=None):
                    help="re-analyse a --raw file (no tuning); its machine, command and date are kept")
     p.add_argument("--tolerances", default="0.5,1,2",
                    help="tolerances (points) for the sensitivity table (default 0.5,1,2)")
+    p.add_argument("--both-rules", action="store_true",
+                   help="also rerun the trial the old best-trial rule (best single epoch) picks, on the same folds")
     p.add_argument("--quick", action="store_true",
                    help="3 trials x 2 epochs, grace 1, one seed: checks that the benchmark runs")
     args = p.parse_args(argv)
@@ -179,6 +181,7 @@ def run_one(family, dataset, seed, method, args, storage) -> dict:
     with tempfile.TemporaryDirectory(prefix="search_eff_results_") as results:
         summary = export_experiment(outcome.path, results, folds=args.folds, repeats=args.repeats, progress=False)
     full = summary.full_split.set_index("dataset").loc[dataset.name]
+    before = rule_outcome(outcome.path, "best_epoch", summary, args) if args.both_rules else None
     # Arrival times counted from the start of Tuner.fit, as the raw file records them.
     events = [{"t": e["t"] - log.fit_start, "trial": e["trial"], "epoch": e["epoch"],
                "val_accuracy": e["val_accuracy"]} for e in log.results]
@@ -189,7 +192,27 @@ def run_one(family, dataset, seed, method, args, storage) -> dict:
             "n_trials": outcome.n_trials, "n_errored": outcome.n_errored,
             "total_epochs": sum(per_trial.values()), "events": events,
             "best": max((e["val_accuracy"] for e in events), default=float("nan")),
-            "full_acc": float(full["accuracy_mean"]), "picked_trial": summary.best.trial_id}
+            "full_acc": float(full["accuracy_mean"]), "picked_trial": summary.best.trial_id,
+            **({"rule_before": before} if before else {})}
+
+
+def rule_outcome(experiment_dir, rule: str, summary, args) -> dict:
+    """The trial ``rule`` picks from the same search and its full-split accuracy on the same
+    folds (rerun only when it is not the default rule's pick): the noise floor before the
+    best-trial rule changed (``best_epoch``) beside the one after it (``window3``)."""
+    from tuning.driver import read_run_record
+    from tuning.export import export_experiment, find_best_trial
+
+    record = read_run_record(str(experiment_dir))
+    best = find_best_trial(str(experiment_dir), record["metric"], record["mode"], rule)
+    if best.trial_id == summary.best.trial_id:
+        accuracy = float(summary.full_split.set_index("dataset")["accuracy_mean"].iloc[0])
+    else:
+        with tempfile.TemporaryDirectory(prefix="search_eff_rule_") as results:
+            other = export_experiment(experiment_dir, results, folds=args.folds, repeats=args.repeats,
+                                      progress=False, best=best)
+        accuracy = float(other.full_split["accuracy_mean"].iloc[0])
+    return {"rule": rule, "picked_trial": best.trial_id, "full_acc": accuracy}
 
 
 def analyse(runs: list[dict], tolerance: float) -> None:

@@ -10,6 +10,7 @@ writes what it should.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import (accuracy, common, gpu_trials_per_hour, predict_throughput, search_efficiency,  # noqa: E402
-                        throughput)
+from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput,  # noqa: E402
+                        search_efficiency, throughput)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     md = tmp_path / "RESULTS.md"
     raw = tmp_path / "raw.json"
     assert search_efficiency.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2",
-                                   "--results-md", str(md), "--raw", str(raw)]) == 0
+                                   "--results-md", str(md), "--raw", str(raw), "--both-rules"]) == 0
     section = _section(md, search_efficiency.SECTION)
     for method in search_efficiency.METHODS:
         assert f"| T2 | 0 | {method} |" in section  # one experiment each, one seed
@@ -71,6 +72,25 @@ def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     assert "| T2 | 0 | random + FIFO | 3 | 6 |" in section  # 3 full trials: the 6-epoch budget
     assert "TPE + ASHA / random + FIFO" in section and "- Machine: " in section and "- Command: " in section
     assert raw.is_file()
+
+    # The noise floor: two ffn searches of its own, plus the TPE + ASHA experiment above (cnn).
+    floor_raw = tmp_path / "floor.json"
+    assert noise_floor.main(["--quick", "--families", "ffn", "--data-dir", str(module_tiny_dataset_dir),
+                             "--datasets", "T2", "--add-raw", str(raw), "--raw", str(floor_raw),
+                             "--results-md", str(md)]) == 0
+    floor = _section(md, noise_floor.SECTION)
+    runs = json.loads(floor_raw.read_text())["runs"]
+    assert sorted((r["family"], r["seed"]) for r in runs) == [("cnn", 0), ("ffn", 0), ("ffn", 1)]
+    for r in runs:  # both rules scored on the same search; a shared pick shares its rerun
+        assert 0 <= r["full_acc"] <= 100 and 0 <= r["rule_before"]["full_acc"] <= 100
+        if r["rule_before"]["picked_trial"] == r["picked_trial"]:
+            assert r["rule_before"]["full_acc"] == r["full_acc"]
+    ffn = [line for line in floor.splitlines() if line.startswith("| ffn | T2 | 2 |")]
+    assert len(ffn) == 1 and float(ffn[0].split("|")[5]) >= 0  # an sd over the two seeds
+    assert "| cnn | T2 | 1 |" in floor and search_efficiency.SECTION in md.read_text()  # the other section kept
+    again = tmp_path / "again.md"
+    assert noise_floor.main(["--from-raw", str(floor_raw), "--results-md", str(again)]) == 0
+    assert _section(again, noise_floor.SECTION).split("| family |")[1] == floor.split("| family |")[1]
 
 
 def test_throughput_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):

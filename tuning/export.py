@@ -59,8 +59,9 @@ def rerun_patience(max_epochs: int) -> int:
     return max(5, max_epochs // 3)
 
 
-def find_best_trial(experiment_dir: str, metric: str, mode: str) -> BestTrial:
-    """Best trial by its best epoch; InputError for an empty or broken experiment folder."""
+def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = selection.DEFAULT_RULE) -> BestTrial:
+    """Best trial under ``rule`` (:mod:`tuning.selection`; the benchmarks also ask for the
+    others); InputError for an empty or broken experiment folder."""
     from ray.tune import ExperimentAnalysis
 
     try:
@@ -69,7 +70,7 @@ def find_best_trial(experiment_dir: str, metric: str, mode: str) -> BestTrial:
         raise InputError(f"{experiment_dir}: not a readable Tune experiment "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
     trials = {trial.trial_id: trial for trial in analysis.trials}
-    pick = selection.pick_best({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode)
+    pick = selection.pick_best({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode, rule)
     if pick is None:
         raise InputError(f"{experiment_dir}: no trial reported {metric!r}; nothing to export")
     # Per task, as the score (a multi-task search reports val_<metric>/<dataset>).
