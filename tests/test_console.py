@@ -133,3 +133,14 @@ def test_verbose_brings_back_rays_own_output(tiny_dataset_dir, tmp_path):
     assert "Trial status:" in out
     assert not re.search(r"^\[\d+/2\] trial ", out, re.MULTILINE)  # not the quiet console
     assert re.search(r"^Log: .+tune\.log$", out, re.MULTILINE)
+
+
+def test_trial_lines_name_the_scheduler_and_a_trial_cut_before_its_first_epoch():
+    out = io.StringIO()
+    r = ConsoleReporter(METRIC, "max", 2, MAX_EPOCHS, None, stream=out, tty=False, scheduler="HyperBand")
+    r.setup(start_time=0.0, total_samples=2, metric=METRIC, mode="max")
+    r.report([trial("e_00000", [0.5], "RUNNING"), trial("e_00001", [], "PENDING")], False)
+    r.report([trial("e_00000", [0.5, 0.6], "TERMINATED"), trial("e_00001", [], "TERMINATED")], True)
+    assert [l for l in out.getvalue().splitlines() if l.startswith("[")] == [
+        "[1/2] trial e_00000: 2 epochs, best val_accuracy 0.6000, stopped early by HyperBand",
+        "[2/2] trial e_00001: 0 epochs, no val_accuracy, ended before its first epoch"]

@@ -93,13 +93,14 @@ class ConsoleReporter(CLIReporter):
     """
 
     def __init__(self, metric: str, mode: str, total: int, max_epochs: int,
-                 log_path: str | Path | None = None, *, stream=None, tty: bool | None = None):
+                 log_path: str | Path | None = None, *, stream=None, tty: bool | None = None,
+                 scheduler: str = "ASHA"):
         # Tune hands the objective to setup() itself (TuneConfig), so it is not passed here.
         super().__init__(metric_columns={metric: metric, "training_iteration": "epochs"},
                          max_progress_rows=100_000, max_error_rows=100_000,
                          print_intermediate_tables=True)
         self.objective, self.objective_mode = metric, mode
-        self.total, self.max_epochs = total, max_epochs
+        self.total, self.max_epochs, self.scheduler = total, max_epochs, scheduler
         self.log_path = str(log_path) if log_path else None
         self._stream, self._tty = stream, tty
         self._reset()
@@ -178,7 +179,10 @@ class ConsoleReporter(CLIReporter):
             return f"{prefix} errored after {plural(epochs, 'epoch')} (traceback: {error_file(trial)})"
         best = self.best_of(trial)
         score = f"best {self.objective} {best:.4f}" if best is not None else f"no {self.objective}"
-        how = "stopped early by ASHA" if 0 < epochs < self.max_epochs else "ran to the end"
+        if epochs == 0:  # cut off by a time budget or Ctrl-C before its first report
+            how = "ended before its first epoch"
+        else:
+            how = f"stopped early by {self.scheduler}" if epochs < self.max_epochs else "ran to the end"
         return f"{prefix}: {plural(epochs, 'epoch')}, {score}, {how}"
 
     def progress_line(self, trials, now: float) -> str:

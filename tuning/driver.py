@@ -168,7 +168,7 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
         outcome.complete, outcome.n_stopped_early = False, 0
     outcome.metric, outcome.log_path = metric, log_path
-    print_outcome(outcome, metric)
+    print_outcome(outcome, metric, scheduler_name(settings))
     return outcome
 
 
@@ -208,7 +208,8 @@ def reporter(settings: TuneSettings, metric: str, mode: str, log_path) -> consol
     """The default console (see :mod:`tuning.console`); None: Tune's own output."""
     if settings.verbose != 1:
         return None
-    return console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path)
+    return console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path,
+                                   scheduler=scheduler_name(settings))
 
 
 def set_restored_output(tuner, settings: TuneSettings, progress_reporter) -> None:
@@ -340,10 +341,18 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
     return outcome
 
 
-def print_outcome(outcome: ExperimentOutcome, metric: str) -> None:
+def scheduler_name(settings: TuneSettings) -> str:
+    """The early-stopping scheduler of ``settings.searcher``, as the console names it."""
+    return "HyperBand" if settings.searcher == "bohb" else "ASHA"
+
+
+def print_outcome(outcome: ExperimentOutcome, metric: str, scheduler: str = "ASHA") -> None:
     print()
+    # A search cut short (time budget, Ctrl-C) cannot tell the scheduler's stops from its own cut.
+    stops = (f"{outcome.n_stopped_early} stopped early by {scheduler}" if outcome.complete
+             else "cut short before every trial ended")
     print(f"== {outcome.family} on {', '.join(outcome.datasets)}: {outcome.n_trials} trials, "
-          f"{outcome.n_stopped_early} stopped early by ASHA, {outcome.n_errored} errored")
+          f"{stops}, {outcome.n_errored} errored")
     if outcome.best_config:
         print(f"Best trial {outcome.best_trial_id} at epoch {outcome.best_epoch} "
               f"({selection.SCORE_NOTE}): "
