@@ -65,6 +65,8 @@ def test_smoke_study_end_to_end(smoke_study):
     assert set(curves["fraction"]) == {0.25, 1.0}
     assert set(curves["dataset"]) == {"A2", "A3"}
     points = pd.read_csv(results / "Learning Curves" / "learning_curve_points.csv", dtype={"dataset": str})
+    assert set(zip(points["dataset"], points["kind"])) == {(d, k) for d in ("A2", "A3")
+                                                           for k in ("single-task", "multi-task")}
     for dataset, part in points.groupby("dataset"):
         for _, approach in part.groupby("approach"):
             spikes = approach.sort_values("fraction")["training_spikes"].to_list()
@@ -181,6 +183,17 @@ def test_study_report_shows_the_spread_across_searches():
     assert text.index("## Answer") < text.index("Across independent searches") < text.index("## How it was computed")
     assert "Over 3 independent searches per approach, 1 of the 1 primary pairs got the same verdict every time" in text
     assert "| A2 | Feature Based MTL FFN | Classic FFN PyTorch | +0.20 [+0.20, +0.20] | 0.00 | 0/3 | 3/3 | 0/3 | 0/3 |" in text
+
+
+def test_a_single_task_family_gets_one_curve_per_dataset():
+    # The study's run of ffn vs mtl-ffn on five datasets drew ffn's curve on A2 only: its
+    # five experiments had been handed to one curve, which read the first.
+    chosen = {"ffn": ["A2", "A3"], "mtl-ffn": ["A2", "A3"], "cnn": ["A4"]}
+    assert study.curve_groups(chosen) == [("ffn", ["A2"]), ("ffn", ["A3"]), ("mtl-ffn", ["A2", "A3"]),
+                                          ("cnn", ["A4"])]
+    from tuning.learning_curves import compute_curve
+    with pytest.raises(ValueError, match="one dataset"):
+        compute_curve("unused", "ffn", ["A2", "A3"])
 
 
 def test_smoke_data_are_the_files_own_rows(tmp_path, tiny_dataset_dir):

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from models import is_multitask
 from tuning import atomic
 from tuning.errors import InputError
 from tuning.metrics import SCORES
@@ -128,6 +129,8 @@ def compute_curve(results_dir, family: str, datasets: Sequence[str], fractions: 
     from tuning.reruns import run_jobs
     from tuning.splits import min_rows_per_class
 
+    if len(datasets) > 1 and not is_multitask(family):  # each dataset has its own experiment
+        raise ValueError(f"a single-task curve is one dataset's; got {', '.join(datasets)} for {family}")
     run = exported_run(results_dir, family, datasets[0])
     record = read_run_record(run["experiment"])
     settings = record["settings"]

@@ -272,12 +272,20 @@ def chosen_for_curves(summary, families: list[str]) -> dict[str, list[str]]:
     return chosen
 
 
+def curve_groups(chosen: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """One (family, datasets) per curve to compute: a multi-task configuration serves every
+    dataset of its experiment at once; a single-task family has one experiment (and
+    configuration) per dataset, so one curve each."""
+    return [(family, group) for family, datasets in chosen.items()
+            for group in ([list(datasets)] if models.is_multitask(family) else [[d] for d in datasets])]
+
+
 def run_curves(results_dir, chosen: dict[str, list[str]], fractions, log) -> tuple:
     from tuning import learning_curves as lc
 
     existing = lc.read_curves(results_dir)
     new = []
-    for family, datasets in chosen.items():
+    for family, datasets in curve_groups(chosen):
         run = lc.exported_run(results_dir, family, datasets[0])
         experiment = Path(str(run["experiment"])).name
         if lc.has_curve(existing, family, datasets, experiment, fractions):
