@@ -162,6 +162,19 @@ def test_across_searches_interval_and_verdict_counts():
     assert (r["n_better"], r["n_practically_equivalent"], r["n_no_detectable_difference"], r["n_worse"]) == (1, 1, 1, 0)
     s = spread.iloc[0]
     assert s["accuracy_sd"] == pytest.approx(0.02) and (s["accuracy_min"], s["accuracy_max"]) == (0.70, 0.74)
+    # The search-level test: one-sample t over the 3 differences (scipy's), alone in its Holm family.
+    from scipy import stats as sps
+    assert r["p_value"] == pytest.approx(sps.ttest_1samp(values, 0.0).pvalue) == pytest.approx(r["p_adjusted"])
+    assert r["verdict"] == "no detectable difference"
+    # Searches that agree: a steady +3 points is "better"; a steady +-0.1 is "practically equivalent"
+    # (two one-sided tests inside the 1-point ROPE); Holm counts both pairs.
+    runs = [{"tests": pd.concat([run(3.0 + e, "better", 0.7)["tests"],
+                                 run(0.1 * e, "no detectable difference", 0.7)["tests"].assign(dataset="A3")]),
+             "summary": run(0, "better", 0.7)["summary"]} for e in (-0.1, 0.0, 0.1)]
+    diffs, _ = comparison.across_searches(runs)
+    assert diffs.set_index("dataset")["verdict"].to_dict() == {"A2": "better", "A3": "practically equivalent"}
+    p_holm = diffs.set_index("dataset")["p_adjusted"]
+    assert p_holm["A2"] == pytest.approx(2 * sps.ttest_1samp([2.9, 3.0, 3.1], 0.0).pvalue)
 
 
 def test_study_report_shows_the_spread_across_searches():
@@ -181,8 +194,15 @@ def test_study_report_shows_the_spread_across_searches():
     text = comparison.render_study_report(run, points, curve_tests, experiments=["| x |"], settings_lines=["- s"],
                                           alpha=0.05, rope=1.0, threshold=0.95, notes=[], across=across)
     assert text.index("## Answer") < text.index("Across independent searches") < text.index("## How it was computed")
-    assert "Over 3 independent searches per approach, 1 of the 1 primary pairs got the same verdict every time" in text
-    assert "| A2 | Feature Based MTL FFN | Classic FFN PyTorch | +0.20 [+0.20, +0.20] | 0.00 | 0/3 | 3/3 | 0/3 | 0/3 |" in text
+    answer = text[text.index("## Answer"):text.index("## Accuracy")]
+    # The answer over searches comes first, then the first search's own verdicts.
+    assert answer.index("Over the 3 searches") < answer.index("In the first search alone")
+    assert "In 1 of the 1 pairs every single search gave the same verdict" in answer
+    # Three identical +0.2 differences: no spread, inside the ROPE (p, at an sd of 0 or of rounding
+    # noise, is not asserted).
+    row = [line for line in text.splitlines()
+           if line.startswith("| A2 | Feature Based MTL FFN | Classic FFN PyTorch | +0.20 [+0.20, +0.20] | 0.00 |")]
+    assert len(row) == 1 and row[0].endswith("| **practically equivalent** | 0/3 | 3/3 | 0/3 | 0/3 |")
 
 
 def test_a_single_task_family_gets_one_curve_per_dataset():

@@ -375,7 +375,7 @@ def run_study(args) -> int:
     ]
     across = None
     if len(runs) > 1:
-        across = comparison.across_searches(runs)
+        across = comparison.across_searches(runs, alpha=args.alpha, rope=args.rope)
         atomic.write_text(results_dir / REPEATS_FOLDER / "across_searches.csv", across[0].to_csv(index=False))
         atomic.write_text(results_dir / REPEATS_FOLDER / "accuracy_across_searches.csv", across[1].to_csv(index=False))
         settings_lines.append(f"- Search repeats: {len(runs)} (seeds {', '.join(str(s) for s, _ in trees)}); the "

@@ -240,12 +240,14 @@ def _natural_column(column: pd.Series) -> pd.Series:
 
 # ----------------------------------------------------------------------------- across searches
 ACROSS_COLUMNS = ["dataset", "approach", "vs_approach", "n_searches", "mean_diff", "sd_diff", "ci_low", "ci_high",
+                  "p_value", "p_adjusted", "equivalence_low", "equivalence_high", "verdict",
                   *[f"n_{v.replace(' ', '_')}" for v in st.VERDICTS]]
 SPREAD_COLUMNS = ["dataset", "approach", "kind", "n_searches", "accuracy_mean", "accuracy_sd", "accuracy_min",
                   "accuracy_max"]
 
 
-def across_searches(runs: list[dict], confidence: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+def across_searches(runs: list[dict], confidence: float = 0.95, *, alpha: float = st.DEFAULT_ALPHA,
+                    rope: float = st.DEFAULT_ROPE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The primary comparisons over R independent searches (``--search-repeats``).
 
     Args:
@@ -259,8 +261,13 @@ def across_searches(runs: list[dict], confidence: float = 0.95) -> tuple[pd.Data
         verdict came out. The searches are independent (seeds, splits and folds all differ),
         so the R differences are i.i.d. draws of "search both, compare on fresh folds": their
         spread holds the search-to-search variance and the fold noise together, and the
-        interval assumes only that independence (and rough normality, R small). ``spread``:
-        each approach's full-split accuracy (fractions) across searches.
+        interval assumes only that independence (and rough normality, R small). The same
+        R differences give the search-level verdict: a one-sample t-test of "no difference"
+        (``p_value``), Holm-adjusted over the pairs (``p_adjusted``), and an equivalence test
+        (two one-sided t-tests at ``alpha``: the 1 - 2 alpha interval ``equivalence_low`` ..
+        ``equivalence_high`` inside +-``rope`` points); "practically equivalent" if it
+        passes, else "better"/"worse" if the adjusted p < alpha, else "no detectable
+        difference". ``spread``: each approach's full-split accuracy (fractions) across searches.
     """
     from scipy import stats as sps
 
@@ -277,11 +284,20 @@ def across_searches(runs: list[dict], confidence: float = 0.95) -> tuple[pd.Data
         n = len(values)
         mean = float(values.mean())
         sd = float(values.std(ddof=1)) if n > 1 else float("nan")
-        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / np.sqrt(n) if n > 1 else float("nan")
+        se = sd / np.sqrt(n) if n > 1 else float("nan")
+        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * se if n > 1 else float("nan")
+        tost = float(sps.t.ppf(1 - alpha, n - 1)) * se if n > 1 else float("nan")
+        p = float(2 * sps.t.sf(abs(mean) / se, n - 1)) if n > 1 and se > 0 else float("nan")
         counts = part["verdict"].value_counts()
         diffs.append({"dataset": dataset, "approach": approach, "vs_approach": vs, "n_searches": n,
                       "mean_diff": mean, "sd_diff": sd, "ci_low": mean - half, "ci_high": mean + half,
+                      "p_value": p, "equivalence_low": mean - tost, "equivalence_high": mean + tost,
                       **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in st.VERDICTS}})
+    diffs = pd.DataFrame(diffs, columns=ACROSS_COLUMNS)
+    diffs["p_adjusted"] = st.holm(diffs["p_value"].to_numpy(dtype=float))
+    equivalent = (diffs["equivalence_low"] > -rope) & (diffs["equivalence_high"] < rope)
+    diffs["verdict"] = [st.EQUIVALENT if eq else st.verdict(m, pa, float("nan"), alpha=alpha)
+                        for eq, m, pa in zip(equivalent, diffs["mean_diff"], diffs["p_adjusted"])]
     summary = pd.concat(summaries, ignore_index=True)
     spread = []
     for (dataset, approach), part in summary.groupby(["dataset", "approach"], sort=False):
@@ -289,7 +305,7 @@ def across_searches(runs: list[dict], confidence: float = 0.95) -> tuple[pd.Data
         spread.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0], "n_searches": len(acc),
                        "accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1
                        else float("nan"), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max())})
-    return pd.DataFrame(diffs, columns=ACROSS_COLUMNS), pd.DataFrame(spread, columns=SPREAD_COLUMNS)
+    return diffs, pd.DataFrame(spread, columns=SPREAD_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- references

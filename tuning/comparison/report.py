@@ -330,8 +330,12 @@ def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.
     markdown table lines of what the study ran or reused; ``settings_lines`` bullet lines.
     """
     summary, tests, order = comparison["summary"], comparison["tests"], comparison["order"]
+    first = answer_lines(tests, rope, threshold)
+    if across is not None and len(across[0]):  # the search is part of the procedure: that answer first
+        first = [*across_answer(across), "In the first search alone (the tables down to \"Across independent "
+                 "searches\" are from it): " + first[0][:1].lower() + first[0][1:], *first[1:]]
     out = ["# Does multi-task learning help? Study report", "", "## Answer", "",
-           *answer_lines(tests, rope, threshold), "", *across_answer(across), curve_answer(curve_tests), "",
+           *first, "", curve_answer(curve_tests), "",
            "## Accuracy of every approach, %", "",
            "Per approach: full-split mean [95% interval corrected for fold correlation] · one-split test score.",
            "", *summary_table(summary, order, "accuracy"), "", WHY_BOTH, "", "![accuracy per approach](comparison.png)",
@@ -365,14 +369,20 @@ def across_lines(diffs: pd.DataFrame, spread: pd.DataFrame) -> list[str]:
     out = [f"Each search was run {n} times with independent seeds (its own search, split and folds). Per primary "
            "pair: the mean over searches of the full-split difference, its standard deviation across searches, a "
            "95% t-interval over the search-level differences (it includes the search-to-search variance; it "
-           "assumes only that the searches are independent), and in how many searches each verdict came out.", "",
+           "assumes only that the searches are independent and their differences roughly normal), the t-test of "
+           "no difference over the same values, Holm-adjusted over the pairs, the verdict over searches "
+           "(\"practically equivalent\" when two one-sided tests put the difference inside the ROPE), and in how "
+           "many single searches each verdict came out.", "",
            "| dataset | multi-task | vs | mean difference, points [95% CI over searches] | sd across searches | "
-           "better | practically equivalent | no detectable difference | worse |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "p (Holm) | verdict over searches | single searches: better | practically equivalent | "
+           "no detectable difference | worse |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in diffs.iterrows():
         ci = "" if _missing(r["ci_low"]) else f" [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
         sd = "n/a" if _missing(r["sd_diff"]) else f"{r['sd_diff']:.2f}"
+        p_adj = "n/a" if _missing(r["p_adjusted"]) else f"{r['p_adjusted']:.3f}"
         out.append(f"| {r['dataset']} | {r['approach']} | {r['vs_approach']} | {r['mean_diff']:+.2f}{ci} | {sd} | "
+                   f"{p_adj} | **{r['verdict']}** | "
                    f"{r['n_better']}/{r['n_searches']} | {r['n_practically_equivalent']}/{r['n_searches']} | "
                    f"{r['n_no_detectable_difference']}/{r['n_searches']} | {r['n_worse']}/{r['n_searches']} |")
     out += ["", "Full-split accuracy of each approach across searches, %: mean, sd, min-max.", "",
@@ -393,6 +403,16 @@ def across_answer(across: tuple | None) -> list[str]:
     stable = sum(1 for _, r in diffs.iterrows()
                  if max(r[f"n_{v.replace(' ', '_')}"] for v in ("better", "practically equivalent",
                                                                 "no detectable difference", "worse")) == n)
-    return [f"Over {n} independent searches per approach, {stable} of the {len(diffs)} primary pairs got the same "
-            "verdict every time (the table \"Across independent searches\" gives the differences with intervals "
-            "that include the search-to-search spread).", ""]
+    counts = diffs["verdict"].value_counts()
+    tally = ", ".join(f"{int(counts[v])} {v}" for v in ("better", "practically equivalent", "no detectable difference",
+                                                         "worse") if v in counts)
+    several = diffs["approach"].nunique() > 1
+    pairs = "; ".join(("" if not several else f"{r['approach']} ") + f"{r['dataset']} {r['mean_diff']:+.1f}" + ("" if _missing(r["ci_low"]) else
+                                                                f" [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]")
+                      for _, r in diffs.iterrows())
+    return [f"Every search was run {n} times with independent seeds, and the answer counts the search as part of "
+            f"what is compared. Over the {n} searches, the {len(diffs)} primary comparisons (each multi-task family "
+            f"against the single-task family with the same trunk, per dataset, Holm-adjusted) came out: {tally}. "
+            f"Mean difference multi-task minus single-task, points [95% interval over searches]: {pairs}.", "",
+            f"In {stable} of the {len(diffs)} pairs every single search gave the same verdict (the table \"Across "
+            "independent searches\" has the counts and each approach's spread across searches).", ""]
