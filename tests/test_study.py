@@ -104,6 +104,15 @@ def test_bad_study_input_is_one_error_line(argv, text, capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("error: ") and text in err[0]
 
 
+def test_the_full_study_runs_three_searches_of_each_by_default_the_smoke_run_one():
+    import argparse
+    parser = argparse.ArgumentParser()
+    study.add_arguments(parser)
+    assert study.search_repeats(parser.parse_args([])) == 3
+    assert study.search_repeats(parser.parse_args(["--smoke"])) == 1
+    assert study.search_repeats(parser.parse_args(["--smoke", "--search-repeats", "2"])) == 2
+
+
 def test_time_budget_is_shared_among_the_searches_left():
     deadline = time.time() + 1000.0
     assert study._budget_for(None, 3) is None
