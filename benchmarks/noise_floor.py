@@ -5,10 +5,10 @@ Per family and dataset, the project's default search (TPE told which trials ASHA
 ASHA on epochs) runs once per seed under the equal-epoch budget of
 ``benchmarks/search_efficiency.py`` (its ``TPE + ASHA`` arm, :func:`search_efficiency.run_one`:
 ``--samples`` x ``--max-epochs`` epochs per search, as many trials as fit). The configuration
-each search picks is rerun on ``--folds`` x ``--repeats`` folds; the folds depend on the
-data and the export's seed, not the search seed, so every search of one dataset is scored on
-the same folds and the spread below is the search's alone (plus the reruns' own training
-noise, which the folds average).
+each search picks is rerun on ``--folds`` x ``--repeats`` folds. As with ``tune --seed``, the
+seed also draws the tuning split and the folds, so the spread below is what a lab sees when
+it reruns a search with another seed: the search's own variation plus that of re-partitioning
+and retraining one configuration (not separated here).
 
 Both best-trial rules of :mod:`tuning.selection` are scored on the same searches: *before*
 (``best_epoch``, the rule until the accuracy issue) and *after* (``window3``, the default);
@@ -164,14 +164,16 @@ def main(argv=None) -> int:
         f"- Search: TPE + ASHA (the default searcher), {args.samples * args.max_epochs} epochs per search "
         f"({args.samples} x {args.max_epochs}, as many trials as fit), ASHA grace {args.grace_period}, "
         f"{args.num_cpus} trials at once; outcome: full-split accuracy of the picked configuration over "
-        f"{args.folds} folds x {args.repeats} repeat(s), the same folds for every seed", "",
+        f"{args.folds} folds x {args.repeats} repeat(s); the seed draws the search, the tuning split and the "
+        "folds, as `tune --seed` does", "",
         "Full-split accuracy (%) of the configuration each search picked, over search seeds; *after* = "
         "the default best-trial rule (`window3`), *before* = the best single epoch (`best_epoch`), both "
         "applied to the same searches:", "",
         common.markdown_table(HEADER, rows), "",
-        "*sd*: sample standard deviation over the seeds (the folds are fixed, so this is the search's "
-        "spread); *sqrt(2) x sd*: the typical difference between two approaches that comes from their "
-        "searches alone, when each is tuned by one search; *same pick*: searches where both rules "
+        "*sd*: sample standard deviation over the seeds: what rerunning one search with another seed "
+        "moves the result by (search, split and folds together); *sqrt(2) x sd*: the typical difference "
+        "between two independent such runs of one approach, so the smallest difference between two approaches "
+        "that one search each can claim; *same pick*: searches where both rules "
         f"picked the same trial. {sd_uncertainty(min(r[2] for r in rows))}",
     ])
     print(body)
