@@ -96,8 +96,8 @@ def table(runs: list[dict]) -> list[list]:
     keys = list(dict.fromkeys((r["family"], r["dataset"]) for r in runs))
     for family, dataset in keys:
         here = [r for r in runs if (r["family"], r["dataset"]) == (family, dataset)]
-        after = [r["full_acc"] for r in here]
-        before = [r["rule_before"]["full_acc"] for r in here]
+        after = [100 * r["full_acc"] for r in here]  # the raw file holds fractions
+        before = [100 * r["rule_before"]["full_acc"] for r in here]
         same = sum(r["rule_before"]["picked_trial"] == r["picked_trial"] for r in here)
         sd_after, range_after = _spread(after)
         sd_before, range_before = _spread(before)
@@ -160,6 +160,7 @@ def main(argv=None) -> int:
     body = "\n".join([
         "## Noise floor of one search (`benchmarks/noise_floor.py`)", "",
         prov["text"],
+        *([f"- Re-analysed {time.strftime('%Y-%m-%d %H:%M %Z')} with `{command}`"] if args.from_raw else []),
         *([f"- Also counted: the TPE + ASHA experiments of {', '.join(imported)} (same budget)"] if imported else []),
         f"- Search: TPE + ASHA (the default searcher), {args.samples * args.max_epochs} epochs per search "
         f"({args.samples} x {args.max_epochs}, as many trials as fit), ASHA grace {args.grace_period}, "

@@ -11,6 +11,7 @@ writes what it should.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -82,11 +83,13 @@ def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     runs = json.loads(floor_raw.read_text())["runs"]
     assert sorted((r["family"], r["seed"]) for r in runs) == [("cnn", 0), ("ffn", 0), ("ffn", 1)]
     for r in runs:  # both rules scored on the same search; a shared pick shares its rerun
-        assert 0 <= r["full_acc"] <= 100 and 0 <= r["rule_before"]["full_acc"] <= 100
+        assert 0 <= r["full_acc"] <= 1 and 0 <= r["rule_before"]["full_acc"] <= 1
         if r["rule_before"]["picked_trial"] == r["picked_trial"]:
             assert r["rule_before"]["full_acc"] == r["full_acc"]
     ffn = [line for line in floor.splitlines() if line.startswith("| ffn | T2 | 2 |")]
     assert len(ffn) == 1 and float(ffn[0].split("|")[5]) >= 0  # an sd over the two seeds
+    mean = statistics.mean(100 * r["full_acc"] for r in runs if r["family"] == "ffn")
+    assert float(ffn[0].split("|")[4]) == pytest.approx(mean, abs=0.01)  # in percent
     assert "| cnn | T2 | 1 |" in floor and search_efficiency.SECTION in md.read_text()  # the other section kept
     again = tmp_path / "again.md"
     assert noise_floor.main(["--from-raw", str(floor_raw), "--results-md", str(again)]) == 0
