@@ -165,6 +165,31 @@ def experiment_dir(storage: Path, prefix: str = "ffn-T2-") -> Path | None:
     return found[0] if found else None
 
 
+def saved_checkpoints(exp: Path) -> dict:
+    """Tune's newest saved experiment state: trial id -> index of the newest checkpoint it
+    would restore from (-1: none). The checkpoint manager is saved cloudpickled, as hex; its
+    checkpoint paths end in ``checkpoint_<index>``."""
+    files = sorted(exp.glob("experiment_state-*.json"))
+    if not files:
+        return {}
+    try:
+        data = json.loads(files[-1].read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for trial_json, run_metadata in data["trial_data"]:
+        trial, meta = json.loads(trial_json), json.loads(run_metadata)
+        manager = meta.get("checkpoint_manager", {})
+        raw = manager.get("value", "") if isinstance(manager, dict) else str(manager)
+        try:
+            text = bytes.fromhex(raw).decode("latin-1")
+        except ValueError:
+            text = str(raw)
+        found = [int(i) for i in re.findall(r"checkpoint_(\d{6})", text)]
+        out[trial["trial_id"]] = max(found, default=-1)
+    return out
+
+
 def saved_state(exp: Path) -> dict:
     """Tune's newest saved experiment state: trial id -> (status, last training_iteration, failures)."""
     # The newest session's file by name, as Tune picks it (a restore copies older ones
@@ -191,8 +216,11 @@ def held_and_saved(hold: Path, exp_storage: Path, epoch: int, n: int, prefix: st
     exp = experiment_dir(exp_storage, prefix)
     if len(held) < n or exp is None:
         return None
-    state = saved_state(exp)
-    if all(state.get(t, ("", 0, 0))[1] == epoch for t in held):
+    state, checkpoints = saved_state(exp), saved_checkpoints(exp)
+    # The result of ``epoch`` and its checkpoint (index epoch - 1) both in the saved state: a
+    # driver killed now resumes each trial after ``epoch``. The result alone is not enough: a
+    # state saved between the two made a resumed trial redo the epoch (seen once in CI).
+    if all(state.get(t, ("", 0, 0))[1] == epoch and checkpoints.get(t, -1) == epoch - 1 for t in held):
         return held
     return None
 
