@@ -12,7 +12,6 @@ fold; the raw file's PCA+SVM figure is on the same folds.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.selection import load  # noqa: E402
+from benchmarks.selection import read_raw_search  # noqa: E402
 
 SECTION = "ensemble"
 
@@ -44,29 +43,18 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     import torch
 
-    from tuning import selection
     from tuning.ensemble import fit_members, score_members
     from tuning.export import INNER_VAL_FRACTION, rerun_patience
     from tuning.comparison.references import reference_rows
-    from tuning.reruns import FULL_SPLIT, plan_jobs
     from tuning.splits import cv_folds
     from tuning.stats import corrected_resampled_ttest
-    from tuning.settings import TuneSettings
     from tuning.training import TaskData
 
     args = parse_args(argv)
-    raw = json.loads(Path(args.raw).read_text())
-    name, _, length = raw["dataset"].partition("r")
-    folds, repeats = args.folds or raw["folds"], args.repeats or raw["repeats"]
-    dataset = load(argparse.Namespace(dataset=name, data_dir=args.data_dir, folds=folds,
-                                      resample=int(length) if length else None))
-    ranked = selection.rank_trials({t["trial_id"]: t["history"] for t in raw["trials"]}, "val_accuracy", "max")
-    configs = {t["trial_id"]: t["config"] for t in raw["trials"]}
+    search = read_raw_search(args.raw, args.data_dir, folds=args.folds, repeats=args.repeats)  # the search's seed
+    raw, dataset, ranked, configs, jobs = search.raw, search.dataset, search.ranked, search.configs, search.jobs
+    folds, repeats = search.folds, search.repeats
     members = [p.trial_id for p in ranked[:args.k]]
-    settings = TuneSettings()
-    jobs = [j for j in plan_jobs([dataset], seed=raw["seed"], folds=folds, repeats=repeats,
-                                 val_fraction=settings.val_fraction, test_fraction=settings.test_fraction,
-                                 inner_val_fraction=INNER_VAL_FRACTION) if j.kind == FULL_SPLIT]
     torch.set_num_threads(args.threads)
     started = time.time()
     single, ensemble, sizes = [], [], []

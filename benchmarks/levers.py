@@ -13,7 +13,6 @@ export). Differences are paired by fold.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.selection import load  # noqa: E402
+from benchmarks.selection import read_raw_search  # noqa: E402
 
 SECTION = "levers"
 OFF = {"augment": False, "lr_schedule": "none", "label_smoothing": 0.0}
@@ -57,23 +56,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     import torch
 
-    from tuning import selection
-    from tuning.export import INNER_VAL_FRACTION, rerun_patience
-    from tuning.reruns import FULL_SPLIT, plan_jobs, run_job
-    from tuning.settings import TuneSettings
+    from tuning.export import rerun_patience
+    from tuning.reruns import run_job
 
     args = parse_args(argv)
-    raw = json.loads(Path(args.raw).read_text())
-    name, _, length = raw["dataset"].partition("r")
-    dataset = load(argparse.Namespace(dataset=name, data_dir=args.data_dir, folds=args.folds,
-                                      resample=int(length) if length else None))
+    search = read_raw_search(args.raw, args.data_dir, folds=args.folds, repeats=args.repeats, seed=args.seed)
+    raw, dataset, ranked, configs, jobs = search.raw, search.dataset, search.ranked, search.configs, search.jobs
     epochs = args.epochs or max(len(t["history"]) for t in raw["trials"])
-    ranked = selection.rank_trials({t["trial_id"]: t["history"] for t in raw["trials"]}, "val_accuracy", "max")
-    configs = {t["trial_id"]: t["config"] for t in raw["trials"]}
-    settings = TuneSettings()
-    jobs = [j for j in plan_jobs([dataset], seed=args.seed, folds=args.folds, repeats=args.repeats,
-                                 val_fraction=settings.val_fraction, test_fraction=settings.test_fraction,
-                                 inner_val_fraction=INNER_VAL_FRACTION) if j.kind == FULL_SPLIT]
     torch.set_num_threads(args.threads)
     started = time.time()
     scores: dict[str, dict[str, list[float]]] = {}

@@ -79,6 +79,44 @@ def load(args):
     return dataset
 
 
+@dataclasses.dataclass
+class RawSearch:
+    """A ``--raw`` file of this script, ready to rerun (see :func:`read_raw_search`)."""
+    raw: dict
+    dataset: object
+    ranked: list     # its trials, best first under tuning.selection's default rule
+    configs: dict    # trial id -> config
+    jobs: list       # the full-split jobs
+    folds: int
+    repeats: int
+    seed: int
+
+
+def read_raw_search(path, data_dir, *, folds: int | None = None, repeats: int | None = None,
+                    seed: int | None = None) -> RawSearch:
+    """The dataset as the search saw it (resampled if it was), its trials ranked, and the
+    full-split jobs of ``folds`` x ``repeats`` folds drawn with ``seed``, as the export draws
+    them (each None: the raw file's own)."""
+    from tuning import selection
+    from tuning.export import INNER_VAL_FRACTION
+    from tuning.reruns import FULL_SPLIT, plan_jobs
+    from tuning.settings import TuneSettings
+
+    raw = json.loads(Path(path).read_text())
+    folds, repeats = folds or raw["folds"], repeats or raw["repeats"]
+    seed = raw["seed"] if seed is None else seed
+    name, _, length = raw["dataset"].partition("r")
+    dataset = load(argparse.Namespace(dataset=name, data_dir=data_dir, folds=folds,
+                                      resample=int(length) if length else None))
+    ranked = selection.rank_trials({t["trial_id"]: t["history"] for t in raw["trials"]}, "val_accuracy", "max")
+    settings = TuneSettings()
+    jobs = [j for j in plan_jobs([dataset], seed=seed, folds=folds, repeats=repeats,
+                                 val_fraction=settings.val_fraction, test_fraction=settings.test_fraction,
+                                 inner_val_fraction=INNER_VAL_FRACTION) if j.kind == FULL_SPLIT]
+    return RawSearch(raw, dataset, ranked, {t["trial_id"]: t["config"] for t in raw["trials"]}, jobs,
+                     folds, repeats, seed)
+
+
 def sample_configs(family: str, n: int, seed: int) -> list[dict]:
     import optuna
 
