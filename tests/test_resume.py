@@ -165,49 +165,42 @@ def experiment_dir(storage: Path, prefix: str = "ffn-T2-") -> Path | None:
     return found[0] if found else None
 
 
-def saved_checkpoints(exp: Path) -> dict:
-    """Tune's newest saved experiment state: trial id -> index of the newest checkpoint it
-    would restore from (-1: none). The checkpoint manager is saved cloudpickled, as hex; its
-    checkpoint paths end in ``checkpoint_<index>``."""
-    files = sorted(exp.glob("experiment_state-*.json"))
-    if not files:
-        return {}
-    try:
-        data = json.loads(files[-1].read_text())
-    except (OSError, ValueError):
-        return {}
-    out = {}
-    for trial_json, run_metadata in data["trial_data"]:
-        trial, meta = json.loads(trial_json), json.loads(run_metadata)
-        manager = meta.get("checkpoint_manager", {})
-        raw = manager.get("value", "") if isinstance(manager, dict) else str(manager)
-        try:
-            text = bytes.fromhex(raw).decode("latin-1")
-        except ValueError:
-            text = str(raw)
-        found = [int(i) for i in re.findall(r"checkpoint_(\d{6})", text)]
-        out[trial["trial_id"]] = max(found, default=-1)
-    return out
-
-
-def saved_state(exp: Path) -> dict:
-    """Tune's newest saved experiment state: trial id -> (status, last training_iteration, failures)."""
+def _newest_trial_data(exp: Path) -> list[tuple[dict, dict]]:
+    """(trial, run metadata) of each trial in Tune's newest saved experiment state."""
     # The newest session's file by name, as Tune picks it (a restore copies older ones
     # again, so their modification times say nothing).
     files = sorted(exp.glob("experiment_state-*.json"))
     if not files:
-        return {}
+        return []
     try:
         data = json.loads(files[-1].read_text())
     except (OSError, ValueError):  # caught while Tune rewrites it: read again later
-        return {}
-    state = {}
-    for trial_json, run_metadata in data["trial_data"]:
-        trial, meta = json.loads(trial_json), json.loads(run_metadata)
-        found = re.search(r"'training_iteration': (\d+)", str(meta.get("last_result", "")))
-        state[trial["trial_id"]] = (trial["status"], int(found.group(1)) if found else 0,
-                                    int(meta.get("num_failures", 0)))
-    return state
+        return []
+    return [(json.loads(trial_json), json.loads(run_metadata)) for trial_json, run_metadata in data["trial_data"]]
+
+
+def _newest_checkpoint(meta: dict) -> int:
+    """Index of the newest checkpoint a trial's saved run metadata would restore from (-1:
+    none). The checkpoint manager is saved cloudpickled, as hex; its checkpoint paths end in
+    ``checkpoint_<index>``."""
+    manager = meta.get("checkpoint_manager", {})
+    raw = manager.get("value", "") if isinstance(manager, dict) else str(manager)
+    try:
+        text = bytes.fromhex(raw).decode("latin-1")
+    except ValueError:
+        text = str(raw)
+    return max((int(i) for i in re.findall(r"checkpoint_(\d{6})", text)), default=-1)
+
+
+def _last_iteration(meta: dict) -> int:
+    found = re.search(r"'training_iteration': (\d+)", str(meta.get("last_result", "")))
+    return int(found.group(1)) if found else 0
+
+
+def saved_state(exp: Path) -> dict:
+    """Tune's newest saved experiment state: trial id -> (status, last training_iteration, failures)."""
+    return {trial["trial_id"]: (trial["status"], _last_iteration(meta), int(meta.get("num_failures", 0)))
+            for trial, meta in _newest_trial_data(exp)}
 
 
 def held_and_saved(hold: Path, exp_storage: Path, epoch: int, n: int, prefix: str = "ffn-T2-"):
@@ -216,11 +209,12 @@ def held_and_saved(hold: Path, exp_storage: Path, epoch: int, n: int, prefix: st
     exp = experiment_dir(exp_storage, prefix)
     if len(held) < n or exp is None:
         return None
-    state, checkpoints = saved_state(exp), saved_checkpoints(exp)
-    # The result of ``epoch`` and its checkpoint (index epoch - 1) both in the saved state: a
+    # The result of ``epoch`` and its checkpoint (index epoch - 1) both in one saved state: a
     # driver killed now resumes each trial after ``epoch``. The result alone is not enough: a
     # state saved between the two made a resumed trial redo the epoch (seen once in CI).
-    if all(state.get(t, ("", 0, 0))[1] == epoch and checkpoints.get(t, -1) == epoch - 1 for t in held):
+    saved = {trial["trial_id"]: (_last_iteration(meta), _newest_checkpoint(meta))
+             for trial, meta in _newest_trial_data(exp)}
+    if all(saved.get(t) == (epoch, epoch - 1) for t in held):
         return held
     return None
 
