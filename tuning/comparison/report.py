@@ -400,16 +400,17 @@ def across_answer(across: tuple | None) -> list[str]:
         return []
     diffs = across[0]
     n = int(diffs["n_searches"].max())
-    stable = sum(1 for _, r in diffs.iterrows()
-                 if max(r[f"n_{v.replace(' ', '_')}"] for v in ("better", "practically equivalent",
-                                                                "no detectable difference", "worse")) == n)
+    verdicts = ("better", "practically equivalent", "no detectable difference", "worse")
+    stable = sum(1 for _, r in diffs.iterrows() if max(r[f"n_{v.replace(' ', '_')}"] for v in verdicts) == n)
     counts = diffs["verdict"].value_counts()
-    tally = ", ".join(f"{int(counts[v])} {v}" for v in ("better", "practically equivalent", "no detectable difference",
-                                                         "worse") if v in counts)
+    tally = ", ".join(f"{int(counts[v])} {v}" for v in verdicts if v in counts)
     several = diffs["approach"].nunique() > 1
-    pairs = "; ".join(("" if not several else f"{r['approach']} ") + f"{r['dataset']} {r['mean_diff']:+.1f}" + ("" if _missing(r["ci_low"]) else
-                                                                f" [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]")
-                      for _, r in diffs.iterrows())
+    pairs = []
+    for _, r in diffs.iterrows():
+        name = f"{r['approach']} {r['dataset']}" if several else str(r["dataset"])
+        interval = "" if _missing(r["ci_low"]) else f" [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+        pairs.append(f"{name} {r['mean_diff']:+.1f}{interval}")
+    pairs = "; ".join(pairs)
     return [f"Every search was run {n} times with independent seeds, and the answer counts the search as part of "
             f"what is compared. Over the {n} searches, the {len(diffs)} primary comparisons (each multi-task family "
             f"against the single-task family with the same trunk, per dataset, Holm-adjusted) came out: {tally}. "
