@@ -113,11 +113,31 @@ def test_the_full_study_runs_three_searches_of_each_by_default_the_smoke_run_one
     assert study.search_repeats(parser.parse_args(["--smoke", "--search-repeats", "2"])) == 2
 
 
-def test_time_budget_is_shared_among_the_searches_left():
-    deadline = time.time() + 1000.0
-    assert study._budget_for(None, 3) is None
-    assert study._budget_for(deadline, 4) == pytest.approx(study.SEARCH_SHARE * 1000 / 4, rel=0.01)
-    assert study._budget_for(time.time() - 5, 2) == study.MIN_SEARCH_S  # spent: the floor
+def test_time_budget_sets_aside_the_exports_and_the_curves():
+    assert study.StudyClock.for_budget(time.time(), None).search_budget("ffn", ["ffn"]) is None
+    clock = study.StudyClock.for_budget(time.time(), 1000 / 3600)
+    usable = 1000 * (1 - study.CURVE_SHARE)
+    # Nothing timed yet: each search is priced with the guessed export after it.
+    assert clock.search_budget("ffn", ["ffn"] * 4) == pytest.approx(
+        usable / (4 * (1 + study.EXPORT_RATIO_GUESS)), rel=0.01)
+    # ffn's exports took half its search time, cnn's none measured yet: cnn takes all families' ratio.
+    clock.add("ffn", 100.0, 50.0)
+    assert clock.export_ratio("ffn") == pytest.approx(0.5)
+    assert clock.export_ratio("cnn") == pytest.approx(0.5)
+    clock.add("cnn", 100.0, 300.0)
+    assert clock.export_ratio("cnn") == pytest.approx(3.0)
+    assert clock.export_ratio("lstm") == pytest.approx(350 / 200)
+    assert clock.search_budget("ffn", ["ffn", "cnn"]) == pytest.approx(usable / (1.5 + 4.0), rel=0.01)
+    spent = study.StudyClock.for_budget(time.time() - 2000, 1000 / 3600)
+    assert spent.search_budget("ffn", ["ffn"]) == study.MIN_SEARCH_S  # past the deadline: the floor
+
+
+def test_the_report_says_where_the_time_went():
+    records = [{"status": "ran", "seconds": 300.0, "search_seconds": 120.0},
+               {"status": "reused", "seconds": 999.0, "search_seconds": 1.0},
+               {"status": "ran", "seconds": 60.0, "search_seconds": 60.0}]
+    assert study.phase_line(records, 90.0) == ("- Time in this run: searches 3.0 min, exports 3.0 min "
+                                               "(2 experiments), learning curves 1.5 min.")
 
 
 def test_records_match_only_the_same_data_and_settings(tmp_path, tiny_dataset_dir):

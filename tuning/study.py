@@ -16,10 +16,13 @@ left in ``--storage``). Learning-curve rows are reused while their experiment is
 exported one.
 
 **Time budget.** ``--time-budget H`` (hours, whole study) is shared out through Tune's own
-``TuneConfig(time_budget_s=...)``: each search still to run gets an equal share of
-:data:`SEARCH_SHARE` of the time left (the rest is for the reruns of exports and curves,
-which Tune does not time), at least :data:`MIN_SEARCH_S`. A search stopped by its budget is
-exported from its best trial so far, and the report says so.
+``TuneConfig(time_budget_s=...)``. Tune times only the searches, so the study keeps the rest
+in its own books (:class:`StudyClock`): :data:`CURVE_SHARE` of the budget is kept for the
+learning curves, and every search still to run gets an equal share of what is left, after
+setting aside for each its export (the reruns), priced by what the exports so far took
+relative to their searches (that family's, else all families', else :data:`EXPORT_RATIO_GUESS`),
+at least :data:`MIN_SEARCH_S`. A search stopped by its budget is exported from its best
+trial so far, and the report says so, with the time each phase took.
 
 **Search repeats.** ``--search-repeats R`` (default 3, 1 with ``--smoke``) runs every search R times with seeds ``seed +
 1000 r``; repeat 0 fills the main results tree, repeat r its own tree under
@@ -47,7 +50,10 @@ from tuning.errors import InputError
 from tuning.settings import TuneSettings, load_for_tuning
 
 STUDY_FOLDER = "Study"
-SEARCH_SHARE = 0.6
+CURVE_SHARE = 0.15
+# Before any export has been timed: an export (15 reruns to early stopping) is assumed to take
+# as long as its search. Measured on the stand-ins with 5 x 3 folds: see README "The study".
+EXPORT_RATIO_GUESS = 1.0
 MIN_SEARCH_S = 30.0
 FINGERPRINT_SETTINGS = ("samples", "max_epochs", "grace_period", "metric", "seed", "val_fraction", "test_fraction",
                         "folds", "repeats", "label_column")
@@ -203,10 +209,42 @@ def up_to_date(results_dir, family: str, group, settings: TuneSettings) -> dict 
 
 
 # ----------------------------------------------------------------------------- running
-def _budget_for(deadline: float | None, n_left: int) -> float | None:
-    if deadline is None:
-        return None
-    return max(MIN_SEARCH_S, SEARCH_SHARE * (deadline - time.time()) / max(1, n_left))
+@dataclasses.dataclass
+class StudyClock:
+    """The study's time books: the deadline, and the seconds each family's searches and
+    exports took so far, from which each search still to run gets its share."""
+
+    deadline: float | None
+    total_s: float = 0.0
+    search_s: dict = dataclasses.field(default_factory=dict)
+    export_s: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def for_budget(cls, started_at: float, hours: float | None) -> "StudyClock":
+        if hours is None:
+            return cls(None)
+        return cls(started_at + 3600.0 * hours, 3600.0 * hours)
+
+    def export_ratio(self, family: str) -> float:
+        """Export seconds per search second: this family's so far, else every family's, else the guess."""
+        for searched, exported in ((self.search_s.get(family, 0.0), self.export_s.get(family, 0.0)),
+                                   (sum(self.search_s.values()), sum(self.export_s.values()))):
+            if searched > 0 and exported > 0:
+                return exported / searched
+        return EXPORT_RATIO_GUESS
+
+    def search_budget(self, family: str, todo_families: list[str]) -> float | None:
+        """Seconds for the next search (of ``family``); ``todo_families`` are the searches still to
+        run, this one included, each followed by its export."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.time() - CURVE_SHARE * self.total_s
+        weight = sum(1.0 + self.export_ratio(f) for f in todo_families) or 1.0
+        return max(MIN_SEARCH_S, left / weight)
+
+    def add(self, family: str, search_seconds: float, export_seconds: float) -> None:
+        self.search_s[family] = self.search_s.get(family, 0.0) + search_seconds
+        self.export_s[family] = self.export_s.get(family, 0.0) + export_seconds
 
 
 def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]:
@@ -221,7 +259,7 @@ def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]
     return out
 
 
-def run_experiments(plan, deadline: float | None, log) -> list[dict]:
+def run_experiments(plan, clock: StudyClock, log) -> list[dict]:
     """Search and export every planned ``(family, group, settings, results_dir)`` that is not
     up to date; one record each."""
     from tuning.driver import run_groups
@@ -237,7 +275,7 @@ def run_experiments(plan, deadline: float | None, log) -> list[dict]:
                 "settings; skipped")
             records.append({**existing, "seed": settings.seed, "status": "reused"})
             continue
-        budget = _budget_for(deadline, len(todo))
+        budget = clock.search_budget(family, [p[0] for p in todo])
         todo.pop(0)
         run_settings = dataclasses.replace(settings, time_budget_s=budget)
         log(f"study: {family} on {names} (seed {settings.seed})"
@@ -255,11 +293,13 @@ def run_experiments(plan, deadline: float | None, log) -> list[dict]:
                             "seed": settings.seed,
                             "experiment": Path(str(outcome.path)).name})
             continue
+        searched = time.time()
         export_experiment(outcome.path, results_dir, progress=False)
+        clock.add(family, searched - started, time.time() - searched)
         record = {"family": family, "datasets": [d.name for d in group], "experiment": Path(str(outcome.path)).name,
                   "experiment_path": str(outcome.path), "n_trials": outcome.n_trials,
                   "budget_cut": not outcome.complete, "time_budget_s": budget,
-                  "seconds": round(time.time() - started, 1),
+                  "seconds": round(time.time() - started, 1), "search_seconds": round(searched - started, 1),
                   "fingerprint": fingerprint(family, group, settings)}
         atomic.write_text(record_path(results_dir, family, group), json.dumps(record, indent=2))
         records.append({**record, "seed": settings.seed, "status": "ran"})
@@ -329,6 +369,15 @@ def _experiment_lines(records: list[dict]) -> list[str]:
     return lines
 
 
+def phase_line(records: list[dict], curve_seconds: float) -> str:
+    """Where this run's time went: searches, exports (their reruns) and learning curves."""
+    ran = [r for r in records if r.get("status") == "ran"]
+    search = sum(r.get("search_seconds", r["seconds"]) for r in ran)
+    export = sum(r["seconds"] for r in ran) - search
+    return (f"- Time in this run: searches {search / 60:.1f} min, exports {export / 60:.1f} min "
+            f"({len(ran)} experiments), learning curves {curve_seconds / 60:.1f} min.")
+
+
 def run_study(args) -> int:
     from tuning import cluster, comparison
 
@@ -352,20 +401,22 @@ def run_study(args) -> int:
     trees = repeat_trees(results_dir, settings.seed, args.search_repeats)
     plan = [(family, group, dataclasses.replace(settings, seed=seed), tree) for seed, tree in trees
             for family, group in plan]
-    deadline = started_at + 3600.0 * args.time_budget if args.time_budget else None
+    clock = StudyClock.for_budget(started_at, args.time_budget)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     connected = cluster.connect(settings.address, settings.num_cpus)
     try:
-        records = run_experiments(plan, deadline, log)
+        records = run_experiments(plan, clock, log)
         runs = [comparison.run_comparison(tree, metric="accuracy", alpha=args.alpha, rope=args.rope,
                                           threshold=args.threshold, quiet=True, references=r == 0)
                 for r, (_, tree) in enumerate(trees)]
         result = runs[0]
         chosen = chosen_for_curves(result["summary"], families)
+        curves_started = time.time()
         curves = run_curves(results_dir, chosen, fractions, log)
+        curve_seconds = time.time() - curves_started
     finally:
         if connected:
             import ray
@@ -385,6 +436,7 @@ def run_study(args) -> int:
         f"{settings.repeats} repeats" + (f"; smoke data: {SMOKE_ROWS_PER_CLASS} rows per class" if args.smoke else ""),
         f"- Time budget: {budget_text}; this run took {elapsed / 60:.1f} min (experiments reused from earlier runs "
         "are not timed again).",
+        phase_line(records, curve_seconds),
         f"- Learning-curve fractions: {', '.join(f'{100 * f:g}%' for f in fractions)}.",
     ]
     across = None
