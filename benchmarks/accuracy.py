@@ -133,13 +133,12 @@ def short_name(approach: str) -> str:
 
 
 def build_tables(rows, ceiling: dict, provenance_svm: dict):
-    from tuning.comparison import MULTI, REFERENCE, SINGLE
+    from tuning.comparison import KIND_ORDER, MULTI, REFERENCE
     from tuning.results_tree import natural_key
     from tuning.stats import mean_ci
 
     kinds = rows.groupby("approach")["kind"].first()
-    order = {SINGLE: 0, MULTI: 1, REFERENCE: 2}
-    approaches = sorted(kinds.index, key=lambda a: (order[kinds[a]], a))
+    approaches = sorted(kinds.index, key=lambda a: (KIND_ORDER[kinds[a]], a))
     tuned = [a for a in approaches if kinds[a] != REFERENCE]
     datasets = sorted(rows["dataset"].unique(), key=natural_key)
     acc_rows, gap_rows, gaps = [], [], {}

@@ -140,6 +140,12 @@ def case_bad_metric(work):
 
 
 @case
+def case_negative_ensemble(work):
+    write_csv(work / "data" / "A2.csv", HEADER, good_rows())
+    return tune_args(work, "A2", "--ensemble", "-1"), ["--ensemble", "got -1"]
+
+
+@case
 def case_export_empty_folder(work):
     empty = work / "data" / "empty_experiment"
     empty.mkdir()

@@ -395,6 +395,74 @@ def test_same_seed_gives_same_metrics(exported, experiments, tmp_path):
 
 
 # --------------------------------------------------------------------------------------
+# The ensemble approach (--ensemble K)
+# --------------------------------------------------------------------------------------
+
+
+def test_ensemble_is_its_own_approach_on_the_same_folds(exported, experiments, tmp_path):
+    from tuning.comparison import ENSEMBLE, SINGLE, load_approaches, paired_tests
+    from tuning.export import find_best_trial, ranked_trials
+
+    results, _ = exported
+    with_ensemble = tmp_path / "results"
+    summary = export_experiment(experiments["T3"], with_ensemble, folds=FOLDS, repeats=REPEATS, progress=False,
+                                ensemble=2)
+    approach, prefix = tree.approach_names("ffn", ensemble=True)
+    assert (approach, prefix) == (APPROACH + " Ensemble", PREFIX + "_Ensemble")
+    root = with_ensemble / approach
+    # The best configuration's own rows are those of an export without an ensemble: the
+    # members train beside it and change nothing of it.
+    csv = f"{PREFIX}_full_split_metrics_T3.csv"
+    timing = ["train_seconds", "node_id"]
+    pd.testing.assert_frame_equal(as_text(with_ensemble / APPROACH / tree.INDIVIDUAL / csv).drop(columns=timing),
+                                  as_text(results / APPROACH / tree.INDIVIDUAL / csv).drop(columns=timing))
+    single = pd.read_csv(with_ensemble / APPROACH / tree.INDIVIDUAL / csv)
+    ensemble = pd.read_csv(root / tree.INDIVIDUAL / f"{prefix}_full_split_metrics_T3.csv")
+    assert list(ensemble[["repeat", "fold", "n_train", "n_test"]].itertuples(index=False)) == \
+        list(single[["repeat", "fold", "n_train", "n_test"]].itertuples(index=False))
+    assert (ensemble["epochs"] > single["epochs"]).all()  # two networks' epochs
+    assert (ensemble["n_parameters"] > single["n_parameters"]).all()
+    assert summary.ensemble_full_split is not None and set(summary.ensemble_full_split["dataset"]) == {"T3", tree.OVERALL}
+    # Its members: the best trial first, then the next under the same rule.
+    ranked = [t.trial_id for t in ranked_trials(str(experiments["T3"]), "val_accuracy", "max")]
+    members = json.loads((root / tree.RUN_CONFIG / "ensemble_members.json").read_text())
+    assert [m["trial_id"] for m in members] == ranked[:2]
+    assert members[0]["trial_id"] == find_best_trial(str(experiments["T3"]), "val_accuracy", "max").trial_id
+    best = pd.read_csv(root / tree.BEST / f"{prefix}_best_performers.csv", dtype={"trial_id": str})
+    assert best["ensemble_members"].iloc[0].startswith(ranked[0] + " (")
+    # The comparison shows it as an ensemble and tests it in no pair.
+    rows = load_approaches(with_ensemble, include_references=False)
+    assert rows.groupby("approach")["kind"].first().to_dict() == {APPROACH: SINGLE, approach: ENSEMBLE}
+    tests, _ = paired_tests(rows)
+    assert tests.empty
+
+
+def test_rerun_ensemble_row_scores_the_average_of_the_networks(module_tiny_dataset_dir):
+    from tuning.ensemble import average_proba, fit_members
+    from tuning.metrics import classification_metrics
+    from tuning.reruns import run_job
+    from tuning.training import TaskData
+
+    dataset = load_dataset(module_tiny_dataset_dir / "T3.csv")
+    job = plan_jobs([dataset], seed=3, folds=2, repeats=1, val_fraction=0.2, test_fraction=0.2,
+                    inner_val_fraction=INNER_VAL_FRACTION)[1]
+    base = {"ffn_n_layers": 1, "ffn_units_l0": 16, "lr": 3e-3, "batch_size": 16, "dropout": 0.1}
+    configs = [base, {**base, "ffn_units_l0": 8, "lr": 0.01}]
+    rows = run_job("ffn", configs[0], [dataset], job, max_epochs=3, patience=2, members=configs[1:])
+    assert [r["ensemble"] for r in rows] == [False, True]
+    task = TaskData.from_rows(dataset, job.train[0], job.val[0])
+    networks = fit_members("ffn", configs, [task], max_epochs=3, seed=job.seed, patience=2)
+    test = job.test[0]
+    expected = classification_metrics(dataset.y[test], average_proba(networks, dataset.X[test]).argmax(1),
+                                      dataset.n_classes)
+    assert rows[1]["accuracy"] == pytest.approx(expected["accuracy"])
+    assert rows[1]["confusion_matrix"] == expected["confusion_matrix"]
+    alone = classification_metrics(dataset.y[test], networks[0].predict(dataset.X[test]), dataset.n_classes)
+    assert rows[0]["accuracy"] == pytest.approx(alone["accuracy"])
+    assert rows[1]["epochs"] == sum(n.epochs_run for n in networks)
+
+
+# --------------------------------------------------------------------------------------
 # No leakage between the parts of a split
 # --------------------------------------------------------------------------------------
 

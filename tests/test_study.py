@@ -155,6 +155,8 @@ def test_records_match_only_the_same_data_and_settings(tmp_path, tiny_dataset_di
     run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
     assert study.up_to_date(results, "cnn", group, settings) is not None
     assert study.up_to_date(results, "cnn", group, TuneSettings(data_dir=str(tiny_dataset_dir), folds=3)) is None
+    assert study.up_to_date(results, "cnn", group, settings, ensemble=3) is None  # now with an ensemble
+    assert study.up_to_date(results, "cnn", group, settings, ensemble=1) is not None  # 1: none
     run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-2"}))  # re-exported from another search
     assert study.up_to_date(results, "cnn", group, settings) is None
     run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))

@@ -216,7 +216,7 @@ def test_resume_is_exact_with_a_schedule_and_augmentation(schedule):
 # ----------------------------------------------------------------------------- ensemble
 def test_ensemble_averages_member_probabilities():
     from tuning.data import Dataset
-    from tuning.ensemble import fit_members, predict_proba, score_members
+    from tuning.ensemble import average_proba, fit_members, score_members
 
     task = tiny_task()
     X = np.concatenate([task.X_train, task.X_val])
@@ -224,7 +224,8 @@ def test_ensemble_averages_member_probabilities():
     dataset = Dataset("T", None, X, y, "label", ("a", "b", "c"))
     test = np.arange(len(task.y_train), len(y))
     members = fit_members("ffn", [BASE, {**BASE, "ffn_units_l0": 8}], [task], max_epochs=2, seed=0)
-    p = [predict_proba(m, X[test]) for m in members]
+    p = [m.predict_proba(X[test]) for m in members]
+    assert np.allclose(average_proba(members, X[test]), (p[0] + p[1]) / 2)
     assert p[0].shape == (len(test), 3) and np.allclose(p[0].sum(1), 1.0, atol=1e-5)
     assert np.array_equal(p[0].argmax(1), members[0].predict(X[test]))
     scores = score_members(members, dataset, test)

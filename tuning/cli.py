@@ -18,6 +18,9 @@ from tuning.metrics import SCORES
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
 LAUNCHER_ENV = "SPIKESORT_TUNE_LAUNCHER"
+ENSEMBLE_HELP = ("also score the average of the top K configurations' class probabilities as its own "
+                 "approach (<Approach> Ensemble), trained beside the best on the same folds: the export's "
+                 "reruns take about K times as long; 0: none")
 """Set by ``scripts/tune.sh`` to its own path as typed, so that the printed continue
 command goes through the script too."""
 
@@ -68,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
     tune.add_argument("--results-dir", default="results", help="root of the exported results tree")
     tune.add_argument("--no-export", action="store_true", help="tune only; export later with `export`")
+    tune.add_argument("--ensemble", type=int, default=0, metavar="K", help=ENSEMBLE_HELP)
     tune.add_argument("--verbose", action="store_true",
                       help="Ray's own output: status tables, every trial's configuration and results, "
                            "workers' log lines (default: a line per trial and a progress line)")
@@ -82,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="join an existing Ray cluster: HOST:PORT or auto; unset: the search's, "
                              "else RAY_ADDRESS, else a local runtime")
     export.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime")
+    export.add_argument("--ensemble", type=int, default=0, metavar="K", help=ENSEMBLE_HELP)
 
     compare = commands.add_parser("compare", help="single-task vs multi-task, per dataset, with statistics",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -165,10 +170,11 @@ def settings_from_args(args):
 
 
 def cmd_tune(args) -> int:
-    from tuning.settings import check_output_folder, load_for_tuning
+    from tuning.settings import check_ensemble, check_output_folder, load_for_tuning
 
     settings = settings_from_args(args).effective()
     groups = load_for_tuning(args.family, args.dataset, settings)  # every input error, before heavy imports
+    check_ensemble(args.ensemble)
     if not args.no_export:
         check_output_folder(args.results_dir, "--results-dir")
     from tuning import cluster
@@ -189,7 +195,7 @@ def cmd_tune(args) -> int:
                 return interrupted(args, groups, finished)
             if not args.no_export:
                 print_summary(export_experiment(outcome.path, args.results_dir, best=best_trial_from_outcome(outcome),
-                                                datasets=list(group)))
+                                                datasets=list(group), ensemble=args.ensemble))
             finished += 1
     except KeyboardInterrupt:  # between searches, in an export, or a second Ctrl-C
         return interrupted(args, groups, finished)
@@ -230,7 +236,7 @@ def cmd_export(args) -> int:
     from tuning.export import export_experiment, print_summary
 
     summary = export_experiment(args.experiment, args.results_dir, folds=args.folds, repeats=args.repeats,
-                                address=args.address, num_cpus=args.num_cpus)
+                                address=args.address, num_cpus=args.num_cpus, ensemble=args.ensemble)
     print_summary(summary)
     return 0
 

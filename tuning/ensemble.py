@@ -1,10 +1,9 @@
 """An ensemble of the top-k configurations of a search: each trained on the same rows with
 :func:`tuning.training.fit`, their predicted class probabilities averaged.
 
-Scored like a rerun (:func:`tuning.reruns.run_job`: same fold, same early stopping on the
-inner validation part, same metrics), so it can sit beside the single best configuration
-on identical folds. Not yet an approach of the export's results tree; measured by
-``benchmarks/ensemble.py``.
+The export scores it as its own approach of the results tree (``--ensemble K``:
+:func:`tuning.reruns.run_job` trains the members beside the best configuration on every
+fold); ``benchmarks/ensemble.py`` measures it on its own.
 """
 
 from __future__ import annotations
@@ -12,19 +11,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from tuning.data import Dataset
 from tuning.metrics import classification_metrics
-from tuning.training import FitResult, TaskData, _logits, _prepare_inputs, fit
+from tuning.training import FitResult, TaskData, fit
 
 
-@torch.no_grad()
-def predict_proba(result: FitResult, X: np.ndarray, task: int = 0) -> np.ndarray:
-    """Class probabilities, shape (rows, classes), of one trained network."""
-    result.model.eval()
-    x = torch.from_numpy(_prepare_inputs(X, result.normalisers[task], result.input_length, result.n_channels))
-    return torch.softmax(_logits(result.model, x, task, result.device), dim=1).numpy()
+def average_proba(members: Sequence[FitResult], X: np.ndarray, task: int = 0) -> np.ndarray:
+    """The members' class probabilities for ``X``, averaged: shape (rows, classes)."""
+    return np.mean([m.predict_proba(X, task) for m in members], axis=0)
 
 
 def fit_members(family: str, configs: Sequence[dict], tasks: Sequence[TaskData], *, max_epochs: int,
@@ -37,9 +32,9 @@ def fit_members(family: str, configs: Sequence[dict], tasks: Sequence[TaskData],
 
 def score_members(members: Sequence[FitResult], dataset: Dataset, test: np.ndarray, task: int = 0) -> dict:
     """Metrics of the first member alone and of the probability average of all of them."""
-    probabilities = [predict_proba(m, dataset.X[test], task) for m in members]
     truth = dataset.y[test]
     return {
-        "single": classification_metrics(truth, probabilities[0].argmax(1), dataset.n_classes),
-        "ensemble": classification_metrics(truth, np.mean(probabilities, axis=0).argmax(1), dataset.n_classes),
+        "single": classification_metrics(truth, members[0].predict(dataset.X[test], task), dataset.n_classes),
+        "ensemble": classification_metrics(truth, average_proba(members, dataset.X[test], task).argmax(1),
+                                           dataset.n_classes),
     }

@@ -27,7 +27,7 @@ from tuning.data import Dataset, load_dataset
 from tuning.driver import ExperimentOutcome, mark_exported, package_versions, read_run_record
 from tuning.errors import InputError
 from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
-from tuning.settings import check_output_folder
+from tuning.settings import check_ensemble, check_output_folder
 from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
 
 INNER_VAL_FRACTION = 0.15
@@ -52,6 +52,7 @@ class ExportSummary:
     files: list[Path]
     one_split: pd.DataFrame
     full_split: pd.DataFrame
+    ensemble_full_split: pd.DataFrame | None = None  # with --ensemble: its approach's summary
 
 
 def rerun_patience(max_epochs: int) -> int:
@@ -59,9 +60,10 @@ def rerun_patience(max_epochs: int) -> int:
     return max(5, max_epochs // 3)
 
 
-def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = selection.DEFAULT_RULE) -> BestTrial:
-    """Best trial under ``rule`` (:mod:`tuning.selection`; the benchmarks also ask for the
-    others); InputError for an empty or broken experiment folder."""
+def ranked_trials(experiment_dir: str, metric: str, mode: str,
+                  rule: str = selection.DEFAULT_RULE) -> list[BestTrial]:
+    """Every trial that scored, best first under ``rule`` (:mod:`tuning.selection`; the
+    benchmarks also ask for the others); InputError for an empty or broken experiment folder."""
     from ray.tune import ExperimentAnalysis
 
     try:
@@ -70,15 +72,27 @@ def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = sel
         raise InputError(f"{experiment_dir}: not a readable Tune experiment "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
     trials = {trial.trial_id: trial for trial in analysis.trials}
-    pick = selection.pick_best({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode, rule)
-    if pick is None:
+    picks = selection.rank_trials({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode, rule)
+    if not picks:
         raise InputError(f"{experiment_dir}: no trial reported {metric!r}; nothing to export")
-    # Per task, as the score (a multi-task search reports val_<metric>/<dataset>).
-    per_task = {key.split("/", 1)[1]: float(value) for key, value in pick.means.items()
-                if key.startswith(metric + "/")}
     complete = all(t.status in ("TERMINATED", "ERROR") for t in analysis.trials)
-    return BestTrial(pick.trial_id, dict(trials[pick.trial_id].config), pick.epoch, pick.score,
-                     per_task, len(analysis.trials), complete)
+    # Per task, as the score (a multi-task search reports val_<metric>/<dataset>).
+    return [BestTrial(pick.trial_id, dict(trials[pick.trial_id].config), pick.epoch, pick.score,
+                      {key.split("/", 1)[1]: float(value) for key, value in pick.means.items()
+                       if key.startswith(metric + "/")}, len(analysis.trials), complete)
+            for pick in picks]
+
+
+def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = selection.DEFAULT_RULE) -> BestTrial:
+    """Best trial under ``rule``; InputError for an empty or broken experiment folder."""
+    return ranked_trials(experiment_dir, metric, mode, rule)[0]
+
+
+def ensemble_members(experiment_dir: str, metric: str, mode: str, best: BestTrial, size: int) -> list[BestTrial]:
+    """The ``size - 1`` trials ranked next after ``best`` by the best-trial rule (the
+    ensemble is ``best`` and these); fewer when the search has fewer that scored."""
+    others = [t for t in ranked_trials(experiment_dir, metric, mode) if t.trial_id != best.trial_id]
+    return others[:max(0, size - 1)]
 
 
 def best_trial_from_outcome(outcome: ExperimentOutcome) -> BestTrial:
@@ -107,13 +121,17 @@ def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
 def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "results", *,
                       folds: int | None = None, repeats: int | None = None, address: str | None = None,
                       num_cpus: int | None = None, progress: bool = True, best: BestTrial | None = None,
-                      datasets: list[Dataset] | None = None) -> ExportSummary:
+                      datasets: list[Dataset] | None = None, ensemble: int = 0) -> ExportSummary:
     """Rerun the best configuration and merge its results into ``results_dir``.
 
     ``best`` and ``datasets``: the best trial already picked and the experiment's
     datasets already validated (what ``tune`` holds after its search); without them,
     both are read from the experiment folder and the data files.
+    ``ensemble``: also score the average of the top ``ensemble`` configurations' class
+    probabilities (:func:`ensemble_members`), trained beside the best on the same folds and
+    seeds, as its own approach (``<Approach> Ensemble``); 0 or 1: none.
     """
+    check_ensemble(ensemble)
     if "://" not in str(experiment_dir):  # Tune reads a local experiment by absolute path only
         experiment_dir = Path(experiment_dir).expanduser().resolve()
     experiment_dir = str(experiment_dir)
@@ -129,6 +147,9 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
               file=sys.stderr)
     if datasets is None:
         datasets = reload_datasets(record, min_rows_per_class(folds))
+    members = ensemble_members(experiment_dir, record["metric"], record["mode"], best, ensemble) if ensemble > 1 else []
+    if ensemble > 1 and not members:
+        print(f"warning: {experiment_dir} has no other scored trial; no ensemble", file=sys.stderr)
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
                      inner_val_fraction=INNER_VAL_FRACTION)
@@ -141,28 +162,38 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
             inner_val_fraction=INNER_VAL_FRACTION, cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"])
         rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
-                        cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress)
+                        cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress,
+                        members=[m.config for m in members])
         final = bundle.collect(final)
     finally:
         if started:
             import ray
             ray.shutdown()
-    plan, one_split, full_split = write_export(Path(results_dir), record, experiment_dir, best, datasets,
-                                               rows, folds, repeats, final)
+    plan, one_split, full_split, ensemble_split = write_export(
+        Path(results_dir), record, experiment_dir, best, datasets, rows, folds, repeats, final, members)
     mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
-    return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split)
+    return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split)
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
                  datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
-                 final: bundle.FinalModel | None = None):
+                 final: bundle.FinalModel | None = None, members: list[BestTrial] = ()):
     """Plan and commit the export under the results tree's lock, so that a concurrent export
     of another dataset cannot read the shared files before this one has written them.
-    ``final``: the model bundle's network, whose files join the same all-or-nothing commit."""
+    ``final``: the model bundle's network, whose files join the same all-or-nothing commit.
+    ``members``: the ensemble's other trials; its rows (``ensemble`` True) become the
+    ``<Approach> Ensemble`` approach, in the same commit."""
+    single_rows = [r for r in rows if not r.get("ensemble")]
+    ensemble_split = None
     with tree.locked(results_dir):
         plan, one_split, full_split = plan_export(results_dir, record, experiment_dir, best, datasets,
-                                                  rows, folds, repeats)
+                                                  single_rows, folds, repeats)
+        if members:
+            ensemble_plan, _, ensemble_split = plan_export(
+                results_dir, record, experiment_dir, best, datasets, [r for r in rows if r.get("ensemble")],
+                folds, repeats, members=list(members))
+            plan.update(ensemble_plan)
         if final is not None:
             approach, _ = tree.approach_names(record["family"])
             plan.update(bundle.plan_bundle(
@@ -172,14 +203,16 @@ def write_export(results_dir: Path, record: dict, experiment_dir: str, best: Bes
                                              "objective": record["metric"], "objective_value": best.value,
                                              "search_epoch": best.epoch}))
         tree.commit(plan)
-    return plan, one_split, full_split
+    return plan, one_split, full_split, ensemble_split
 
 
 def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
-                datasets: list[Dataset], rows: list[dict], folds: int, repeats: int):
-    """Every file of the export, as bytes by path; nothing is written here."""
+                datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
+                members: list[BestTrial] | None = None):
+    """Every file of the export, as bytes by path; nothing is written here. ``members``:
+    the files of the ensemble approach (``best`` and these), from its rows."""
     family = record["family"]
-    approach, prefix = tree.approach_names(family)
+    approach, prefix = tree.approach_names(family, ensemble=members is not None)
     root = results_dir / approach
     names = [d.name for d in datasets]
     experiment = Path(experiment_dir).name
@@ -214,7 +247,7 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
     one_split = pd.concat([one_datasets, pd.DataFrame([overall])], ignore_index=True)
     plan[one_path] = tree.csv_bytes(one_split)
 
-    best_frame = best_rows(family, approach, record, best, datasets, experiment, full_split)
+    best_frame = best_rows(family, approach, record, best, datasets, experiment, full_split, members)
     best_name = (f"{prefix}_full_split_metrics_best_config.csv" if family.startswith("mtl-")
                  else f"{prefix}_best_performers.csv")
     best_path = root / tree.BEST / best_name
@@ -224,11 +257,18 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
 
     plan.update(run_config_files(root / tree.RUN_CONFIG, record, experiment_dir, best, datasets,
                                  folds, repeats))
+    if members is not None:
+        plan[root / tree.RUN_CONFIG / "ensemble_members.json"] = json.dumps(
+            [dataclasses.asdict(m) for m in (best, *members)], indent=2, default=str).encode()
     return plan, one_split, full_split
 
 
-def best_rows(family, approach, record, best: BestTrial, datasets, experiment, full_split) -> pd.DataFrame:
-    """One row per dataset: the objective, where the best config came from, every hyperparameter."""
+def best_rows(family, approach, record, best: BestTrial, datasets, experiment, full_split,
+              members: list[BestTrial] | None = None) -> pd.DataFrame:
+    """One row per dataset: the objective, where the best config came from, every hyperparameter.
+    An ensemble's row is its best member's, with every member's trial and objective listed in
+    ``ensemble_members``; its ``objective_value`` stays that member's (the ensemble itself was
+    never scored on the validation rows)."""
     hyper = {k: v for k, v in sorted(best.config.items()) if k != "family"}
     summary = full_split.set_index("dataset")
     rows = []
@@ -240,6 +280,9 @@ def best_rows(family, approach, record, best: BestTrial, datasets, experiment, f
                "search_complete": best.complete, "experiment": experiment}
         if family.startswith("mtl-"):
             row["objective_value_mean_over_tasks"] = best.value
+        if members is not None:
+            row["ensemble_members"] = "; ".join(f"{m.trial_id} ({m.per_task.get(dataset.name, m.value):.4g})"
+                                                for m in (best, *members))
         for score in tree.SCORES:
             row[f"full_split_{score}_mean"] = float(summary.loc[dataset.name, f"{score}_mean"])
         row.update(hyper)
@@ -273,12 +316,17 @@ def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds
 
 
 def print_summary(summary: ExportSummary) -> None:
-    frame = summary.full_split
-    print(f"\n== {summary.approach}: full-split accuracy (mean [95% CI], %)")
+    _print_full_split(summary.approach, summary.full_split)
+    if summary.ensemble_full_split is not None:
+        _print_full_split(summary.approach + tree.ENSEMBLE_SUFFIX, summary.ensemble_full_split)
+    print(f"Results: {summary.results_dir / summary.approach}")
+    print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
+          f"{summary.results_dir / summary.approach / bundle.MODEL_FOLDER}")
+
+
+def _print_full_split(approach: str, frame: pd.DataFrame) -> None:
+    print(f"\n== {approach}: full-split accuracy (mean [95% CI], %)")
     for _, row in frame.iterrows():
         print(f"  {row['dataset']:>8}: {100 * row['accuracy_mean']:.1f} "
               f"[{100 * row['accuracy_ci95_low']:.1f}, {100 * row['accuracy_ci95_high']:.1f}]"
               f"  balanced {100 * row['balanced_accuracy_mean']:.1f}  macro-F1 {100 * row['macro_f1_mean']:.1f}")
-    print(f"Results: {summary.results_dir / summary.approach}")
-    print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
-          f"{summary.results_dir / summary.approach / bundle.MODEL_FOLDER}")

@@ -57,41 +57,52 @@ def plan_jobs(datasets: Sequence[Dataset], *, seed: int, folds: int, repeats: in
 
 
 def run_job(family: str, config: dict, datasets: Sequence[Dataset], job: RerunJob, *,
-            max_epochs: int, patience: int, metric: str = "accuracy", threads: int = 1) -> list[dict]:
+            max_epochs: int, patience: int, metric: str = "accuracy", threads: int = 1,
+            members: Sequence[dict] = ()) -> list[dict]:
     """Train on ``job``'s rows and score each dataset's test rows; one result row per dataset.
 
     Each row holds the metrics (fractions), the confusion matrix (list of lists), epochs run,
     the best epoch, training seconds, the parameter count and the Ray node that ran it.
+    ``members``: further configurations trained on the same rows and seed; then each dataset
+    gets a second row (``ensemble`` True) scoring the average of every network's class
+    probabilities (``config``'s and the members'), whose epochs, seconds and parameters are
+    the networks' sums and whose best epoch is ``config``'s.
     """
     torch.set_num_threads(threads)
     tasks = [TaskData.from_rows(d, tr, va) for d, tr, va in zip(datasets, job.train, job.val)]
-    result = fit(family, config, tasks, max_epochs=max_epochs, seed=job.seed,
-                 metric=metric, patience=patience, device=_device())
-    n_parameters = models.count_parameters(result.model)
+    fits = [fit(family, c, tasks, max_epochs=max_epochs, seed=job.seed, metric=metric, patience=patience,
+                device=_device()) for c in (config, *members)]
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
     rows = []
     for task_index, (dataset, test) in enumerate(zip(datasets, job.test)):
-        predicted = result.predict(dataset.X[test], task_index)
-        scores = classification_metrics(dataset.y[test], predicted, dataset.n_classes)
-        rows.append({
-            "kind": job.kind, "dataset": dataset.name, "repeat": job.repeat, "fold": job.fold,
-            "seed": job.seed, "n_train": int(len(job.train[task_index])),
-            "n_val": int(len(job.val[task_index])), "n_test": int(len(test)),
-            **scores, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
-            "train_seconds": round(result.train_seconds, 3), "n_parameters": n_parameters,
-            "node_id": node,
-        })
+        probabilities = [f.predict_proba(dataset.X[test], task_index) for f in fits]
+        scored = [(False, fits[:1], probabilities[0])]
+        if members:
+            scored.append((True, fits, np.mean(probabilities, axis=0)))
+        for ensemble, networks, proba in scored:
+            scores = classification_metrics(dataset.y[test], proba.argmax(1), dataset.n_classes)
+            rows.append({
+                "kind": job.kind, "ensemble": ensemble, "dataset": dataset.name, "repeat": job.repeat,
+                "fold": job.fold, "seed": job.seed, "n_train": int(len(job.train[task_index])),
+                "n_val": int(len(job.val[task_index])), "n_test": int(len(test)),
+                **scores, "epochs": sum(f.epochs_run for f in networks), "best_epoch": networks[0].best_epoch,
+                "train_seconds": round(sum(f.train_seconds for f in networks), 3),
+                "n_parameters": sum(models.count_parameters(f.model) for f in networks),
+                "node_id": node,
+            })
     return rows
 
 
 def run_jobs(family: str, config: dict, datasets: Sequence[Dataset], jobs: Sequence[RerunJob], *,
              max_epochs: int, patience: int, metric: str = "accuracy", cpus: float = 1.0,
-             gpus: float = 0.0, progress: bool = True) -> list[dict]:
-    """Every job as a Ray task (``cpus``/``gpus`` each, as a trial); rows in job order."""
+             gpus: float = 0.0, progress: bool = True, members: Sequence[dict] = ()) -> list[dict]:
+    """Every job as a Ray task (``cpus``/``gpus`` each, as a trial); rows in job order.
+    ``members``: as for :func:`run_job` (an ensemble scored beside ``config``)."""
     remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_job)
     datasets_ref = ray.put(list(datasets))  # shipped once, not once per task
     pending = {remote.remote(family, config, datasets_ref, job, max_epochs=max_epochs,
-                             patience=patience, metric=metric, threads=torch_threads(cpus)): i
+                             patience=patience, metric=metric, threads=torch_threads(cpus),
+                             members=list(members)): i
                for i, job in enumerate(jobs)}
     results: dict[int, list[dict]] = {}
     bar = _progress(len(jobs), enabled=progress)

@@ -47,16 +47,25 @@ TEXT_COLUMNS = {"dataset": str, "trial_id": str, "node_id": str, "experiment": s
 _CLASSIC = {"ffn": "FFN", "cnn": "CNN", "lstm": "LSTM"}
 
 
-def approach_names(family: str) -> tuple[str, str]:
+ENSEMBLE_SUFFIX = " Ensemble"
+
+
+def approach_names(family: str, ensemble: bool = False) -> tuple[str, str]:
     """(folder, file prefix): ``cnn`` -> Classic CNN PyTorch / Classic_CNN,
     ``mtl-ffn`` -> Feature Based MTL FFN / Feature_based_MTL (the lab's historical name),
-    ``mtl-cnn`` -> Feature Based MTL CNN / Feature_based_MTL_CNN, and so on."""
+    ``mtl-cnn`` -> Feature Based MTL CNN / Feature_based_MTL_CNN, and so on. ``ensemble``:
+    the export's ensemble of that family's top configurations, e.g. Classic CNN PyTorch
+    Ensemble / Classic_CNN_Ensemble."""
     if family.startswith("mtl-"):
         trunk = family.removeprefix("mtl-").upper()
         prefix = "Feature_based_MTL" if trunk == "FFN" else f"Feature_based_MTL_{trunk}"
-        return f"Feature Based MTL {trunk}", prefix
-    trunk = _CLASSIC.get(family, family.upper())
-    return f"Classic {trunk} PyTorch", f"Classic_{trunk}"
+        folder = f"Feature Based MTL {trunk}"
+    else:
+        trunk = _CLASSIC.get(family, family.upper())
+        folder, prefix = f"Classic {trunk} PyTorch", f"Classic_{trunk}"
+    if ensemble:
+        return folder + ENSEMBLE_SUFFIX, prefix + ENSEMBLE_SUFFIX.replace(" ", "_")
+    return folder, prefix
 
 
 def individual_columns(n_classes: int) -> list[str]:

@@ -135,3 +135,9 @@ def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[l
         check_same_channels(family, datasets)
         return [datasets]
     return [[d] for d in datasets]
+
+
+def check_ensemble(size: int) -> None:
+    """``--ensemble K``: 0 (none) or how many top configurations to average."""
+    if size < 0:
+        raise InputError(f"--ensemble must be 0 (none) or the number of configurations to average, got {size}")

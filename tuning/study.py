@@ -47,7 +47,7 @@ import models
 from tuning import atomic
 from tuning.data import file_sha256
 from tuning.errors import InputError
-from tuning.settings import TuneSettings, load_for_tuning
+from tuning.settings import TuneSettings, check_ensemble, load_for_tuning
 
 STUDY_FOLDER = "Study"
 CURVE_SHARE = 0.15
@@ -104,6 +104,9 @@ def add_arguments(parser) -> None:
     search.add_argument("--address", default=None, help="join an existing Ray cluster: HOST:PORT or auto")
     search.add_argument("--storage", default=defaults.storage)
     parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="K",
+                        help="each export also scores the average of its search's top K configurations as its "
+                             "own approach (shown in the report, in no test); 0: none")
     stats = parser.add_argument_group("comparison")
     stats.add_argument("--alpha", type=float, default=0.05, help="significance level (Holm-adjusted p)")
     stats.add_argument("--rope", type=float, default=1.0, help="practical equivalence: +- this many accuracy points")
@@ -176,18 +179,22 @@ def first_two_datasets(data_dir) -> str:
     return ",".join(p.stem for p in paths[:2])
 
 
-def fingerprint(family: str, group, settings: TuneSettings) -> dict:
-    """What an experiment's exported results depend on: the data's content and the settings."""
-    return {"family": family,
-            "datasets": [{"name": d.name, "sha256": file_sha256(d.path), "rows": int(len(d.y))} for d in group],
-            "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS}}
+def fingerprint(family: str, group, settings: TuneSettings, ensemble: int = 0) -> dict:
+    """What an experiment's exported results depend on: the data's content and the settings
+    (and the ensemble's size when there is one: records of studies without stay valid)."""
+    out = {"family": family,
+           "datasets": [{"name": d.name, "sha256": file_sha256(d.path), "rows": int(len(d.y))} for d in group],
+           "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS}}
+    if ensemble > 1:
+        out["ensemble"] = ensemble
+    return out
 
 
 def record_path(results_dir, family: str, group) -> Path:
     return Path(results_dir) / STUDY_FOLDER / f"{family}-{'+'.join(d.name for d in group)}.json"
 
 
-def up_to_date(results_dir, family: str, group, settings: TuneSettings) -> dict | None:
+def up_to_date(results_dir, family: str, group, settings: TuneSettings, ensemble: int = 0) -> dict | None:
     """The study record of this experiment if its exported results match data and settings."""
     from tuning.results_tree import RUN_CONFIG, approach_names
 
@@ -195,7 +202,7 @@ def up_to_date(results_dir, family: str, group, settings: TuneSettings) -> dict 
         record = json.loads(record_path(results_dir, family, group).read_text())
     except (OSError, ValueError):
         return None
-    if record.get("fingerprint") != fingerprint(family, group, settings):
+    if record.get("fingerprint") != fingerprint(family, group, settings, ensemble):
         return None
     approach, _ = approach_names(family)
     for dataset in group:
@@ -259,17 +266,17 @@ def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]
     return out
 
 
-def run_experiments(plan, clock: StudyClock, log) -> list[dict]:
+def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dict]:
     """Search and export every planned ``(family, group, settings, results_dir)`` that is not
-    up to date; one record each."""
+    up to date; one record each. ``ensemble``: as the export's."""
     from tuning.driver import run_groups
     from tuning.export import export_experiment
 
     records = []
-    todo = [p for p in plan if up_to_date(p[3], p[0], p[1], p[2]) is None]
+    todo = [p for p in plan if up_to_date(p[3], p[0], p[1], p[2], ensemble) is None]
     for family, group, settings, results_dir in plan:
         names = "+".join(d.name for d in group)
-        existing = up_to_date(results_dir, family, group, settings)
+        existing = up_to_date(results_dir, family, group, settings, ensemble)
         if existing is not None:
             log(f"study: {family} on {names} (seed {settings.seed}): exported results match the data and "
                 "settings; skipped")
@@ -294,13 +301,13 @@ def run_experiments(plan, clock: StudyClock, log) -> list[dict]:
                             "experiment": Path(str(outcome.path)).name})
             continue
         searched = time.time()
-        export_experiment(outcome.path, results_dir, progress=False)
+        export_experiment(outcome.path, results_dir, progress=False, ensemble=ensemble)
         clock.add(family, searched - started, time.time() - searched)
         record = {"family": family, "datasets": [d.name for d in group], "experiment": Path(str(outcome.path)).name,
                   "experiment_path": str(outcome.path), "n_trials": outcome.n_trials,
                   "budget_cut": not outcome.complete, "time_budget_s": budget,
                   "seconds": round(time.time() - started, 1), "search_seconds": round(searched - started, 1),
-                  "fingerprint": fingerprint(family, group, settings)}
+                  "fingerprint": fingerprint(family, group, settings, ensemble)}
         atomic.write_text(record_path(results_dir, family, group), json.dumps(record, indent=2))
         records.append({**record, "seed": settings.seed, "status": "ran"})
     return records
@@ -388,6 +395,7 @@ def run_study(args) -> int:
     settings = study_settings(args)
     if args.time_budget is not None and args.time_budget <= 0:
         raise InputError(f"--time-budget is in hours and must be positive, got {args.time_budget:g}")
+    check_ensemble(args.ensemble)
     datasets_arg = args.datasets or (first_two_datasets(settings.data_dir) if args.smoke else "all")
     if args.smoke:
         folder, datasets_arg = smoke_data_dir(settings, datasets_arg)
@@ -408,7 +416,7 @@ def run_study(args) -> int:
 
     connected = cluster.connect(settings.address, settings.num_cpus)
     try:
-        records = run_experiments(plan, clock, log)
+        records = run_experiments(plan, clock, log, args.ensemble)
         runs = [comparison.run_comparison(tree, metric="accuracy", alpha=args.alpha, rope=args.rope,
                                           threshold=args.threshold, quiet=True, references=r == 0)
                 for r, (_, tree) in enumerate(trees)]
@@ -439,6 +447,9 @@ def run_study(args) -> int:
         phase_line(records, curve_seconds),
         f"- Learning-curve fractions: {', '.join(f'{100 * f:g}%' for f in fractions)}.",
     ]
+    if args.ensemble > 1:
+        settings_lines.append(f"- Ensembles: each export also scored the average of its search's top {args.ensemble} "
+                              "configurations (the \"... Ensemble\" approaches; in the tables, in no test).")
     across = None
     if len(runs) > 1:
         across = comparison.across_searches(runs, alpha=args.alpha, rope=args.rope)

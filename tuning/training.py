@@ -93,6 +93,13 @@ class FitResult:
         x = _prepare_inputs(X, self.normalisers[task], self.input_length, self.n_channels)
         return _predict(self.model, torch.from_numpy(x), task, self.device)
 
+    @torch.no_grad()
+    def predict_proba(self, X: np.ndarray, task: int = 0) -> np.ndarray:
+        """Class probabilities, shape (rows, classes), for raw waveforms ``X`` of task ``task``."""
+        self.model.eval()
+        x = torch.from_numpy(_prepare_inputs(X, self.normalisers[task], self.input_length, self.n_channels))
+        return torch.softmax(_logits(self.model, x, task, self.device), dim=1).numpy()
+
 
 class TaskLossWeighting(nn.Module):
     """Per-task loss weights: equal, size-proportional, static (tuned) or learned.

@@ -30,7 +30,8 @@ import pandas as pd
 from tuning import atomic
 from tuning.comparison import references as refs
 from tuning.comparison import report, rows as tree_rows, statistics as st
-from tuning.comparison.rows import (MULTI, REFERENCE, SCORES, SINGLE, load_approaches, pair_rows)
+from tuning.comparison.rows import (ENSEMBLE, KIND_ORDER, MULTI, REFERENCE, SCORES, SINGLE, load_approaches,
+                                    pair_rows)
 from tuning.comparison.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRESHOLD, EQUIVALENT,
                                           NO_DIFFERENCE, WORSE)
 from tuning.errors import InputError
@@ -40,7 +41,7 @@ from tuning.stats import corrected_mean_ci
 __all__ = ["compare", "paired_tests", "summarise", "compare_curves", "add_references", "run", "run_comparison",
            "render_study_report", "plot_learning_curves", "check_options", "across_searches", "load_approaches", "pair_rows",
            "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
-           "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "REFERENCE"]
+           "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER"]
 
 PRIMARY, EXPLORATORY = report.PRIMARY, report.EXPLORATORY
 render_study_report = report.render_study_report

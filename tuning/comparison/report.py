@@ -17,7 +17,7 @@ from tuning import atomic
 from tuning.results_tree import natural_key
 
 PRIMARY, EXPLORATORY = "primary", "exploratory"
-_COLOURS = {"single-task": "tab:blue", "multi-task": "tab:orange", "reference": "tab:gray"}
+_COLOURS = {"single-task": "tab:blue", "multi-task": "tab:orange", "ensemble": "tab:green", "reference": "tab:gray"}
 
 WHY_BOTH = ("Two numbers per approach: the **full-split** mean (k-fold x repeats over every row, with an "
             "interval widened for the folds' correlation) uses all the data but its folds also contain the "
@@ -185,7 +185,7 @@ def plot_comparison(summary: pd.DataFrame, order: list[str], path) -> None:
         ax.set_title(dataset, fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3)
     axes[-1].set_xlabel("accuracy, %: full-split mean and corrected 95% interval (dots), one-split test (diamonds);"
-                        "\nblue single-task, orange multi-task, grey reference", fontsize=8)
+                        "\nblue single-task, orange multi-task, green ensemble, grey reference", fontsize=8)
     fig.tight_layout()
     _save(fig, Path(path))
 

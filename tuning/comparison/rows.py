@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from tuning.errors import InputError
-from tuning.results_tree import INDIVIDUAL, SCORES, natural_key
+from tuning.results_tree import ENSEMBLE_SUFFIX, INDIVIDUAL, SCORES, natural_key
 
 __all__ = [
-    "SCORES", "KEY", "SINGLE", "MULTI", "REFERENCE", "KIND_ORDER", "TAIL_COLUMNS", "METRICS_MARK", "REFERENCE_FOLDER",
+    "SCORES", "KEY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER", "TAIL_COLUMNS", "METRICS_MARK", "REFERENCE_FOLDER",
     "load_approaches", "read_rows", "pair_rows", "ordered_approaches", "missing_notes",
     "load_validation_scores", "load_one_split", "load_confusion", "trunk_of", "approach_name",
 ]
@@ -30,8 +30,10 @@ METRICS_MARK = "_full_split_metrics_"
 REFERENCE_FOLDER = "References"
 REFERENCE_FAMILY = "reference"
 
-SINGLE, MULTI, REFERENCE = "single-task", "multi-task", "reference"
-KIND_ORDER = {SINGLE: 0, MULTI: 1, REFERENCE: 2}
+SINGLE, MULTI, ENSEMBLE, REFERENCE = "single-task", "multi-task", "ensemble", "reference"
+KIND_ORDER = {SINGLE: 0, MULTI: 1, ENSEMBLE: 2, REFERENCE: 3}
+"""An ensemble (the export's ``--ensemble``) is shown beside the networks but is in no test of the
+comparison: its primary pairs are fixed by family, and it has no validation score of its own."""
 
 # Only used to name approaches that have no results yet; discovery scans the tree.
 KNOWN_APPROACHES = (
@@ -50,6 +52,8 @@ _STR_COLUMNS = {"dataset": str, "approach": str, "family": str, "node_id": str, 
 def _kind(folder: str, family: str) -> str:
     if folder == REFERENCE_FOLDER or family == REFERENCE_FAMILY:
         return REFERENCE
+    if folder.endswith(ENSEMBLE_SUFFIX):
+        return ENSEMBLE
     if folder.startswith("Feature Based MTL") or family.startswith("mtl-"):
         return MULTI
     return SINGLE
@@ -80,7 +84,8 @@ def load_approaches(results_dir, include_references: bool = True) -> pd.DataFram
         columns (scores as fractions in [0, 1]) plus:
         ``approach`` (the folder name; for the References folder, the rows' own
         ``approach``), ``multitask`` (bool: folder starts with "Feature Based MTL" or
-        family starts with "mtl-"), ``kind`` ("single-task", "multi-task" or "reference")
+        family starts with "mtl-"), ``kind`` ("single-task", "multi-task", "ensemble": a folder
+        ending in " Ensemble", or "reference")
         and ``source_file`` (the CSV it came from). Empty (no rows) when nothing is found.
 
     Raises:
