@@ -18,6 +18,16 @@ reference ceiling of the stand-in data.
 Target: the best tuned approach within one point of the ceiling on every dataset. The gap
 is (approach mean accuracy) - (ceiling), in percentage points.
 
+Margin over the references (issue 12): per dataset, the tuned approach (network or
+ensemble) with the highest mean against every reference on the same folds. Each difference
+is tested with the corrected resampled t-test (Nadeau & Bengio 2003: it assumes the fold
+differences share one variance and a correlation set by the training/test sizes; two-sided
+p). "Above the references" needs the approach above *each* of them (an intersection-union
+test: its p is the largest of its per-reference p-values), and because the approach was
+picked as the best of K tuned approaches on these same folds, that p is Holm-adjusted over
+the K approaches' intersection-union p-values. The margin shown is over the reference with
+the highest mean, with its corrected 95% interval.
+
 By default this reads an existing results tree. ``--run`` first produces one, from a fresh
 clone, with the project's default tunes (``python -m tuning tune FAMILY all`` for every
 family in ``--families``: 48 trials x 40 epochs per experiment, then 5 x 3 full-split
@@ -45,6 +55,7 @@ from benchmarks import common  # noqa: E402
 
 SECTION = "accuracy"
 TARGET_GAP = 1.0
+ALPHA = 0.05
 DEFAULT_FAMILIES = "cnn,ffn,mtl-cnn,mtl-ffn"
 
 CEILING = {"A2": 98.7, "A3": 94.9, "A4": 74.7, "A21": 83.1, "A12": 39.4}
@@ -174,6 +185,62 @@ def build_tables(rows, ceiling: dict, provenance_svm: dict):
     return header, acc_rows, gap_header, gap_rows, gaps
 
 
+def reference_margins(rows, alpha: float = ALPHA) -> list[dict]:
+    """Per dataset: the best tuned approach's margin over the references (see the module
+    docstring for the test and its correction); datasets without both kinds are left out."""
+    from tuning.comparison import REFERENCE, pair_rows
+    from tuning.results_tree import natural_key
+    from tuning.stats import corrected_mean_ci, corrected_resampled_ttest, holm
+
+    out = []
+    for dataset in sorted(rows["dataset"].unique(), key=natural_key):
+        here = rows[rows["dataset"] == dataset]
+        by_approach = {a: part for a, part in here.groupby("approach")}
+        refs = [a for a, part in by_approach.items() if part["kind"].iloc[0] == REFERENCE]
+        tuned = [a for a in by_approach if a not in refs]
+        if not refs or not tuned:
+            continue
+        tests = {}  # approach -> [(reference, margin, low, high, p)]
+        for a in tuned:
+            tests[a] = []
+            for r in refs:
+                paired = pair_rows(by_approach[a], by_approach[r])
+                diffs = 100.0 * (paired["accuracy_a"].astype(float) - paired["accuracy_b"].astype(float)).to_numpy()
+                n_train = (paired["n_train_a"] + paired["n_val_a"]).astype(float).to_numpy()
+                n_test = paired["n_test_a"].astype(float).to_numpy()
+                _, p = corrected_resampled_ttest(diffs, n_train, n_test)
+                margin, low, high = corrected_mean_ci(diffs, n_train, n_test)
+                tests[a].append((r, margin, low, high, p))
+        # Intersection-union: above every reference, or not shown above them at all.
+        p_iut = [max(t[4] for t in tests[a]) if all(t[1] > 0 for t in tests[a]) else 1.0 for a in tuned]
+        adjusted = dict(zip(tuned, holm(p_iut)))
+        means = {a: 100.0 * float(by_approach[a]["accuracy"].astype(float).mean()) for a in tuned}
+        best = max(tuned, key=lambda a: (means[a], a))
+        reference, margin, low, high, _ = min(tests[best], key=lambda t: t[1])
+        p_best = max(t[4] for t in tests[best]) if all(t[1] > 0 for t in tests[best]) else 1.0
+        if margin > 0 and adjusted[best] < alpha:
+            verdict = "above every reference"
+        elif high < 0:
+            verdict = "below a reference"
+        else:
+            verdict = "not separated"
+        out.append({"dataset": dataset, "best": best, "best_accuracy": means[best], "reference": reference,
+                    "reference_accuracy": means[best] - margin, "margin": margin, "low": low, "high": high,
+                    "p": p_best, "p_holm": float(adjusted[best]), "n_tuned": len(tuned), "verdict": verdict,
+                    "n_folds": int(len(by_approach[best]))})
+    return out
+
+
+def margin_table(margins: list[dict]) -> tuple[list[str], list[list]]:
+    header = ["dataset", "best tuned (highest mean)", "accuracy %", "best reference", "accuracy %",
+              "margin, points [corrected 95% CI]", "p (largest over references)",
+              "p, Holm over tuned approaches", "verdict"]
+    body = [[m["dataset"], short_name(m["best"]), f"{m['best_accuracy']:.1f}", short_name(m["reference"]),
+             f"{m['reference_accuracy']:.1f}", f"{m['margin']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]",
+             f"{m['p']:.3g}", f"{m['p_holm']:.3g} (K = {m['n_tuned']})", m["verdict"]] for m in margins]
+    return header, body
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     started_at = time.time()
@@ -206,6 +273,12 @@ def main(argv=None) -> int:
     header, acc_rows, gap_header, gap_rows, gaps = build_tables(rows, ceiling, provenance_svm)
     acc_md = common.markdown_table(header, acc_rows)
     gap_md = common.markdown_table(gap_header, gap_rows)
+    margins = reference_margins(rows)
+    margin_md = common.markdown_table(*margin_table(margins)) if margins else "No references to compare with."
+    above = [m["dataset"] for m in margins if m["verdict"] == "above every reference"]
+    margin_verdict = (f"Best tuned approach above every reference (corrected test, Holm over the tuned approaches, "
+                      f"alpha {ALPHA:g}) on {len(above)} of {len(margins)} datasets"
+                      + (f": {', '.join(above)}." if above else "."))
     missing = [d for d in ceiling if d not in set(rows["dataset"])]
     if gaps:
         ok = all(g >= -TARGET_GAP for g in gaps.values())
@@ -221,7 +294,10 @@ def main(argv=None) -> int:
     print()
     print(gap_md)
     print()
+    print(margin_md)
+    print()
     print(verdict)
+    print(margin_verdict)
     for note in notes:
         print(f"note: {note}")
     body = "\n".join([
@@ -234,6 +310,10 @@ def main(argv=None) -> int:
         acc_md, "",
         "Gap to the ceiling, points (approach mean - oracle 5-fold CV accuracy):", "",
         gap_md, "",
+        margin_verdict, "",
+        "Margin of the best tuned approach over the references on the same folds (the test and its "
+        "correction: module docstring of `benchmarks/accuracy.py`):", "",
+        margin_md, "",
         *[f"- note: {n}" for n in notes],
     ])
     common.write_section(args, SECTION, body)

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,39 @@ def test_accuracy_quick_runs_tunes_then_reads_them(module_tiny_dataset_dir, ray_
     md2 = tmp_path / "again.md"
     assert accuracy.main(["--results-dir", str(results), "--results-md", str(md2)]) == 0
     assert "| T2 | 2 |" in _section(md2, accuracy.SECTION)
+
+
+def _margin_rows(means: dict, kinds: dict, folds: int = 10, noise: float = 0.5, seed: int = 0):
+    """Per-fold rows of approaches with the given mean accuracy (%), on shared folds: a fold
+    effect common to all plus a little noise of each approach's own."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    fold_effect = rng.normal(0, 2.0, folds)
+    rows = []
+    for approach, mean in means.items():
+        own = rng.normal(0, noise, folds)
+        for fold in range(folds):
+            rows.append({"dataset": "D", "approach": approach, "kind": kinds[approach], "repeat": fold // 5,
+                         "fold": fold % 5, "seed": fold // 5, "n_train": 800, "n_val": 100, "n_test": 225,
+                         "accuracy": (mean + fold_effect[fold] + own[fold]) / 100})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("tuned_means,verdict", [
+    ({"Classic CNN PyTorch": 45.0, "Classic FFN PyTorch": 41.0}, "above every reference"),
+    ({"Classic CNN PyTorch": 40.1, "Classic FFN PyTorch": 39.5}, "not separated"),
+    ({"Classic CNN PyTorch": 36.0, "Classic FFN PyTorch": 35.0}, "below a reference"),
+])
+def test_margin_over_the_references_is_tested_against_each_with_holm(tuned_means, verdict):
+    kinds = {**{a: "single-task" for a in tuned_means}, "Reference PCA+SVM": "reference", "Reference LDA": "reference"}
+    rows = _margin_rows({**tuned_means, "Reference PCA+SVM": 40.0, "Reference LDA": 38.0}, kinds)
+    [m] = accuracy.reference_margins(rows)
+    assert m["verdict"] == verdict
+    assert m["best"] == "Classic CNN PyTorch" and m["reference"] == "Reference PCA+SVM"  # the highest means
+    assert m["n_tuned"] == 2 and m["p_holm"] >= m["p"]
+    assert m["margin"] == pytest.approx(m["best_accuracy"] - m["reference_accuracy"])
+    assert m["low"] < m["margin"] < m["high"]
 
 
 def test_accuracy_without_results_says_so(tmp_path, capsys):
