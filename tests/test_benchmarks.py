@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput,  # noqa: E402
+from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, variants,  # noqa: E402
                         search_efficiency, throughput)
 
 
@@ -147,6 +147,45 @@ def test_margin_over_the_references_is_tested_against_each_with_holm(tuned_means
     assert m["n_tuned"] == 2 and m["p_holm"] >= m["p"]
     assert m["margin"] == pytest.approx(m["best_accuracy"] - m["reference_accuracy"])
     assert m["low"] < m["margin"] < m["high"]
+
+
+@pytest.mark.parametrize("variant", variants.VARIANTS)
+def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_dir, tmp_path, variant):
+    from tuning.data import load_dataset
+
+    original = load_dataset(module_tiny_dataset_dir / "T3.csv")
+    path = variants.write_variant(original, variant, tmp_path, seed=0)
+    assert path.name == f"T3-{variant}.csv"
+    changed = load_dataset(path)
+    counts = np.bincount(original.y)
+    if variant == "r64":
+        assert changed.X.shape == (len(original.y), 64) and np.array_equal(changed.y, original.y)
+    elif variant == "relabelled":
+        assert sorted(changed.class_names) == ["unit_a", "unit_b", "unit_c"]
+        assert sorted(np.bincount(changed.y)) == sorted(counts)
+        assert not np.array_equal(changed.X, original.X)  # rows shuffled
+        assert sorted(map(tuple, np.round(changed.X, 2))) == sorted(map(tuple, np.round(original.X, 2)))
+    elif variant == "label-first":
+        assert changed.label_column == "track" and path.read_text().startswith("track,s0,")
+        assert np.allclose(changed.X, original.X, atol=1e-4) and np.array_equal(changed.y, original.y)
+    elif variant == "fewer":
+        expected = np.maximum(variants.FEWER_MIN_PER_CLASS, np.round(variants.FEWER_FRACTION * counts))
+        assert np.array_equal(np.bincount(changed.y), np.minimum(counts, expected))
+    else:
+        assert changed.X.shape == original.X.shape and np.array_equal(changed.y, original.y)
+        added = changed.X - original.X
+        scale = variants.NOISE_FRACTION * np.median(original.X.std(axis=0))
+        assert 0.8 * scale < added.std() < 1.2 * scale
+
+
+def test_variants_quick_tunes_each_variant_and_tests_its_margin(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md = tmp_path / "RESULTS.md"
+    assert variants.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2",
+                          "--variants", "label-first,noisy", "--families", "ffn", "--work-dir", str(tmp_path / "w"),
+                          "--results-md", str(md)]) == 0
+    section = _section(md, variants.SECTION)
+    assert "| label-first | T2-label-first | FFN |" in section and "| noisy | T2-noisy | FFN |" in section
+    assert "of 2 variant datasets" in section
 
 
 def test_accuracy_without_results_says_so(tmp_path, capsys):
