@@ -114,22 +114,22 @@ def test_the_full_study_runs_three_searches_of_each_by_default_the_smoke_run_one
 
 
 def test_time_budget_sets_aside_the_exports_and_the_curves():
-    assert study.StudyClock.for_budget(time.time(), None).search_budget("ffn", ["ffn"]) is None
+    assert study.StudyClock.for_budget(time.time(), None).search_budget(["ffn"]) is None
     clock = study.StudyClock.for_budget(time.time(), 1000 / 3600)
     usable = 1000 * (1 - study.CURVE_SHARE)
-    # Nothing timed yet: each search is priced with the guessed export after it.
-    assert clock.search_budget("ffn", ["ffn"] * 4) == pytest.approx(
-        usable / (4 * (1 + study.EXPORT_RATIO_GUESS)), rel=0.01)
-    # ffn's exports took half its search time, cnn's none measured yet: cnn takes all families' ratio.
-    clock.add("ffn", 100.0, 50.0)
-    assert clock.export_ratio("ffn") == pytest.approx(0.5)
-    assert clock.export_ratio("cnn") == pytest.approx(0.5)
-    clock.add("cnn", 100.0, 300.0)
-    assert clock.export_ratio("cnn") == pytest.approx(3.0)
-    assert clock.export_ratio("lstm") == pytest.approx(350 / 200)
-    assert clock.search_budget("ffn", ["ffn", "cnn"]) == pytest.approx(usable / (1.5 + 4.0), rel=0.01)
-    spent = study.StudyClock.for_budget(time.time() - 2000, 1000 / 3600)
-    assert spent.search_budget("ffn", ["ffn"]) == study.MIN_SEARCH_S  # past the deadline: the floor
+    # Nothing exported yet: each export is priced as long as its search.
+    assert clock.search_budget(["ffn"] * 4) == pytest.approx(usable / (4 * (1 + study.EXPORT_RATIO_GUESS)), rel=0.01)
+    # ffn's exports took 30 s on average: each ffn export left is charged that, cnn's still the guess.
+    clock.add("ffn", 20.0)
+    clock.add("ffn", 40.0)
+    assert clock.expected_export("ffn") == pytest.approx(30.0) and clock.expected_export("cnn") is None
+    assert clock.search_budget(["ffn", "ffn", "cnn"]) == pytest.approx(
+        (usable - 60.0) / (3 + study.EXPORT_RATIO_GUESS), rel=0.01)
+    assert clock.overrun(["ffn", "cnn"]) == 0.0
+    # An export that alone outlasts what is left: the floor, and the overrun it implies.
+    clock.add("mtl-lstm", 2000.0)
+    assert clock.search_budget(["mtl-lstm", "ffn"]) == study.MIN_SEARCH_S
+    assert clock.overrun(["mtl-lstm", "ffn"]) == pytest.approx(2000 + 30 + 2 * study.MIN_SEARCH_S - usable, abs=2)
 
 
 def test_the_report_says_where_the_time_went():

@@ -18,11 +18,11 @@ exported one.
 **Time budget.** ``--time-budget H`` (hours, whole study) is shared out through Tune's own
 ``TuneConfig(time_budget_s=...)``. Tune times only the searches, so the study keeps the rest
 in its own books (:class:`StudyClock`): :data:`CURVE_SHARE` of the budget is kept for the
-learning curves, and every search still to run gets an equal share of what is left, after
-setting aside for each its export (the reruns), priced by what the exports so far took
-relative to their searches (that family's, else all families', else :data:`EXPORT_RATIO_GUESS`),
-at least :data:`MIN_SEARCH_S`. A search stopped by its budget is exported from its best
-trial so far, and the report says so, with the time each phase took.
+learning curves, and every search still to run gets an equal share of what is left after
+setting aside its export, priced at that family's mean export so far (before its first, at
+:data:`EXPORT_RATIO_GUESS` times its search), at least :data:`MIN_SEARCH_S`. When the floor
+is reached the study says once how late it will end. A search stopped by its budget is
+exported from its best trial so far, and the report says so, with the time each phase took.
 
 **Search repeats.** ``--search-repeats R`` (default 3, 1 with ``--smoke``) runs every search R times with seeds ``seed +
 1000 r``; repeat 0 fills the main results tree, repeat r its own tree under
@@ -51,8 +51,9 @@ from tuning.settings import TuneSettings, check_ensemble, load_for_tuning
 
 STUDY_FOLDER = "Study"
 CURVE_SHARE = 0.15
-# Before any export has been timed: an export (15 reruns to early stopping) is assumed to take
-# as long as its search. Measured on the stand-ins with 5 x 3 folds: see README "The study".
+# Before a family's first export: its export is priced as long as its search. On the stand-ins
+# (2 CPUs, 5 x 3 folds) exports took 0.3-0.7x a 1-min search for ffn, 0.6-1.7x for cnn and lstm,
+# and 4x, 9x and 46x for the multi-task nets (mtl-lstm: 30 min), so the first price is rough.
 EXPORT_RATIO_GUESS = 1.0
 MIN_SEARCH_S = 30.0
 FINGERPRINT_SETTINGS = ("samples", "max_epochs", "grace_period", "metric", "seed", "val_fraction", "test_fraction",
@@ -218,13 +219,16 @@ def up_to_date(results_dir, family: str, group, settings: TuneSettings, ensemble
 # ----------------------------------------------------------------------------- running
 @dataclasses.dataclass
 class StudyClock:
-    """The study's time books: the deadline, and the seconds each family's searches and
-    exports took so far, from which each search still to run gets its share."""
+    """The study's time books: the deadline, and the seconds each family's exports took so
+    far, from which each search still to run gets its share.
+
+    An export's cost hardly depends on how long its search ran (it reruns one configuration
+    on every fold), so each search still to run is charged its family's mean export so far;
+    a family not yet exported is charged :data:`EXPORT_RATIO_GUESS` times its search."""
 
     deadline: float | None
     total_s: float = 0.0
-    search_s: dict = dataclasses.field(default_factory=dict)
-    export_s: dict = dataclasses.field(default_factory=dict)
+    exports: dict = dataclasses.field(default_factory=dict)  # family -> export seconds so far
 
     @classmethod
     def for_budget(cls, started_at: float, hours: float | None) -> "StudyClock":
@@ -232,26 +236,38 @@ class StudyClock:
             return cls(None)
         return cls(started_at + 3600.0 * hours, 3600.0 * hours)
 
-    def export_ratio(self, family: str) -> float:
-        """Export seconds per search second: this family's so far, else every family's, else the guess."""
-        for searched, exported in ((self.search_s.get(family, 0.0), self.export_s.get(family, 0.0)),
-                                   (sum(self.search_s.values()), sum(self.export_s.values()))):
-            if searched > 0 and exported > 0:
-                return exported / searched
-        return EXPORT_RATIO_GUESS
+    def expected_export(self, family: str) -> float | None:
+        """Mean seconds of this family's exports so far; None before its first."""
+        seconds = self.exports.get(family)
+        return float(np.mean(seconds)) if seconds else None
 
-    def search_budget(self, family: str, todo_families: list[str]) -> float | None:
-        """Seconds for the next search (of ``family``); ``todo_families`` are the searches still to
-        run, this one included, each followed by its export."""
+    def _split(self, todo_families: list[str]) -> tuple[float, float, float]:
+        """(seconds left for searches and exports, seconds of the exports already priced,
+        search shares: one per search, plus the guess for each export not yet priced)."""
+        left = self.deadline - time.time() - CURVE_SHARE * self.total_s
+        priced = [self.expected_export(f) for f in todo_families]
+        fixed = sum(e for e in priced if e is not None)
+        shares = len(todo_families) + EXPORT_RATIO_GUESS * sum(e is None for e in priced)
+        return left, fixed, max(shares, 1.0)
+
+    def search_budget(self, todo_families: list[str]) -> float | None:
+        """Seconds for the next search; ``todo_families`` are the searches still to run, this
+        one first, each followed by its export."""
         if self.deadline is None:
             return None
-        left = self.deadline - time.time() - CURVE_SHARE * self.total_s
-        weight = sum(1.0 + self.export_ratio(f) for f in todo_families) or 1.0
-        return max(MIN_SEARCH_S, left / weight)
+        left, fixed, shares = self._split(todo_families)
+        return max(MIN_SEARCH_S, (left - fixed) / shares)
 
-    def add(self, family: str, search_seconds: float, export_seconds: float) -> None:
-        self.search_s[family] = self.search_s.get(family, 0.0) + search_seconds
-        self.export_s[family] = self.export_s.get(family, 0.0) + export_seconds
+    def overrun(self, todo_families: list[str]) -> float:
+        """Seconds past the deadline the study will end, as priced now, with every search
+        still to run at the :data:`MIN_SEARCH_S` floor (0 when it fits)."""
+        if self.deadline is None:
+            return 0.0
+        left, fixed, shares = self._split(todo_families)
+        return max(0.0, fixed + shares * MIN_SEARCH_S - left)
+
+    def add(self, family: str, export_seconds: float) -> None:
+        self.exports.setdefault(family, []).append(export_seconds)
 
 
 def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]:
@@ -274,6 +290,7 @@ def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dic
 
     records = []
     todo = [p for p in plan if up_to_date(p[3], p[0], p[1], p[2], ensemble) is None]
+    warned = False
     for family, group, settings, results_dir in plan:
         names = "+".join(d.name for d in group)
         existing = up_to_date(results_dir, family, group, settings, ensemble)
@@ -282,7 +299,13 @@ def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dic
                 "settings; skipped")
             records.append({**existing, "seed": settings.seed, "status": "reused"})
             continue
-        budget = clock.search_budget(family, [p[0] for p in todo])
+        budget = clock.search_budget([p[0] for p in todo])
+        if budget == MIN_SEARCH_S and not warned:
+            warned = True  # once: the estimate is repeated in no further line
+            log(f"study: warning: the time budget no longer covers the rest; searches now get the "
+                f"{MIN_SEARCH_S:.0f}-s floor and the study will end about "
+                f"{clock.overrun([p[0] for p in todo]) / 60:.0f} min late (the exports' reruns, "
+                "which no budget cuts, take most of it; fewer --folds/--repeats or --families cut them)")
         todo.pop(0)
         run_settings = dataclasses.replace(settings, time_budget_s=budget)
         log(f"study: {family} on {names} (seed {settings.seed})"
@@ -302,7 +325,7 @@ def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dic
             continue
         searched = time.time()
         export_experiment(outcome.path, results_dir, progress=False, ensemble=ensemble)
-        clock.add(family, searched - started, time.time() - searched)
+        clock.add(family, time.time() - searched)
         record = {"family": family, "datasets": [d.name for d in group], "experiment": Path(str(outcome.path)).name,
                   "experiment_path": str(outcome.path), "n_trials": outcome.n_trials,
                   "budget_cut": not outcome.complete, "time_budget_s": budget,
