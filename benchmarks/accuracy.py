@@ -25,7 +25,9 @@ differences share one variance and a correlation set by the training/test sizes;
 p). "Above the references" needs the approach above *each* of them (an intersection-union
 test: its p is the largest of its per-reference p-values), and because the approach was
 picked as the best of K tuned approaches on these same folds, that p is Holm-adjusted over
-the K approaches' intersection-union p-values. The margin shown is over the reference with
+the K approaches' intersection-union p-values. A second row picks the network by the
+validation score its search recorded (as the comparison's exploratory tests do): chosen
+without the folds, so its p needs no adjustment. The margin shown is over the reference with
 the highest mean, with its corrected 95% interval.
 
 By default this reads an existing results tree. ``--run`` first produces one, from a fresh
@@ -185,10 +187,29 @@ def build_tables(rows, ceiling: dict, provenance_svm: dict):
     return header, acc_rows, gap_header, gap_rows, gaps
 
 
-def reference_margins(rows, alpha: float = ALPHA) -> list[dict]:
-    """Per dataset: the best tuned approach's margin over the references (see the module
-    docstring for the test and its correction); datasets without both kinds are left out."""
-    from tuning.comparison import REFERENCE, pair_rows
+def _validation_pick(validation, dataset: str, candidates: list[str]) -> str | None:
+    """The network (single- or multi-task) whose search recorded the best validation score on
+    ``dataset``: chosen before any fold is looked at. None without comparable scores."""
+    import numpy as np
+
+    if validation is None or validation.empty:
+        return None
+    here = validation[(validation["dataset"] == dataset) & validation["approach"].isin(candidates)]
+    here = here[np.isfinite(here["objective_value"].astype(float))]
+    if here.empty or here["objective"].nunique() > 1:
+        return None
+    sign = 1.0 if bool(here["higher_is_better"].iloc[0]) else -1.0
+    return min(zip(here["objective_value"].astype(float), here["approach"]), key=lambda t: (-sign * t[0], t[1]))[1]
+
+
+def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]:
+    """Per dataset, one entry per way of picking the tuned approach (``picked_by``): the
+    highest mean on these folds (its p Holm-adjusted over the K tuned approaches it was
+    picked from) and, given ``validation`` (:func:`tuning.comparison.rows.load_validation_scores`),
+    the best validation score (picked without the folds: no adjustment). Each entry: its
+    margin over the references (see the module docstring); datasets without both kinds are
+    left out."""
+    from tuning.comparison import ENSEMBLE, REFERENCE, pair_rows
     from tuning.results_tree import natural_key
     from tuning.stats import corrected_mean_ci, corrected_resampled_ttest, holm
 
@@ -196,7 +217,8 @@ def reference_margins(rows, alpha: float = ALPHA) -> list[dict]:
     for dataset in sorted(rows["dataset"].unique(), key=natural_key):
         here = rows[rows["dataset"] == dataset]
         by_approach = {a: part for a, part in here.groupby("approach")}
-        refs = [a for a, part in by_approach.items() if part["kind"].iloc[0] == REFERENCE]
+        kinds = {a: part["kind"].iloc[0] for a, part in by_approach.items()}
+        refs = [a for a in by_approach if kinds[a] == REFERENCE]
         tuned = [a for a in by_approach if a not in refs]
         if not refs or not tuned:
             continue
@@ -212,33 +234,49 @@ def reference_margins(rows, alpha: float = ALPHA) -> list[dict]:
                 margin, low, high = corrected_mean_ci(diffs, n_train, n_test)
                 tests[a].append((r, margin, low, high, p))
         # Intersection-union: above every reference, or not shown above them at all.
-        p_iut = [max(t[4] for t in tests[a]) if all(t[1] > 0 for t in tests[a]) else 1.0 for a in tuned]
-        adjusted = dict(zip(tuned, holm(p_iut)))
+        p_iut = {a: max(t[4] for t in tests[a]) if all(t[1] > 0 for t in tests[a]) else 1.0 for a in tuned}
+        holm_p = dict(zip(tuned, holm([p_iut[a] for a in tuned])))
         means = {a: 100.0 * float(by_approach[a]["accuracy"].astype(float).mean()) for a in tuned}
-        best = max(tuned, key=lambda a: (means[a], a))
-        reference, margin, low, high, _ = min(tests[best], key=lambda t: t[1])
-        p_best = max(t[4] for t in tests[best]) if all(t[1] > 0 for t in tests[best]) else 1.0
-        if margin > 0 and adjusted[best] < alpha:
-            verdict = "above every reference"
-        elif high < 0:
-            verdict = "below a reference"
-        else:
-            verdict = "not separated"
-        out.append({"dataset": dataset, "best": best, "best_accuracy": means[best], "reference": reference,
-                    "reference_accuracy": means[best] - margin, "margin": margin, "low": low, "high": high,
-                    "p": p_best, "p_holm": float(adjusted[best]), "n_tuned": len(tuned), "verdict": verdict,
-                    "n_folds": int(len(by_approach[best]))})
+        picks = [("highest mean", max(tuned, key=lambda a: (means[a], a)), holm_p, len(tuned))]
+        by_validation = _validation_pick(validation, dataset, [a for a in tuned if kinds[a] != ENSEMBLE])
+        if by_validation is not None:
+            picks.append(("validation score", by_validation, p_iut, 1))
+        for picked_by, best, used_p, n_candidates in picks:
+            reference, margin, low, high, _ = min(tests[best], key=lambda t: t[1])
+            if margin > 0 and used_p[best] < alpha:
+                verdict = "above every reference"
+            elif high < 0:
+                verdict = "below a reference"
+            else:
+                verdict = "not separated"
+            out.append({"dataset": dataset, "picked_by": picked_by, "best": best, "best_accuracy": means[best],
+                        "reference": reference, "reference_accuracy": means[best] - margin, "margin": margin,
+                        "low": low, "high": high, "p": p_iut[best], "p_used": float(used_p[best]),
+                        "n_candidates": n_candidates, "verdict": verdict, "n_folds": int(len(by_approach[best]))})
     return out
 
 
 def margin_table(margins: list[dict]) -> tuple[list[str], list[list]]:
-    header = ["dataset", "best tuned (highest mean)", "accuracy %", "best reference", "accuracy %",
+    header = ["dataset", "tuned approach picked by", "approach", "accuracy %", "best reference", "accuracy %",
               "margin, points [corrected 95% CI]", "p (largest over references)",
-              "p, Holm over tuned approaches", "verdict"]
-    body = [[m["dataset"], short_name(m["best"]), f"{m['best_accuracy']:.1f}", short_name(m["reference"]),
-             f"{m['reference_accuracy']:.1f}", f"{m['margin']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]",
-             f"{m['p']:.3g}", f"{m['p_holm']:.3g} (K = {m['n_tuned']})", m["verdict"]] for m in margins]
+              "p for the verdict", "verdict"]
+    body = [[m["dataset"], m["picked_by"], short_name(m["best"]), f"{m['best_accuracy']:.1f}",
+             short_name(m["reference"]), f"{m['reference_accuracy']:.1f}",
+             f"{m['margin']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]", f"{m['p']:.3g}",
+             f"{m['p_used']:.3g}" + (f" (Holm, K = {m['n_candidates']})" if m["n_candidates"] > 1 else " (none)"),
+             m["verdict"]] for m in margins]
     return header, body
+
+
+def margin_summary(margins: list[dict]) -> str:
+    """One sentence per way of picking: on how many datasets the pick is above every reference."""
+    parts = []
+    for picked_by in dict.fromkeys(m["picked_by"] for m in margins):
+        these = [m for m in margins if m["picked_by"] == picked_by]
+        above = [m["dataset"] for m in these if m["verdict"] == "above every reference"]
+        parts.append(f"Tuned approach picked by {picked_by}: above every reference (corrected test, alpha {ALPHA:g}) "
+                     f"on {len(above)} of {len(these)} datasets" + (f" ({', '.join(above)})." if above else "."))
+    return " ".join(parts)
 
 
 def main(argv=None) -> int:
@@ -273,12 +311,11 @@ def main(argv=None) -> int:
     header, acc_rows, gap_header, gap_rows, gaps = build_tables(rows, ceiling, provenance_svm)
     acc_md = common.markdown_table(header, acc_rows)
     gap_md = common.markdown_table(gap_header, gap_rows)
-    margins = reference_margins(rows)
+    from tuning.comparison.rows import load_validation_scores
+
+    margins = reference_margins(rows, load_validation_scores(results_dir))
     margin_md = common.markdown_table(*margin_table(margins)) if margins else "No references to compare with."
-    above = [m["dataset"] for m in margins if m["verdict"] == "above every reference"]
-    margin_verdict = (f"Best tuned approach above every reference (corrected test, Holm over the tuned approaches, "
-                      f"alpha {ALPHA:g}) on {len(above)} of {len(margins)} datasets"
-                      + (f": {', '.join(above)}." if above else "."))
+    margin_verdict = margin_summary(margins)
     missing = [d for d in ceiling if d not in set(rows["dataset"])]
     if gaps:
         ok = all(g >= -TARGET_GAP for g in gaps.values())

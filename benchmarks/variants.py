@@ -123,14 +123,15 @@ def main(argv=None) -> int:
                 print(f"error: {variant}: the accuracy run failed", file=sys.stderr)
                 return 1
             from tuning.comparison import add_references, load_approaches
+            from tuning.comparison.rows import load_validation_scores
 
             rows, _ = add_references(folder / "results", load_approaches(folder / "results", include_references=False),
                                      log=lambda *_: None)  # the cache accuracy.py filled
-            margins += [{"variant": variant, **m} for m in accuracy.reference_margins(rows)]
+            validation = load_validation_scores(folder / "results")
+            margins += [{"variant": variant, **m} for m in accuracy.reference_margins(rows, validation)]
     header, body = accuracy.margin_table(margins)
     table = common.markdown_table(["variant", *header], [[m["variant"], *row] for m, row in zip(margins, body)])
-    above = sum(m["verdict"] == "above every reference" for m in margins)
-    summary = f"Best tuned approach above every reference on {above} of {len(margins)} variant datasets."
+    summary = accuracy.margin_summary(margins)
     print()
     print(table)
     print(summary)

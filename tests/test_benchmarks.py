@@ -141,12 +141,20 @@ def _margin_rows(means: dict, kinds: dict, folds: int = 10, noise: float = 0.5, 
 def test_margin_over_the_references_is_tested_against_each_with_holm(tuned_means, verdict):
     kinds = {**{a: "single-task" for a in tuned_means}, "Reference PCA+SVM": "reference", "Reference LDA": "reference"}
     rows = _margin_rows({**tuned_means, "Reference PCA+SVM": 40.0, "Reference LDA": 38.0}, kinds)
-    [m] = accuracy.reference_margins(rows)
-    assert m["verdict"] == verdict
-    assert m["best"] == "Classic CNN PyTorch" and m["reference"] == "Reference PCA+SVM"  # the highest means
-    assert m["n_tuned"] == 2 and m["p_holm"] >= m["p"]
-    assert m["margin"] == pytest.approx(m["best_accuracy"] - m["reference_accuracy"])
-    assert m["low"] < m["margin"] < m["high"]
+    import pandas as pd
+
+    # The search's validation scores favoured FFN: the second way of picking takes it, unadjusted.
+    validation = pd.DataFrame({"approach": list(tuned_means), "dataset": "D", "objective": "accuracy",
+                               "objective_value": [0.40, 0.41], "higher_is_better": True})
+    by_mean, by_validation = accuracy.reference_margins(rows, validation)
+    assert by_mean["picked_by"] == "highest mean" and by_mean["verdict"] == verdict
+    assert by_mean["best"] == "Classic CNN PyTorch" and by_mean["reference"] == "Reference PCA+SVM"
+    assert by_mean["n_candidates"] == 2 and by_mean["p_used"] >= by_mean["p"]
+    assert by_mean["margin"] == pytest.approx(by_mean["best_accuracy"] - by_mean["reference_accuracy"])
+    assert by_mean["low"] < by_mean["margin"] < by_mean["high"]
+    assert by_validation["picked_by"] == "validation score" and by_validation["best"] == "Classic FFN PyTorch"
+    assert by_validation["p_used"] == by_validation["p"] and by_validation["n_candidates"] == 1
+    assert [m["picked_by"] for m in accuracy.reference_margins(rows)] == ["highest mean"]  # no scores: one way
 
 
 @pytest.mark.parametrize("variant", variants.VARIANTS)
@@ -184,8 +192,9 @@ def test_variants_quick_tunes_each_variant_and_tests_its_margin(module_tiny_data
                           "--variants", "label-first", "--families", "ffn", "--work-dir", str(tmp_path / "w"),
                           "--results-md", str(md)]) == 0
     section = _section(md, variants.SECTION)
-    assert "| label-first | T2-label-first | FFN |" in section  # tuned on the variant, margin tested
-    assert "of 1 variant datasets" in section
+    assert "| label-first | T2-label-first | highest mean | FFN |" in section  # tuned on the variant, margin tested
+    assert "| label-first | T2-label-first | validation score | FFN |" in section
+    assert "above every reference (corrected test, alpha 0.05) on" in section
 
 
 def test_accuracy_without_results_says_so(tmp_path, capsys):
