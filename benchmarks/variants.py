@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     from tuning.data import load_dataset, resolve_dataset_paths
 
     work = Path(args.work_dir)
-    datasets = [load_dataset(p) for p in resolve_dataset_paths(args.datasets, args.data_dir)]
+    datasets = [load_dataset(p) for name in args.datasets.split(",")
+                for p in resolve_dataset_paths(name.strip(), args.data_dir)]
     margins = []
     with common.LoadSampler() as load:
         for variant in args.variants.split(","):

@@ -188,12 +188,13 @@ def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_
 
 def test_variants_quick_tunes_each_variant_and_tests_its_margin(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     md = tmp_path / "RESULTS.md"
-    assert variants.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2",
+    assert variants.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2,T3",
                           "--variants", "label-first", "--families", "ffn", "--work-dir", str(tmp_path / "w"),
                           "--results-md", str(md)]) == 0
     section = _section(md, variants.SECTION)
     assert "| label-first | T2-label-first | highest mean | FFN |" in section  # tuned on the variant, margin tested
     assert "| label-first | T2-label-first | validation score | FFN |" in section
+    assert (tmp_path / "w" / "label-first" / "data" / "T3-label-first.csv").is_file()  # a comma list of datasets
     assert "above every reference (corrected test, alpha 0.05) on" in section
 
 
