@@ -187,21 +187,6 @@ def build_tables(rows, ceiling: dict, provenance_svm: dict):
     return header, acc_rows, gap_header, gap_rows, gaps
 
 
-def _validation_pick(validation, dataset: str, candidates: list[str]) -> str | None:
-    """The network (single- or multi-task) whose search recorded the best validation score on
-    ``dataset``: chosen before any fold is looked at. None without comparable scores."""
-    import numpy as np
-
-    if validation is None or validation.empty:
-        return None
-    here = validation[(validation["dataset"] == dataset) & validation["approach"].isin(candidates)]
-    here = here[np.isfinite(here["objective_value"].astype(float))]
-    if here.empty or here["objective"].nunique() > 1:
-        return None
-    sign = 1.0 if bool(here["higher_is_better"].iloc[0]) else -1.0
-    return min(zip(here["objective_value"].astype(float), here["approach"]), key=lambda t: (-sign * t[0], t[1]))[1]
-
-
 def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]:
     """Per dataset, one entry per way of picking the tuned approach (``picked_by``): the
     highest mean on these folds (its p Holm-adjusted over the K tuned approaches it was
@@ -209,7 +194,7 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
     the best validation score (picked without the folds: no adjustment). Each entry: its
     margin over the references (see the module docstring); datasets without both kinds are
     left out."""
-    from tuning.comparison import ENSEMBLE, REFERENCE, pair_rows
+    from tuning.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows
     from tuning.results_tree import natural_key
     from tuning.stats import corrected_mean_ci, corrected_resampled_ttest, holm
 
@@ -238,7 +223,7 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
         holm_p = dict(zip(tuned, holm([p_iut[a] for a in tuned])))
         means = {a: 100.0 * float(by_approach[a]["accuracy"].astype(float).mean()) for a in tuned}
         picks = [("highest mean", max(tuned, key=lambda a: (means[a], a)), holm_p, len(tuned))]
-        by_validation = _validation_pick(validation, dataset, [a for a in tuned if kinds[a] != ENSEMBLE])
+        by_validation = best_by_validation([a for a in tuned if kinds[a] != ENSEMBLE], validation, dataset)
         if by_validation is not None:
             picks.append(("validation score", by_validation, p_iut, 1))
         for picked_by, best, used_p, n_candidates in picks:

@@ -88,11 +88,10 @@ def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = sel
     return ranked_trials(experiment_dir, metric, mode, rule)[0]
 
 
-def ensemble_members(experiment_dir: str, metric: str, mode: str, best: BestTrial, size: int) -> list[BestTrial]:
-    """The ``size - 1`` trials ranked next after ``best`` by the best-trial rule (the
+def ensemble_members(ranked: list[BestTrial], best: BestTrial, size: int) -> list[BestTrial]:
+    """The ``size - 1`` trials of ``ranked`` (:func:`ranked_trials`) next after ``best`` (the
     ensemble is ``best`` and these); fewer when the search has fewer that scored."""
-    others = [t for t in ranked_trials(experiment_dir, metric, mode) if t.trial_id != best.trial_id]
-    return others[:max(0, size - 1)]
+    return [t for t in ranked if t.trial_id != best.trial_id][:max(0, size - 1)]
 
 
 def best_trial_from_outcome(outcome: ExperimentOutcome) -> BestTrial:
@@ -140,14 +139,15 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     settings = record["settings"]
     folds, repeats = folds or settings["folds"], repeats or settings["repeats"]
     family = record["family"]
+    ranked = ranked_trials(experiment_dir, record["metric"], record["mode"]) if best is None or ensemble > 1 else []
     if best is None:
-        best = find_best_trial(experiment_dir, record["metric"], record["mode"])
+        best = ranked[0]
     if not best.complete:
         print(f"warning: {experiment_dir} is an interrupted search; exporting its best trial so far",
               file=sys.stderr)
     if datasets is None:
         datasets = reload_datasets(record, min_rows_per_class(folds))
-    members = ensemble_members(experiment_dir, record["metric"], record["mode"], best, ensemble) if ensemble > 1 else []
+    members = ensemble_members(ranked, best, ensemble) if ensemble > 1 else []
     if ensemble > 1 and not members:
         print(f"warning: {experiment_dir} has no other scored trial; no ensemble", file=sys.stderr)
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,

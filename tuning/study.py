@@ -289,22 +289,23 @@ def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dic
     from tuning.export import export_experiment
 
     records = []
-    todo = [p for p in plan if up_to_date(p[3], p[0], p[1], p[2], ensemble) is None]
+    # Looked up once per experiment: a record's fingerprint hashes the data files.
+    existing_records = [up_to_date(p[3], p[0], p[1], p[2], ensemble) for p in plan]
+    todo = [p[0] for p, existing in zip(plan, existing_records) if existing is None]  # families still to run
     warned = False
-    for family, group, settings, results_dir in plan:
+    for (family, group, settings, results_dir), existing in zip(plan, existing_records):
         names = "+".join(d.name for d in group)
-        existing = up_to_date(results_dir, family, group, settings, ensemble)
         if existing is not None:
             log(f"study: {family} on {names} (seed {settings.seed}): exported results match the data and "
                 "settings; skipped")
             records.append({**existing, "seed": settings.seed, "status": "reused"})
             continue
-        budget = clock.search_budget([p[0] for p in todo])
+        budget = clock.search_budget(todo)
         if budget == MIN_SEARCH_S and not warned:
             warned = True  # once: the estimate is repeated in no further line
             log(f"study: warning: the time budget no longer covers the rest; searches now get the "
                 f"{MIN_SEARCH_S:.0f}-s floor and the study will end about "
-                f"{clock.overrun([p[0] for p in todo]) / 60:.0f} min late (the exports' reruns, "
+                f"{clock.overrun(todo) / 60:.0f} min late (the exports' reruns, "
                 "which no budget cuts, take most of it; fewer --folds/--repeats or --families cut them)")
         todo.pop(0)
         run_settings = dataclasses.replace(settings, time_budget_s=budget)

@@ -38,7 +38,7 @@ from tuning.errors import InputError
 from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
 from tuning.stats import corrected_mean_ci
 
-__all__ = ["compare", "paired_tests", "summarise", "compare_curves", "add_references", "run", "run_comparison",
+__all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "compare_curves", "add_references", "run", "run_comparison",
            "render_study_report", "plot_learning_curves", "check_options", "across_searches", "load_approaches", "pair_rows",
            "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
            "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER"]
@@ -113,11 +113,12 @@ def summarise(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_sp
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
 
 
-def _best_by_validation(singles: dict[str, pd.DataFrame], validation: pd.DataFrame, dataset: str) -> str | None:
-    """The single-task approach whose search recorded the best validation score on ``dataset``."""
+def best_by_validation(candidates, validation: pd.DataFrame | None, dataset: str) -> str | None:
+    """Of the approach names ``candidates``, the one whose search recorded the best validation
+    score on ``dataset`` (chosen without looking at any fold); None without comparable scores."""
     if validation is None or validation.empty:
         return None
-    here = validation[(validation["dataset"] == dataset) & validation["approach"].isin(list(singles))]
+    here = validation[(validation["dataset"] == dataset) & validation["approach"].isin(list(candidates))]
     here = here[np.isfinite(here["objective_value"].astype(float))]
     if here.empty or here["objective"].nunique() > 1:  # different objectives are not comparable
         return None
@@ -141,7 +142,7 @@ def paired_tests(rows: pd.DataFrame, validation: pd.DataFrame | None = None, *, 
         by_approach = {a: here[here["approach"] == a] for a in tree_rows.ordered_approaches(here)}
         singles = {a: r for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE}
         multis = {a: r for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI}
-        best = _best_by_validation(singles, validation, dataset)
+        best = best_by_validation(singles, validation, dataset)
         if multis and singles and best is None:
             notes.append(f"{dataset}: no exploratory test (no comparable validation scores in Best Performance "
                          "Results for its single-task approaches)")
