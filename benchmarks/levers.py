@@ -38,6 +38,11 @@ LEVERS = {
 }
 
 
+def with_lever(config: dict, change: dict) -> dict:
+    """``config`` with the levers off (its own augmentation amounts dropped), then ``change``."""
+    return {**{k: v for k, v in config.items() if not k.startswith("augment_")}, **OFF, **change}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--raw", required=True, help="a benchmarks/selection.py --raw file")
@@ -69,8 +74,7 @@ def main(argv=None) -> int:
     with common.LoadSampler() as load_sampler:
         for pick in ranked[:args.configs]:
             for lever, change in LEVERS.items():
-                config = {**{k: v for k, v in configs[pick.trial_id].items() if not k.startswith("augment_")},
-                          **OFF, **change}
+                config = with_lever(configs[pick.trial_id], change)
                 folds = [run_job(raw["family"], config, [dataset], job, max_epochs=epochs,
                                  patience=rerun_patience(epochs), threads=args.threads)[0]["accuracy"]
                          for job in jobs]

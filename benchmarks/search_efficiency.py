@@ -18,13 +18,24 @@ Budget (``--budget``): ``epochs`` (default) gives every method the same number o
 epochs, ``--samples`` x ``--max-epochs``: FIFO methods run ``--samples`` full trials, the
 others as many trials as fit (up to 4x ``--samples``) until a Tune stopper ends the
 experiment at the budget. ``trials`` gives every method ``--samples`` trials (the earlier
-protocol). Same concurrency (as many trials at once as ``--num-cpus`` allows, 1 CPU each).
-For each dataset and seed the experiments run one after another, their order rotated from
+protocol). ``--candidate-share F`` gives the early-stopping methods F of that epoch budget
+(FIFO methods keep all of it): issue 12's target, "TPE + ASHA picks configurations at least
+as good as random search without early stopping, using at most a third of its epochs", is
+tested with ``--candidate-share 0.333``. Same concurrency (as many trials at once as
+``--num-cpus`` allows, 1 CPU each). For each dataset and seed the experiments run one after another, their order rotated from
 seed to seed, so that they share the machine's conditions.
 
 Outcome: the configuration each experiment picked (the export's best-trial rule) is rerun
 over ``--folds`` x ``--repeats`` stratified folds (``tuning.export.export_experiment``), and
 its full-split accuracy is the method's outcome for that dataset and seed.
+
+Paired outcome test: per dataset and seed both methods search the same split and are scored
+on the same folds, so TPE + ASHA minus random + FIFO is one paired difference per (dataset,
+seed). Mean difference with its 95% Student-t interval over those pairs (it assumes the
+pairs independent and their differences roughly normal; seeds redraw the split, the folds
+and the search). "At least as good" is read as non-inferiority: the interval's lower end
+above -``NONINFERIORITY_MARGIN`` points (one-sided 2.5%), a margin set at the noise floor
+of one search (sd 0.4-1.9 points of the picked configuration, ``noise_floor.py``).
 
 Measured per experiment, from a Tune callback in the driver that sees every epoch's result
 as it arrives:
@@ -68,6 +79,7 @@ ALL_METHODS = (*METHODS, "TPE + FIFO")
 BASELINE, CANDIDATE = "random + FIFO", "TPE + ASHA"
 MAX_TRIALS_FACTOR = 4  # epoch budget: early-stopping methods may start up to 4x --samples trials
 TARGET_RATIO = 0.25
+NONINFERIORITY_MARGIN = 1.0  # points; about one search's own noise floor (noise_floor.py)
 
 
 def parse_args(argv=None):
@@ -80,6 +92,9 @@ def parse_args(argv=None):
                    help=f"comma list from: {', '.join(ALL_METHODS)} (default: all but TPE + FIFO)")
     p.add_argument("--budget", choices=("epochs", "trials"), default="epochs",
                    help="equal trained epochs (default) or equal trials per method")
+    p.add_argument("--candidate-share", type=float, default=1.0,
+                   help="with --budget epochs: the early-stopping methods' share of FIFO's epoch budget "
+                        "(default 1: equal; 0.333 tests issue 12's 'a third of the epochs')")
     p.add_argument("--folds", type=int, default=3, help="folds of the outcome's full-split reruns (default 3)")
     p.add_argument("--repeats", type=int, default=1, help="repeats of the outcome's reruns (default 1)")
     p.add_argument("--samples", type=int, default=16, help="trials per experiment (default 16)")
@@ -105,6 +120,10 @@ def parse_args(argv=None):
         args.samples, args.max_epochs, args.grace_period = 3, 2, 1
         args.seeds = args.seeds.split(",")[0]
         args.folds, args.repeats = 2, 1
+    if not 0.0 < args.candidate_share <= 1.0:
+        p.error(f"--candidate-share: {args.candidate_share:g} is not in (0, 1]")
+    if args.candidate_share < 1.0 and args.budget != "epochs":
+        p.error("--candidate-share needs --budget epochs")
     args.method_list = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in args.method_list if m not in ALL_METHODS]
     if unknown or BASELINE not in args.method_list or CANDIDATE not in args.method_list:
@@ -132,6 +151,13 @@ def epoch_budget(budget: int):
             return self.epochs >= self.budget
 
     return EpochBudget(budget)
+
+
+def method_budget(method: str, args) -> int:
+    """Epochs ``method`` may train under ``--budget epochs``: FIFO's full budget, times
+    ``--candidate-share`` for the early-stopping methods."""
+    full = args.samples * args.max_epochs
+    return full if "FIFO" in method else max(1, round(args.candidate_share * full))
 
 
 def make_method(name: str, family: str, dataset, settings) -> dict:
@@ -172,7 +198,7 @@ def run_one(family, dataset, seed, method, args, storage) -> dict:
                             storage=storage, verbose=0, folds=args.folds, repeats=args.repeats)
     extra = make_method(method, family, dataset, settings)
     if by_epochs:
-        extra["stop"] = epoch_budget(args.samples * args.max_epochs)
+        extra["stop"] = epoch_budget(method_budget(method, args))
     log = common.trial_event_log()
     with common.LoadSampler(every=2.0) as load:
         started = time.monotonic()
@@ -303,6 +329,58 @@ def outcomes(runs: list[dict], datasets: list[str], methods: list[str]) -> list[
                 common.fmt(statistics.mean(r["total_epochs"] for r in rs), 0) if rs else "n/a",
             ])
     return rows
+
+
+def paired_outcomes(runs: list[dict], datasets: list[str], methods: list[str]) -> tuple[list[list], dict]:
+    """Each method minus random + FIFO in full-split accuracy, paired by (dataset, seed):
+    mean, 95% t-interval over the pairs, two-sided p (one-sample t-test), wins / losses,
+    and the non-inferiority reading (module docstring). Returns the rows and, for the
+    candidate over all datasets, ``(mean, low, high, n)``."""
+    from scipy import stats as scipy_stats
+
+    from tuning.stats import mean_ci
+
+    acc = {(r["dataset"], r["seed"], r["method"]): 100 * r["full_acc"] for r in runs
+           if not math.isnan(r.get("full_acc", float("nan")))}
+    rows, headline = [], {}
+    for scope in [*datasets, "all"]:
+        for method in methods:
+            if method == BASELINE:
+                continue
+            diffs = [acc[(d, s, method)] - acc[(d, s, BASELINE)] for (d, s, m) in acc
+                     if m == method and (scope == "all" or d == scope) and (d, s, BASELINE) in acc]
+            if not diffs:
+                continue
+            mean, low, high = mean_ci(diffs) if len(diffs) > 1 else (diffs[0], float("nan"), float("nan"))
+            p = float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue) if len(diffs) > 2 and len(set(diffs)) > 1 \
+                else float("nan")
+            verdict = ("n/a" if math.isnan(low) else
+                       "at least as good" if low > -NONINFERIORITY_MARGIN else "not shown")
+            rows.append([scope, f"{method} - {BASELINE}", len(diffs), f"{mean:+.2f}",
+                         "n/a" if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]",
+                         "n/a" if math.isnan(p) else f"{p:.2g}",
+                         f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}", verdict])
+            if scope == "all" and method == CANDIDATE:
+                headline = {"mean": mean, "low": low, "high": high, "n": len(diffs)}
+    return rows, headline
+
+
+PAIRED_HEADER = ["datasets", "difference", "pairs (dataset, seed)", "mean, points", "95% t-interval",
+                 "p (two-sided)", "better / worse", f"non-inferior (lower end > -{NONINFERIORITY_MARGIN:g} pt)"]
+
+
+def paired_verdict(headline: dict, args) -> str:
+    """Issue 12's target on the outcome that matters: at least as good as random + FIFO
+    (non-inferiority) with at most a third of its epochs."""
+    if not headline or math.isnan(headline["low"]):
+        return ""
+    share = args.candidate_share
+    met = share <= 1 / 3 + 1e-3 and headline["low"] > -NONINFERIORITY_MARGIN
+    return (f"**Outcome target {'met' if met else 'not met'}** (TPE + ASHA picks configurations at least as good "
+            f"as random + FIFO with at most a third of its epochs): with {share:.3g} of random + FIFO's epochs, "
+            f"TPE + ASHA minus random + FIFO = {headline['mean']:+.2f} points [{headline['low']:+.2f}, "
+            f"{headline['high']:+.2f}] over {headline['n']} (dataset, seed) pairs; non-inferiority margin "
+            f"{NONINFERIORITY_MARGIN:g} point.")
 
 
 OUTCOME_HEADER = ["dataset", "method", "seeds", "full-split acc % (median)", "range", "mean ± sd",
@@ -442,7 +520,7 @@ def main(argv=None) -> int:
     if args.from_raw:  # re-analysis: the run's own settings, machine, command, date and load
         raw = json.loads(Path(args.from_raw).read_text())
         for key in ("family", "datasets", "seeds", "samples", "max_epochs", "grace_period", "num_cpus",
-                    "data_dir", "method_list", "budget", "folds", "repeats"):
+                    "data_dir", "method_list", "budget", "folds", "repeats", "candidate_share"):
             if key in raw["args"]:  # files from before --methods / --budget hold the first eight
                 setattr(args, key, raw["args"][key])
         if "method_list" not in raw["args"]:
@@ -478,8 +556,9 @@ def main(argv=None) -> int:
     summary, ratios, headline = summarise(runs, names, seeds, args)
     tolerances = sorted({args.tolerance, *(float(t) for t in args.tolerances.split(",") if t.strip())})
 
-    per_method = (f"{args.samples * args.max_epochs} epochs per experiment ({args.samples} full trials for "
-                  f"FIFO; the others as many trials as fit, at most {MAX_TRIALS_FACTOR * args.samples})"
+    per_method = (f"{args.samples * args.max_epochs} epochs per experiment for FIFO ({args.samples} full trials), "
+                  f"{method_budget(CANDIDATE, args)} for the others (as many trials as fit, at most "
+                  f"{MAX_TRIALS_FACTOR * args.samples})"
                   if args.budget == "epochs" else f"{args.samples} trials per experiment")
     budget = (f"{args.family} space, {per_method}, {args.max_epochs} max epochs per trial, "
               f"ASHA grace {args.grace_period}, reduction factor 3 (ASHA and BOHB's HyperBand), {args.num_cpus} "
@@ -496,8 +575,11 @@ def main(argv=None) -> int:
             best_by_dataset.append(f"{name}: {top[1]} ({top[3]}%)")
     outcome_text = ("Highest median full-split accuracy of the picked configuration: "
                     + "; ".join(best_by_dataset) + ".") if best_by_dataset else ""
+    paired_rows, paired_headline = paired_outcomes(runs, names, args.method_list)
     tables = (f"Outcome (full-split accuracy of the configuration each experiment picked):\n\n"
               f"{common.markdown_table(OUTCOME_HEADER, outcome_rows)}\n\n"
+              f"Paired by dataset and seed (same split and folds; the test's assumptions: module docstring):\n\n"
+              f"{common.markdown_table(PAIRED_HEADER, paired_rows)}\n\n"
               f"Per dataset, mean over seeds:\n\n{common.markdown_table(SUMMARY_HEADER, summary)}\n\n"
               f"Ratios (sum over runs of the numerator / of the denominator; ≥ / ≤: a bound, because a side "
               f"did not reach the target in some run and its total stands in; ≈: both sides did not in some runs):"
@@ -506,7 +588,9 @@ def main(argv=None) -> int:
               f"{common.markdown_table(SENSITIVITY_HEADER, sensitivity(runs, tolerances))}\n\n"
               f"Diagnostics:\n\n"
               f"{common.markdown_table(DIAG_HEADER, diagnostics(runs, names, args, n_val))}\n")
-    text = (outcome_text + "\n\n" if outcome_text else "") + verdict(runs, headline, args.tolerance)
+    target_text = paired_verdict(paired_headline, args)
+    text = ((outcome_text + "\n\n" if outcome_text else "") + (target_text + "\n\n" if target_text else "")
+            + verdict(runs, headline, args.tolerance))
     print()
     print(tables)
     print(text)

@@ -61,6 +61,44 @@ def test_ceiling_is_read_from_the_provenance_text():
     assert source.endswith("README.md")
 
 
+def test_search_efficiency_budget_share_and_paired_outcome():
+    """--candidate-share gives the early-stopping methods that share of FIFO's epochs, and the
+    paired outcome test (candidate minus random + FIFO per dataset and seed) reads the target."""
+    import argparse
+
+    args = search_efficiency.parse_args(["--samples", "16", "--max-epochs", "12", "--candidate-share", "0.333"])
+    assert search_efficiency.method_budget("random + FIFO", args) == 192
+    assert search_efficiency.method_budget("TPE + ASHA", args) == 64
+    for bad in (["--candidate-share", "0"], ["--candidate-share", "1.5"],
+                ["--budget", "trials", "--candidate-share", "0.5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            search_efficiency.parse_args(bad)
+        assert exit_info.value.code == 2
+
+    def runs(diffs):  # baseline accuracies differ by pair, so only pairing gives these differences
+        out = []
+        for i, (dataset, seed) in enumerate([(d, s) for d in ("A4", "A12") for s in range(3)]):
+            base = 0.30 + 0.1 * i
+            out += [{"dataset": dataset, "seed": seed, "method": "random + FIFO", "full_acc": base},
+                    {"dataset": dataset, "seed": seed, "method": "TPE + ASHA", "full_acc": base + diffs[i] / 100}]
+        return out
+
+    methods = ["TPE + ASHA", "random + FIFO"]
+    close = [0.2, -0.1, 0.3, 0.0, 0.1, -0.2]
+    rows, head = search_efficiency.paired_outcomes(runs(close), ["A4", "A12"], methods)
+    assert head["n"] == 6 and head["mean"] == pytest.approx(np.mean(close))
+    assert head["low"] < head["mean"] < head["high"] and head["low"] > -1
+    assert [r[0] for r in rows] == ["A4", "A12", "all"] and rows[-1][-1] == "at least as good"
+    share_third = argparse.Namespace(candidate_share=0.333)
+    assert search_efficiency.paired_verdict(head, share_third).startswith("**Outcome target met**")
+    # The same outcome with the full budget is not the target: it asks for a third of the epochs.
+    assert "not met" in search_efficiency.paired_verdict(head, argparse.Namespace(candidate_share=1.0))
+    worse = [-2.0, -1.5, -2.5, -1.0, -3.0, -2.0]
+    rows, head = search_efficiency.paired_outcomes(runs(worse), ["A4", "A12"], methods)
+    assert head["high"] < 0 and rows[-1][-1] == "not shown" and rows[-1][6] == "0 / 6"
+    assert "not met" in search_efficiency.paired_verdict(head, share_third)
+
+
 def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     md = tmp_path / "RESULTS.md"
     raw = tmp_path / "raw.json"
@@ -72,6 +110,7 @@ def test_search_efficiency_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
         assert f"| T2 | {method} | 1 |" in section  # its picked configuration's full-split accuracy
     assert "| T2 | 0 | random + FIFO | 3 | 6 |" in section  # 3 full trials: the 6-epoch budget
     assert "TPE + ASHA / random + FIFO" in section and "- Machine: " in section and "- Command: " in section
+    assert "| all | TPE + ASHA - random + FIFO | 1 |" in section  # the paired outcome, one pair
     assert raw.is_file()
 
     # The noise floor from that raw file alone (its searches are search_efficiency.run_one's,
@@ -236,6 +275,8 @@ def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     assert "| torch | 3,000 |" in section and "| onnx | 3,000 |" in section
     assert "`predict` command" in section and "| 500 |" in section
     assert "labels differ on 0 of them" in section and "- Machine: " in section
+
+
 def test_determinism_cost_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     from benchmarks import determinism_cost
 
@@ -244,3 +285,19 @@ def test_determinism_cost_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
                                   "--results-md", str(md)]) == 0
     section = _section(md, determinism_cost.SECTION)
     assert "--deterministic / default wall time" in section and "- Machine: " in section
+
+
+def test_lever_cost_quick_times_every_lever_against_off(module_tiny_dataset_dir, tmp_path):
+    from benchmarks import lever_cost
+    from benchmarks.levers import LEVERS
+
+    md = tmp_path / "RESULTS.md"
+    assert lever_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
+                            "--results-md", str(md)]) == 0
+    section = _section(md, lever_cost.SECTION)
+    rows = {line.split("|")[2].strip(): line.split("|")[3:5] for line in section.splitlines()
+            if line.startswith("| ffn |")}
+    assert list(rows) == list(LEVERS)  # one row per variant, in the levers benchmark's order
+    assert all(float(ms) > 0 for ms, _ in rows.values())
+    assert float(rows["off"][1]) == 1.0  # "off" against itself
+    assert "- Machine: " in section
