@@ -30,6 +30,13 @@ validation score its search recorded (as the comparison's exploratory tests do):
 without the folds, so its p needs no adjustment. The margin shown is over the reference with
 the highest mean, with its corrected 95% interval.
 
+Non-inferiority: where a reference sits within a point of the ceiling, no classifier can be
+shown above it on 15 correlated folds; the table then also says whether the pick is shown
+not worse than every reference by more than ``NONINFERIORITY_MARGIN`` points: the lower end
+of each corrected interval above -1 (one-sided 2.5% per reference; intersection-union over
+the references; for the highest-mean pick the intervals are Bonferroni-widened to
+1 - 0.05 / K, since it was picked on these folds).
+
 By default this reads an existing results tree. ``--run`` first produces one, from a fresh
 clone, with the project's default tunes (``python -m tuning tune FAMILY all`` for every
 family in ``--families``: 48 trials x 40 epochs per experiment, then 5 x 3 full-split
@@ -58,6 +65,7 @@ from benchmarks import common  # noqa: E402
 SECTION = "accuracy"
 TARGET_GAP = 1.0
 ALPHA = 0.05
+NONINFERIORITY_MARGIN = 1.0  # points: the ceiling target's tolerance
 DEFAULT_FAMILIES = "cnn,ffn,mtl-cnn,mtl-ffn"
 
 CEILING = {"A2": 98.7, "A3": 94.9, "A4": 74.7, "A21": 83.1, "A12": 39.4}
@@ -194,9 +202,10 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
     the best validation score (picked without the folds: no adjustment). Each entry: its
     margin over the references (see the module docstring); datasets without both kinds are
     left out."""
-    from tuning.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows
+    from tuning.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows, paired_differences
+    from tuning.comparison.statistics import paired_test
     from tuning.results_tree import natural_key
-    from tuning.stats import corrected_mean_ci, corrected_resampled_ttest, holm
+    from tuning.stats import holm
 
     out = []
     for dataset in sorted(rows["dataset"].unique(), key=natural_key):
@@ -207,17 +216,13 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
         tuned = [a for a in by_approach if a not in refs]
         if not refs or not tuned:
             continue
+        pairs = {(a, r): paired_differences(pair_rows(by_approach[a], by_approach[r])) for a in tuned for r in refs}
         tests = {}  # approach -> [(reference, margin, low, high, p)]
         for a in tuned:
             tests[a] = []
             for r in refs:
-                paired = pair_rows(by_approach[a], by_approach[r])
-                diffs = 100.0 * (paired["accuracy_a"].astype(float) - paired["accuracy_b"].astype(float)).to_numpy()
-                n_train = (paired["n_train_a"] + paired["n_val_a"]).astype(float).to_numpy()
-                n_test = paired["n_test_a"].astype(float).to_numpy()
-                _, p = corrected_resampled_ttest(diffs, n_train, n_test)
-                margin, low, high = corrected_mean_ci(diffs, n_train, n_test)
-                tests[a].append((r, margin, low, high, p))
+                test = paired_test(*pairs[(a, r)])
+                tests[a].append((r, test["mean_diff"], test["diff_ci_low"], test["diff_ci_high"], test["p_value"]))
         # Intersection-union: above every reference, or not shown above them at all.
         p_iut = {a: max(t[4] for t in tests[a]) if all(t[1] > 0 for t in tests[a]) else 1.0 for a in tuned}
         holm_p = dict(zip(tuned, holm([p_iut[a] for a in tuned])))
@@ -234,22 +239,27 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
                 verdict = "below a reference"
             else:
                 verdict = "not separated"
+            confidence = 1.0 - 0.05 / n_candidates  # Bonferroni over the candidates it was picked from
+            worst_low = min(paired_test(*pairs[(best, r)], confidence=confidence)["diff_ci_low"] for r in refs)
             out.append({"dataset": dataset, "picked_by": picked_by, "best": best, "best_accuracy": means[best],
                         "reference": reference, "reference_accuracy": means[best] - margin, "margin": margin,
                         "low": low, "high": high, "p": p_iut[best], "p_used": float(used_p[best]),
-                        "n_candidates": n_candidates, "verdict": verdict, "n_folds": int(len(by_approach[best]))})
+                        "n_candidates": n_candidates, "verdict": verdict, "n_folds": int(len(by_approach[best])),
+                        "worst_low": worst_low, "noninferior": worst_low > -NONINFERIORITY_MARGIN})
     return out
 
 
 def margin_table(margins: list[dict]) -> tuple[list[str], list[list]]:
     header = ["dataset", "tuned approach picked by", "approach", "accuracy %", "best reference", "accuracy %",
               "margin, points [corrected 95% CI]", "p (largest over references)",
-              "p for the verdict", "verdict"]
+              "p for the verdict", "verdict",
+              f"lowest interval end over references (non-inferior if > -{NONINFERIORITY_MARGIN:g})"]
     body = [[m["dataset"], m["picked_by"], short_name(m["best"]), f"{m['best_accuracy']:.1f}",
              short_name(m["reference"]), f"{m['reference_accuracy']:.1f}",
              f"{m['margin']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}]", f"{m['p']:.3g}",
              f"{m['p_used']:.3g}" + (f" (Holm, K = {m['n_candidates']})" if m["n_candidates"] > 1 else " (none)"),
-             m["verdict"]] for m in margins]
+             m["verdict"], f"{m['worst_low']:+.2f}: " + ("non-inferior" if m["noninferior"] else "not shown")]
+            for m in margins]
     return header, body
 
 
@@ -259,8 +269,11 @@ def margin_summary(margins: list[dict]) -> str:
     for picked_by in dict.fromkeys(m["picked_by"] for m in margins):
         these = [m for m in margins if m["picked_by"] == picked_by]
         above = [m["dataset"] for m in these if m["verdict"] == "above every reference"]
+        level = [m["dataset"] for m in these if m["noninferior"]]
         parts.append(f"Tuned approach picked by {picked_by}: above every reference (corrected test, alpha {ALPHA:g}) "
-                     f"on {len(above)} of {len(these)} datasets" + (f" ({', '.join(above)})." if above else "."))
+                     f"on {len(above)} of {len(these)} datasets" + (f" ({', '.join(above)})" if above else "")
+                     + f"; not worse than any by more than {NONINFERIORITY_MARGIN:g} point on {len(level)}"
+                     + (f" ({', '.join(level)})." if level else "."))
     return " ".join(parts)
 
 

@@ -196,6 +196,28 @@ def test_margin_over_the_references_is_tested_against_each_with_holm(tuned_means
     assert [m["picked_by"] for m in accuracy.reference_margins(rows)] == ["highest mean"]  # no scores: one way
 
 
+def test_non_inferiority_to_the_references_reads_the_lowest_interval_end():
+    """Level with a reference: not above it, but shown not worse by more than a point; the
+    highest-mean pick's intervals are widened for the choice among K, the validation pick's not."""
+    import pandas as pd
+
+    tuned = {"Classic CNN PyTorch": 40.1, "Classic FFN PyTorch": 40.0}
+    kinds = {**{a: "single-task" for a in tuned}, "Reference PCA+SVM": "reference", "Reference LDA": "reference"}
+    rows = _margin_rows({**tuned, "Reference PCA+SVM": 40.0, "Reference LDA": 38.0}, kinds, noise=0.2)
+    validation = pd.DataFrame({"approach": list(tuned), "dataset": "D", "objective": "accuracy",
+                               "objective_value": [0.41, 0.40], "higher_is_better": True})
+    by_mean, by_validation = accuracy.reference_margins(rows, validation)
+    assert by_mean["best"] == by_validation["best"] == "Classic CNN PyTorch"  # the same network, two ways
+    for m in (by_mean, by_validation):
+        assert m["verdict"] == "not separated" and m["noninferior"]
+        assert -accuracy.NONINFERIORITY_MARGIN < m["worst_low"] < 0
+    assert by_mean["worst_low"] < by_validation["worst_low"] == pytest.approx(by_validation["low"])
+    below = accuracy.reference_margins(_margin_rows({**tuned, "Reference PCA+SVM": 42.0, "Reference LDA": 38.0},
+                                                    kinds, noise=0.2))
+    assert not below[0]["noninferior"] and below[0]["worst_low"] < -accuracy.NONINFERIORITY_MARGIN
+    assert "not worse than any by more than 1 point on 0" in accuracy.margin_summary(below)
+
+
 @pytest.mark.parametrize("variant", variants.VARIANTS)
 def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_dir, tmp_path, variant):
     from tuning.data import load_dataset

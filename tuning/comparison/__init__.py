@@ -72,10 +72,14 @@ def _family(part: pd.DataFrame) -> str:
     return str(part["family"].iloc[0]) if "family" in part.columns and len(part) else ""
 
 
-def _fold_sizes(paired: pd.DataFrame, side: str = "a") -> tuple[np.ndarray, np.ndarray]:
-    """Rows fitted (training + inner validation: both shape the model) and scored per fold."""
+def paired_differences(paired: pd.DataFrame, score: str = "accuracy",
+                       side: str = "a") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per fold of :func:`pair_rows`' output: A minus B in percentage points, and the rows
+    fitted (training + inner validation: both shape the model) and scored, from ``side``'s
+    rows; the arguments of :func:`tuning.comparison.statistics.paired_test`."""
+    diffs = 100.0 * (paired[f"{score}_a"].astype(float) - paired[f"{score}_b"].astype(float)).to_numpy()
     n_train = (paired[f"n_train_{side}"] + paired[f"n_val_{side}"]).astype(float).to_numpy()
-    return n_train, paired[f"n_test_{side}"].astype(float).to_numpy()
+    return diffs, n_train, paired[f"n_test_{side}"].astype(float).to_numpy()
 
 
 def summarise(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_split: pd.DataFrame | None = None,
@@ -156,10 +160,8 @@ def paired_tests(rows: pd.DataFrame, validation: pd.DataFrame | None = None, *, 
                 plan.append((EXPLORATORY, best, "best validation score"))
             for comparison, vs, selected_by in plan:
                 paired = pair_rows(part, by_approach[vs])
-                n_train, n_test = _fold_sizes(paired)
                 for score in scores:
-                    diffs = 100.0 * (paired[f"{score}_a"].astype(float) - paired[f"{score}_b"].astype(float))
-                    result = st.paired_test(diffs.to_numpy(), n_train, n_test, rope=rope, confidence=confidence)
+                    result = st.paired_test(*paired_differences(paired, score), rope=rope, confidence=confidence)
                     records.append({"dataset": dataset, "comparison": comparison, "score": score,
                                     "approach": approach, "vs_approach": vs, "selected_by": selected_by,
                                     **result})
@@ -220,10 +222,8 @@ def compare_curves(curves: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, rope: 
         singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
         for mtl in (a for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI):
             for single in singles:
-                paired = pair_rows(by_approach[mtl], by_approach[single])
-                n_train, n_test = _fold_sizes(paired, "b")
-                diffs = 100.0 * (paired["accuracy_a"].astype(float) - paired["accuracy_b"].astype(float))
-                result = st.paired_test(diffs.to_numpy(), n_train, n_test, rope=rope, confidence=confidence)
+                diffs, n_train, n_test = paired_differences(pair_rows(by_approach[mtl], by_approach[single]), side="b")
+                result = st.paired_test(diffs, n_train, n_test, rope=rope, confidence=confidence)
                 records.append({"dataset": dataset, "fraction": float(fraction), "training_spikes": float(n_train.mean()),
                                 "comparison": CURVE, "score": "accuracy", "approach": mtl, "vs_approach": single,
                                 "selected_by": "chosen configurations", **result})
