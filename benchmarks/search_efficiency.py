@@ -598,7 +598,8 @@ def main(argv=None) -> int:
     if args.from_raw:
         lines.append(f"- Re-analysed {time.strftime('%Y-%m-%d %H:%M %Z')} with `{command}`")
     body = "\n".join([
-        "## Search efficiency (`benchmarks/search_efficiency.py`)", "",
+        "## Search efficiency (`benchmarks/search_efficiency.py`)"
+        + (f", early stopping with {args.candidate_share:g} of FIFO's epochs" if args.candidate_share < 1 else ""), "",
         *lines, f"- Budget: {budget}", "",
         text, "", tables,
         "Every experiment (in the order run):", "",
@@ -609,7 +610,9 @@ def main(argv=None) -> int:
         "start of `Tuner.fit` to that result; ≥ = never reached (lower bound: the total). "
         "*load avg* = mean 1-minute load average during the experiment.",
     ])
-    common.write_section(args, SECTION, body)
+    # A run at another budget share is another protocol: its own section, beside the equal-budget one.
+    common.write_section(args, SECTION if args.candidate_share == 1 else f"{SECTION}-share-{args.candidate_share:g}",
+                         body)
     return 0
 
 
