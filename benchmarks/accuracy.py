@@ -263,6 +263,32 @@ def margin_table(margins: list[dict]) -> tuple[list[str], list[list]]:
     return header, body
 
 
+def headroom_rows(margins: list[dict], ceiling: dict) -> list[list]:
+    """Per dataset (the validation pick where there is one, else the highest mean): the room
+    between the best reference and the oracle ceiling, the most any classifier can be above
+    it, beside the half-width of the margin's corrected interval, the least a margin must be
+    to be told apart from 0 on these folds. Room below the half-width: a classifier at the
+    ceiling, with the picked network's fold-to-fold spread, could not be shown above the
+    references here (the oracle's own spread is unknown: it may be smaller)."""
+    picked = {}
+    for m in margins:
+        if m["picked_by"] == "validation score" or m["dataset"] not in picked:
+            picked[m["dataset"]] = m
+    rows = []
+    for dataset, m in picked.items():
+        if dataset not in ceiling:
+            continue
+        room, half = ceiling[dataset] - m["reference_accuracy"], (m["high"] - m["low"]) / 2
+        rows.append([dataset, short_name(m["reference"]), f"{m['reference_accuracy']:.1f}", f"{ceiling[dataset]:.1f}",
+                     f"{room:+.2f}", f"{half:.2f}", "yes" if room > half else "no"])
+    return rows
+
+
+HEADROOM_HEADER = ["dataset", "best reference", "accuracy %", "ceiling (oracle) %", "room above it, points",
+                   "half-width of the margin's corrected 95% CI, points",
+                   "a classifier at the ceiling with this spread: shown above it?"]
+
+
 def margin_summary(margins: list[dict]) -> str:
     """One sentence per way of picking: on how many datasets the pick is above every reference."""
     parts = []
@@ -314,6 +340,8 @@ def main(argv=None) -> int:
     margins = reference_margins(rows, load_validation_scores(results_dir))
     margin_md = common.markdown_table(*margin_table(margins)) if margins else "No references to compare with."
     margin_verdict = margin_summary(margins)
+    headroom = headroom_rows(margins, ceiling)
+    headroom_md = common.markdown_table(HEADROOM_HEADER, headroom) if headroom else ""
     missing = [d for d in ceiling if d not in set(rows["dataset"])]
     if gaps:
         ok = all(g >= -TARGET_GAP for g in gaps.values())
@@ -330,6 +358,8 @@ def main(argv=None) -> int:
     print(gap_md)
     print()
     print(margin_md)
+    print()
+    print(headroom_md)
     print()
     print(verdict)
     print(margin_verdict)
@@ -349,6 +379,9 @@ def main(argv=None) -> int:
         "Margin of the best tuned approach over the references on the same folds (the test and its "
         "correction: module docstring of `benchmarks/accuracy.py`):", "",
         margin_md, "",
+        *(["Room between the best reference and the ceiling, beside the least margin these folds can "
+           "detect with the picked network's fold-to-fold spread (an oracle's own spread may be smaller):", "",
+           headroom_md, ""] if headroom_md else []),
         *[f"- note: {n}" for n in notes],
     ])
     common.write_section(args, SECTION, body)

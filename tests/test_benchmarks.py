@@ -218,6 +218,22 @@ def test_non_inferiority_to_the_references_reads_the_lowest_interval_end():
     assert "not worse than any by more than 1 point on 0" in accuracy.margin_summary(below)
 
 
+def test_headroom_sets_the_room_below_the_ceiling_against_what_the_folds_detect():
+    margins = [{"dataset": "A3", "picked_by": "highest mean", "reference": "Reference LDA",
+                "reference_accuracy": 94.7, "low": -1.2, "high": 1.0},
+               {"dataset": "A3", "picked_by": "validation score", "reference": "Reference LDA",
+                "reference_accuracy": 94.7, "low": -2.7, "high": -0.1},
+               {"dataset": "A21", "picked_by": "highest mean", "reference": "Reference LDA",
+                "reference_accuracy": 81.6, "low": 0.5, "high": 1.8},
+               {"dataset": "X", "picked_by": "highest mean", "reference": "Reference LDA",
+                "reference_accuracy": 50.0, "low": 0.0, "high": 1.0}]
+    rows = accuracy.headroom_rows(margins, {"A3": 94.9, "A21": 83.1})
+    assert [r[0] for r in rows] == ["A3", "A21"]  # no ceiling for X
+    a3, a21 = rows
+    assert a3[4:] == ["+0.20", "1.30", "no"]  # the validation pick's interval: 1.3 wide each side
+    assert a21[4:] == ["+1.50", "0.65", "yes"]
+
+
 @pytest.mark.parametrize("variant", variants.VARIANTS)
 def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_dir, tmp_path, variant):
     from tuning.data import load_dataset
