@@ -202,6 +202,9 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
     the best validation score (picked without the folds: no adjustment). Each entry: its
     margin over the references (see the module docstring); datasets without both kinds are
     left out."""
+    import numpy as np
+    from scipy.stats import norm
+
     from tuning.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows, paired_differences
     from tuning.comparison.statistics import paired_test
     from tuning.results_tree import natural_key
@@ -239,13 +242,18 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
                 verdict = "below a reference"
             else:
                 verdict = "not separated"
+            # With J folds the corrected half-width is t * s * sqrt(1/J + n_test/n_train): more repeats
+            # shrink only the 1/J term, so z * s * sqrt(n_test/n_train) is the least any number could detect.
+            diffs, n_train, n_test = pairs[(best, reference)]
+            floor = float(norm.ppf(0.975) * np.std(diffs, ddof=1) * np.sqrt(np.mean(n_test) / np.mean(n_train)))
             confidence = 1.0 - 0.05 / n_candidates  # Bonferroni over the candidates it was picked from
             worst_low = min(paired_test(*pairs[(best, r)], confidence=confidence)["diff_ci_low"] for r in refs)
             out.append({"dataset": dataset, "picked_by": picked_by, "best": best, "best_accuracy": means[best],
                         "reference": reference, "reference_accuracy": means[best] - margin, "margin": margin,
                         "low": low, "high": high, "p": p_iut[best], "p_used": float(used_p[best]),
                         "n_candidates": n_candidates, "verdict": verdict, "n_folds": int(len(by_approach[best])),
-                        "worst_low": worst_low, "noninferior": worst_low > -NONINFERIORITY_MARGIN})
+                        "worst_low": worst_low, "noninferior": worst_low > -NONINFERIORITY_MARGIN,
+                        "floor": floor})
     return out
 
 
@@ -267,9 +275,11 @@ def headroom_rows(margins: list[dict], ceiling: dict) -> list[list]:
     """Per dataset (the validation pick where there is one, else the highest mean): the room
     between the best reference and the oracle ceiling, the most any classifier can be above
     it, beside the half-width of the margin's corrected interval, the least a margin must be
-    to be told apart from 0 on these folds. Room below the half-width: a classifier at the
+    to be told apart from 0 on these folds, and the least it could be with any number of
+    repeats of the same k-fold (``floor``). Room below the half-width: a classifier at the
     ceiling, with the picked network's fold-to-fold spread, could not be shown above the
-    references here (the oracle's own spread is unknown: it may be smaller)."""
+    references here; below the floor, not with more repeats either (the oracle's own spread
+    is unknown: it may be smaller)."""
     picked = {}
     for m in margins:
         if m["picked_by"] == "validation score" or m["dataset"] not in picked:
@@ -280,13 +290,14 @@ def headroom_rows(margins: list[dict], ceiling: dict) -> list[list]:
             continue
         room, half = ceiling[dataset] - m["reference_accuracy"], (m["high"] - m["low"]) / 2
         rows.append([dataset, short_name(m["reference"]), f"{m['reference_accuracy']:.1f}", f"{ceiling[dataset]:.1f}",
-                     f"{room:+.2f}", f"{half:.2f}", "yes" if room > half else "no"])
+                     f"{room:+.2f}", f"{half:.2f}", f"{m['floor']:.2f}",
+                     "yes" if room > half else "with more repeats" if room > m["floor"] else "no"])
     return rows
 
 
 HEADROOM_HEADER = ["dataset", "best reference", "accuracy %", "ceiling (oracle) %", "room above it, points",
                    "half-width of the margin's corrected 95% CI, points",
-                   "a classifier at the ceiling with this spread: shown above it?"]
+                   "the same with unlimited repeats, points", "a classifier at the ceiling with this spread: shown above it?"]
 
 
 def margin_summary(margins: list[dict]) -> str:

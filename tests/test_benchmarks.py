@@ -220,18 +220,37 @@ def test_non_inferiority_to_the_references_reads_the_lowest_interval_end():
 
 def test_headroom_sets_the_room_below_the_ceiling_against_what_the_folds_detect():
     margins = [{"dataset": "A3", "picked_by": "highest mean", "reference": "Reference LDA",
-                "reference_accuracy": 94.7, "low": -1.2, "high": 1.0},
+                "reference_accuracy": 94.7, "low": -1.2, "high": 1.0, "floor": 0.9},
                {"dataset": "A3", "picked_by": "validation score", "reference": "Reference LDA",
-                "reference_accuracy": 94.7, "low": -2.7, "high": -0.1},
+                "reference_accuracy": 94.7, "low": -2.7, "high": -0.1, "floor": 1.1},
+               {"dataset": "A4", "picked_by": "highest mean", "reference": "Reference LDA",
+                "reference_accuracy": 73.6, "low": -1.0, "high": 1.6, "floor": 0.8},
                {"dataset": "A21", "picked_by": "highest mean", "reference": "Reference LDA",
-                "reference_accuracy": 81.6, "low": 0.5, "high": 1.8},
+                "reference_accuracy": 81.6, "low": 0.5, "high": 1.8, "floor": 0.4},
                {"dataset": "X", "picked_by": "highest mean", "reference": "Reference LDA",
-                "reference_accuracy": 50.0, "low": 0.0, "high": 1.0}]
-    rows = accuracy.headroom_rows(margins, {"A3": 94.9, "A21": 83.1})
-    assert [r[0] for r in rows] == ["A3", "A21"]  # no ceiling for X
-    a3, a21 = rows
-    assert a3[4:] == ["+0.20", "1.30", "no"]  # the validation pick's interval: 1.3 wide each side
-    assert a21[4:] == ["+1.50", "0.65", "yes"]
+                "reference_accuracy": 50.0, "low": 0.0, "high": 1.0, "floor": 0.3}]
+    rows = accuracy.headroom_rows(margins, {"A3": 94.9, "A4": 74.7, "A21": 83.1})
+    assert [r[0] for r in rows] == ["A3", "A4", "A21"]  # no ceiling for X
+    a3, a4, a21 = rows
+    assert a3[4:] == ["+0.20", "1.30", "1.10", "no"]  # the validation pick's interval: 1.3 wide each side
+    assert a4[4:] == ["+1.10", "1.30", "0.80", "with more repeats"]
+    assert a21[4:] == ["+1.50", "0.65", "0.40", "yes"]
+
+
+def test_margin_floor_is_what_unlimited_repeats_of_the_folds_could_detect():
+    """The corrected half-width shrinks towards z * s * sqrt(n_test / n_train) as folds are
+    added, never below: the floor the margins report."""
+    from scipy.stats import norm
+
+    kinds = {"Classic FFN PyTorch": "single-task", "Reference LDA": "reference"}
+    few = accuracy.reference_margins(_margin_rows({"Classic FFN PyTorch": 41.0, "Reference LDA": 40.0}, kinds,
+                                                  folds=10))[0]
+    many = accuracy.reference_margins(_margin_rows({"Classic FFN PyTorch": 41.0, "Reference LDA": 40.0}, kinds,
+                                                   folds=4000))[0]
+    assert (few["high"] - few["low"]) / 2 > few["floor"] > 0
+    # Own noise sd 0.5 on each side: the difference's sd is 0.5 * sqrt(2); n_test / n_train = 225 / 900.
+    assert many["floor"] == pytest.approx(norm.ppf(0.975) * 0.5 * np.sqrt(2) * 0.5, rel=0.05)
+    assert (many["high"] - many["low"]) / 2 == pytest.approx(many["floor"], rel=0.01)
 
 
 @pytest.mark.parametrize("variant", variants.VARIANTS)
