@@ -16,7 +16,7 @@ The other levers cost nothing per epoch or are priced by structure: the best-tri
 networks per rerun (about K times the export's reruns); the export's bundle trains one
 network more than the reruns.
 
-    .venv/bin/python benchmarks/lever_cost.py --family cnn --dataset A12
+    .venv/bin/python benchmarks/lever_cost.py --families cnn,ffn,lstm --dataset A12
 """
 
 from __future__ import annotations
@@ -98,14 +98,14 @@ def main(argv=None) -> int:
     table = common.markdown_table(["family", "variant", "ms per epoch (median)", "ratio to off (median)",
                                    "ratio range"], rows)
     body = "\n".join([
-        f"## Cost of the training levers (`benchmarks/lever_cost.py`)", "",
+        "## Cost of the training levers (`benchmarks/lever_cost.py`)", "",
         common.provenance(common.script_command(__file__, argv), load, started), "",
         f"{args.configs} random configurations per family from its search space, on {args.dataset} "
         f"({len(split.train)} training rows), {args.epochs} epochs per variant, {args.rounds} round(s), one "
         f"torch thread; ratio per configuration and round, then the median.", "",
         table, "",
         "Not per epoch: the best-trial rule reads the histories only; `--ensemble K` trains K networks per "
-        "rerun; the export's bundle trains one network more than its reruns (5 x 3 by default: 15 + 1 + "
+        "rerun; the export's bundle trains one network beside its reruns (16 by default: 5 x 3 folds and "
         "the one-split rerun).",
     ])
     print(table)

@@ -22,8 +22,8 @@ protocol). ``--candidate-share F`` gives the early-stopping methods F of that ep
 (FIFO methods keep all of it): issue 12's target, "TPE + ASHA picks configurations at least
 as good as random search without early stopping, using at most a third of its epochs", is
 tested with ``--candidate-share 0.333``. Same concurrency (as many trials at once as
-``--num-cpus`` allows, 1 CPU each). For each dataset and seed the experiments run one after another, their order rotated from
-seed to seed, so that they share the machine's conditions.
+``--num-cpus`` allows, 1 CPU each). For each dataset and seed the experiments run one after
+another, their order rotated from seed to seed, so that they share the machine's conditions.
 
 Outcome: the configuration each experiment picked (the export's best-trial rule) is rerun
 over ``--folds`` x ``--repeats`` stratified folds (``tuning.export.export_experiment``), and
@@ -335,7 +335,7 @@ def paired_outcomes(runs: list[dict], datasets: list[str], methods: list[str]) -
     """Each method minus random + FIFO in full-split accuracy, paired by (dataset, seed):
     mean, 95% t-interval over the pairs, two-sided p (one-sample t-test), wins / losses,
     and the non-inferiority reading (module docstring). Returns the rows and, for the
-    candidate over all datasets, ``(mean, low, high, n)``."""
+    candidate over all datasets, a dict of ``mean``, ``low``, ``high`` and ``n`` (pairs)."""
     from scipy import stats as scipy_stats
 
     from tuning.stats import mean_ci
