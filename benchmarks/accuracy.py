@@ -40,8 +40,9 @@ the references; for the highest-mean pick the intervals are Bonferroni-widened t
 By default this reads an existing results tree. ``--run`` first produces one, from a fresh
 clone, with the project's default tunes (``python -m tuning tune FAMILY all`` for every
 family in ``--families``: 48 trials x 40 epochs per experiment, then 5 x 3 full-split
-reruns). That takes many hours on a 2-CPU machine (the A12 CNN experiment alone takes
-about an hour); use a bigger machine or ``--address`` a cluster.
+reruns). Measured on a 2-CPU machine: a default cnn experiment 3.5-7 min, lstm 8-13 min,
+ffn 1-2 min, the multi-task ones much longer (mtl-lstm's export alone 30 min), so the default
+families take hours; use a bigger machine or ``--address`` a cluster.
 
     .venv/bin/python benchmarks/accuracy.py                              # reads results/
     .venv/bin/python benchmarks/accuracy.py --results-dir /path/to/results
