@@ -38,8 +38,9 @@ from tuning.errors import InputError
 from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
 from tuning.stats import corrected_mean_ci
 
-__all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "compare_curves", "add_references", "run", "run_comparison",
-           "render_study_report", "plot_learning_curves", "check_options", "across_searches", "load_approaches", "pair_rows",
+__all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "compare_curves", "add_references", "run",
+           "run_comparison", "render_study_report", "plot_learning_curves", "check_options", "across_searches",
+           "load_approaches", "pair_rows", "paired_differences",
            "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
            "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER"]
 
@@ -222,7 +223,8 @@ def compare_curves(curves: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, rope: 
         singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
         for mtl in (a for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI):
             for single in singles:
-                diffs, n_train, n_test = paired_differences(pair_rows(by_approach[mtl], by_approach[single]), side="b")
+                paired = pair_rows(by_approach[mtl], by_approach[single])
+                diffs, n_train, n_test = paired_differences(paired, side="b")
                 result = st.paired_test(diffs, n_train, n_test, rope=rope, confidence=confidence)
                 records.append({"dataset": dataset, "fraction": float(fraction), "training_spikes": float(n_train.mean()),
                                 "comparison": CURVE, "score": "accuracy", "approach": mtl, "vs_approach": single,
