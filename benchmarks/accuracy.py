@@ -4,8 +4,8 @@ reference ceiling of the stand-in data.
 
 * Tuned families: every approach found in ``--results-dir`` (``results/<Approach>/
   Individual Dataset Results/*_full_split_metrics_<DATASET>.csv``: stratified k-fold x
-  repeats, 5 x 3 by default), read with ``tuning.comparison.load_approaches``.
-* References: ``tuning.comparison.add_references`` (which calls ``load_or_compute_references``
+  repeats, 5 x 3 by default), read with ``tuning.study.comparison.load_approaches``.
+* References: ``tuning.study.comparison.add_references`` (which calls ``load_or_compute_references``
   and ``reference_rows``, as ``python -m tuning compare`` does): StandardScaler -> PCA(10, whiten) -> RBF SVM, and StandardScaler
   -> LDA, fitted and scored on exactly the folds of the approaches (rebuilt from their Run
   Config, checked against the stored fold assignment), cached in
@@ -155,9 +155,9 @@ def short_name(approach: str) -> str:
 
 
 def build_tables(rows, ceiling: dict, provenance_svm: dict):
-    from tuning.comparison import KIND_ORDER, MULTI, REFERENCE
-    from tuning.results_tree import natural_key
-    from tuning.stats import mean_ci
+    from tuning.study.comparison import KIND_ORDER, MULTI, REFERENCE
+    from tuning.export.results_tree import natural_key
+    from tuning.statistics import mean_ci
 
     kinds = rows.groupby("approach")["kind"].first()
     approaches = sorted(kinds.index, key=lambda a: (KIND_ORDER[kinds[a]], a))
@@ -199,17 +199,17 @@ def build_tables(rows, ceiling: dict, provenance_svm: dict):
 def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]:
     """Per dataset, one entry per way of picking the tuned approach (``picked_by``): the
     highest mean on these folds (its p Holm-adjusted over the K tuned approaches it was
-    picked from) and, given ``validation`` (:func:`tuning.comparison.rows.load_validation_scores`),
+    picked from) and, given ``validation`` (:func:`tuning.study.tree_rows.load_validation_scores`),
     the best validation score (picked without the folds: no adjustment). Each entry: its
     margin over the references (see the module docstring); datasets without both kinds are
     left out."""
     import numpy as np
     from scipy.stats import norm
 
-    from tuning.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows, paired_differences
-    from tuning.comparison.statistics import paired_test
-    from tuning.results_tree import natural_key
-    from tuning.stats import holm
+    from tuning.study.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows, paired_differences
+    from tuning.statistics import paired_test
+    from tuning.export.results_tree import natural_key
+    from tuning.statistics import holm
 
     out = []
     for dataset in sorted(rows["dataset"].unique(), key=natural_key):
@@ -329,7 +329,7 @@ def main(argv=None) -> int:
         results_dir = Path("results")
     ceiling, provenance_svm, ceiling_source = read_ceiling(args.provenance)
 
-    from tuning.comparison import add_references, load_approaches
+    from tuning.study.comparison import add_references, load_approaches
     from tuning.errors import InputError
 
     with common.LoadSampler() as load:
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
     header, acc_rows, gap_header, gap_rows, gaps = build_tables(rows, ceiling, provenance_svm)
     acc_md = common.markdown_table(header, acc_rows)
     gap_md = common.markdown_table(gap_header, gap_rows)
-    from tuning.comparison.rows import load_validation_scores
+    from tuning.study.tree_rows import load_validation_scores
 
     margins = reference_margins(rows, load_validation_scores(results_dir))
     margin_md = common.markdown_table(*margin_table(margins)) if margins else "No references to compare with."

@@ -111,13 +111,13 @@ class LoadSampler:
 @contextmanager
 def ray_runtime(num_cpus: int):
     """A local Ray runtime with ``num_cpus`` CPUs, started through the project's
-    ``tuning.cluster.connect`` (``ray.init(num_cpus=...)``) unless this process is already
+    ``tuning.search.ray_runtime.connect`` (``ray.init(num_cpus=...)``) unless this process is already
     connected; shut down only if started here."""
     import ray
 
-    from tuning import cluster
+    from tuning.search import ray_runtime
 
-    started = cluster.connect(None, num_cpus)
+    started = ray_runtime.connect(None, num_cpus)
     try:
         yield
     finally:

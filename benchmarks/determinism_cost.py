@@ -3,7 +3,7 @@ many trials at once as the CPUs allow), on the same small search, side by side.
 
 The two settings alternate (default first in odd rounds, deterministic first in even ones)
 so that they share the machine's conditions; each experiment is the project's own
-(``tuning.driver.run_experiment``), without the export.
+(``tuning.search.driver.run_experiment``), without the export.
 
     .venv/bin/python benchmarks/determinism_cost.py                 # ffn on A4, 2 rounds
     .venv/bin/python benchmarks/determinism_cost.py --quick --data-dir DIR --dataset T2
@@ -48,8 +48,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tuning.data import load_datasets
-    from tuning.driver import TuneSettings, run_experiment
+    from tuning.data.readers import load_datasets
+    from tuning.search.driver import TuneSettings, run_experiment
 
     started_at = time.time()
     (dataset,) = load_datasets([args.dataset], args.data_dir)

@@ -1,8 +1,8 @@
 """Does averaging the top-k configurations' probabilities beat the single best one?
 
 Takes the ``--k`` best configurations of a ``benchmarks/selection.py --raw`` file (ranked by
-``tuning.selection``'s default rule), trains each on every full-split fold of that file
-(``tuning.ensemble``: same rows, seed and early stopping as the export's reruns) and scores
+``tuning.search.best_trial``'s default rule), trains each on every full-split fold of that file
+(``tuning.export.ensemble``: same rows, seed and early stopping as the export's reruns) and scores
 the best one alone and the average of all k probabilities on the same test rows. Paired by
 fold; the raw file's PCA+SVM figure is on the same folds.
 
@@ -43,11 +43,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     import torch
 
-    from tuning.ensemble import fit_members, score_members
-    from tuning.export import INNER_VAL_FRACTION, rerun_patience
-    from tuning.comparison.references import reference_rows
-    from tuning.splits import cv_folds
-    from tuning.stats import corrected_resampled_ttest
+    from tuning.export.ensemble import fit_members, score_members
+    from tuning.export.exporter import INNER_VAL_FRACTION, rerun_patience
+    from tuning.study.references import reference_rows
+    from tuning.data.splits import cv_folds
+    from tuning.statistics import corrected_resampled_ttest
     from tuning.training import TaskData
 
     args = parse_args(argv)

@@ -2,7 +2,7 @@
 
 One experiment (``--family`` on ``--dataset``, ``--samples`` trials of ``--epochs``
 epochs) is run once per GPU fraction through the project's driver
-(``tuning.driver.run_experiment``, trials on ``cuda`` when Ray gives them a GPU). To make
+(``tuning.search.driver.run_experiment``, trials on ``cuda`` when Ray gives them a GPU). To make
 the runs the same work, the sampler is ``optuna.samplers.RandomSampler(seed)`` (the same
 configurations in the same order whatever the concurrency) and the scheduler FIFO (every
 trial runs every epoch). With fractions, Ray packs 1 / fraction trials on each GPU (CPUs
@@ -75,9 +75,9 @@ def main(argv=None) -> int:
     import ray
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuning.data import load_datasets
-    from tuning.driver import TuneSettings, concurrent_trials, run_experiment
-    from tuning.splits import min_rows_per_class
+    from tuning.data.readers import load_datasets
+    from tuning.search.driver import TuneSettings, concurrent_trials, run_experiment
+    from tuning.data.splits import min_rows_per_class
 
     started_at = time.time()
     dataset = load_datasets(args.dataset, args.data_dir, None, min_rows_per_class(5))[0]

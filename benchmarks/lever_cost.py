@@ -12,7 +12,7 @@ so that they share the machine's conditions; the ratio to "off" is taken per con
 and round, then its median is reported.
 
 The other levers cost nothing per epoch or are priced by structure: the best-trial rule
-(``tuning/selection.py``) only reads the trials' histories; ``--ensemble K`` trains K
+(``tuning/search/best_trial.py``) only reads the trials' histories; ``--ensemble K`` trains K
 networks per rerun (about K times the export's reruns); the export's bundle trains one
 network more than the reruns.
 
@@ -65,8 +65,8 @@ def main(argv=None) -> int:
     import torch
 
     from benchmarks.selection import sample_configs
-    from tuning.data import load_datasets
-    from tuning.splits import tuning_split
+    from tuning.data.readers import load_datasets
+    from tuning.data.splits import tuning_split
     from tuning.training import TaskData
 
     args = parse_args(argv)

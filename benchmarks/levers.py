@@ -1,10 +1,10 @@
 """What each training lever does to a fixed configuration's full-split accuracy.
 
 Takes the best ``--configs`` configurations of a ``benchmarks/selection.py --raw`` file
-(ranked by ``tuning.selection``'s default rule, as a search would pick them), switches the
+(ranked by ``tuning.search.best_trial``'s default rule, as a search would pick them), switches the
 levers of issue 12 off (no augmentation, constant learning rate, no label smoothing), then
 turns each on alone and all together, and reruns every variant on the same full-split
-folds (``tuning.reruns.run_job``, early stopping on an inner validation part, as the
+folds (``tuning.export.reruns.run_job``, early stopping on an inner validation part, as the
 export). Differences are paired by fold.
 
     .venv/bin/python benchmarks/levers.py --raw benchmarks/out/selection-ffn-A12.json
@@ -61,8 +61,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     import torch
 
-    from tuning.export import rerun_patience
-    from tuning.reruns import run_job
+    from tuning.export.exporter import rerun_patience
+    from tuning.export.reruns import run_job
 
     args = parse_args(argv)
     search = read_raw_search(args.raw, args.data_dir, folds=args.folds, repeats=args.repeats, seed=args.seed)

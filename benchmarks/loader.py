@@ -1,9 +1,9 @@
-"""Loading a large dataset: ``tuning.data.load_dataset`` against a bare ``pandas.read_csv``.
+"""Loading a large dataset: ``tuning.data.readers.load_dataset`` against a bare ``pandas.read_csv``.
 
 One CSV of ``--rows`` spikes x ``--samples`` samples plus a label column (values with two
 decimals, as the lab's files; default 1,000,000 x 64, about 450 MB) is written once to
 ``benchmarks/out/`` and reused. Each measurement runs in a fresh Python process that first
-imports numpy, pandas, pyarrow and ``tuning.data`` (its resident memory then is the
+imports numpy, pandas, pyarrow and ``tuning.data.readers`` (its resident memory then is the
 *baseline*), then times one of:
 
 * ``bare``: ``pandas.read_csv(path)``, pandas' defaults (C reader, float64 columns), no checks;
@@ -97,7 +97,7 @@ def measure(reader: str, csv_path: str) -> dict:
     import pandas as pd
     import pyarrow.csv  # noqa: F401  (imported by both, so both baselines match)
 
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
 
     baseline = _rss_bytes()
     started = time.perf_counter()
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
         f"One generated CSV, {size:.0f} MiB (two-decimal values, integer labels, from the page cache); "
         f"each measurement in a fresh process, the two readers alternating for {args.reps} rounds. "
         "`bare` is `pandas.read_csv(path)` with pandas' defaults and no checks; `load_dataset` is "
-        "`tuning.data.load_dataset(path)`: every check, float32 waveforms, int64 class ids.",
+        "`tuning.data.readers.load_dataset(path)`: every check, float32 waveforms, int64 class ids.",
         table,
         verdict,
     ])

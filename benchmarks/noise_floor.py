@@ -10,7 +10,7 @@ seed also draws the tuning split and the folds, so the spread below is what a la
 it reruns a search with another seed: the search's own variation plus that of re-partitioning
 and retraining one configuration (not separated here).
 
-Both best-trial rules of :mod:`tuning.selection` are scored on the same searches: *before*
+Both best-trial rules of :mod:`tuning.search.best_trial` are scored on the same searches: *before*
 (``best_epoch``, the rule until the accuracy issue) and *after* (``window3``, the default);
 where both pick the same trial the rerun is shared.
 
@@ -121,8 +121,8 @@ def sd_uncertainty(n: int) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tuning.data import load_datasets
-    from tuning.splits import min_rows_per_class
+    from tuning.data.readers import load_datasets
+    from tuning.data.splits import min_rows_per_class
 
     started = time.time()
     command = common.script_command(__file__, argv)

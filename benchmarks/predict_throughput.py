@@ -4,7 +4,7 @@ side by side, with peak memory; and the ``predict`` command end to end (CSV in, 
 The bundle: the CNN family's default size (``models.build_model("cnn", {})``: 2 conv blocks
 of 16 and 32 channels, kernel 5, max pooling, global average pooling; global
 normalisation), trained for ``--epochs`` by the export's own final-model code
-(``tuning.bundle.train_final``) on ``--dataset`` and written with ``plan_bundle``; or any
+(``tuning.bundle.model_bundle.train_final``) on ``--dataset`` and written with ``plan_bundle``; or any
 bundle given with ``--bundle`` (for instance one a real export wrote). Throughput does not
 depend on how well it was trained.
 
@@ -105,8 +105,8 @@ def worker(args) -> int:
     """One measurement in this fresh process; prints one JSON line."""
     import numpy as np
 
-    from tuning.bundle import load_model
-    from tuning.data import load_dataset
+    from tuning.bundle.model_bundle import load_model
+    from tuning.data.readers import load_dataset
 
     dataset = load_dataset(Path(args.data_dir) / f"{args.dataset}.csv", min_rows_per_class=1)
     X = make_spikes(dataset, args.spikes)
@@ -163,13 +163,14 @@ def end_to_end(args, bundle: Path, folder: Path, dataset) -> dict:
 def build_bundle(args, dataset, folder: Path) -> Path:
     import pandas as pd
 
-    from tuning import atomic, bundle
+    from tuning import atomic
+    from tuning.bundle import model_bundle
 
-    final = bundle.train_final("cnn", CNN_CONFIG, [dataset], seed=0, max_epochs=args.epochs, patience=args.epochs,
+    final = model_bundle.train_final("cnn", CNN_CONFIG, [dataset], seed=0, max_epochs=args.epochs, patience=args.epochs,
                                metric="accuracy", inner_val_fraction=0.15, threads=args.threads)
     target = folder / "Model" / dataset.name
     empty = pd.DataFrame({"dataset": []})
-    atomic.write_all(bundle.plan_bundle(target, family="cnn", approach="Classic CNN PyTorch", config=CNN_CONFIG,
+    atomic.write_all(model_bundle.plan_bundle(target, family="cnn", approach="Classic CNN PyTorch", config=CNN_CONFIG,
                                         datasets=[dataset], final=final, full_split=empty, one_split=empty,
                                         source={"benchmark": "predict_throughput"}))
     return target
@@ -180,8 +181,8 @@ def main(argv=None) -> int:
     if args.worker:
         return worker(args)
     import models
-    from tuning.bundle import load_model
-    from tuning.data import load_dataset
+    from tuning.bundle.model_bundle import load_model
+    from tuning.data.readers import load_dataset
 
     started_at = time.time()
     dataset = load_dataset(Path(args.data_dir) / f"{args.dataset}.csv", min_rows_per_class=1)

@@ -1,7 +1,7 @@
 """Search efficiency: the ``--searcher`` choices side by side, and TPE + ASHA before and
 after the Optuna study was told which trials ASHA stopped.
 
-Every method runs the project's own experiment (``tuning.driver.run_experiment``: the same
+Every method runs the project's own experiment (``tuning.search.driver.run_experiment``: the same
 trainable, the family's space from ``search_spaces.get_space``, the same ``Tuner`` set-up,
 data split and seeds); only the search algorithm and the scheduler differ:
 
@@ -9,7 +9,7 @@ data split and seeds); only the search algorithm and the scheduler differ:
   which trials ASHA stopped, as PRUNED; ASHA on epochs, rf 3);
 * ``TPE + ASHA (Ray's OptunaSearch)``: the same TPE and ASHA through Ray's plain
   ``OptunaSearch``, which records an ASHA-stopped trial as COMPLETE with its early score
-  (the project before ``tuning.searchers``);
+  (the project before ``tuning.search.searchers``);
 * ``random + FIFO``: ``optuna.samplers.RandomSampler(seed)``, every trial runs to the end;
 * ``BOHB``: ``--searcher bohb`` (TuneBOHB + HyperBandForBOHB, rf 3);
 * ``TPE + FIFO`` (``--methods`` only): the TPE, every trial runs ``--max-epochs`` epochs.
@@ -26,7 +26,7 @@ tested with ``--candidate-share 0.333``. Same concurrency (as many trials at onc
 another, their order rotated from seed to seed, so that they share the machine's conditions.
 
 Outcome: the configuration each experiment picked (the export's best-trial rule) is rerun
-over ``--folds`` x ``--repeats`` stratified folds (``tuning.export.export_experiment``), and
+over ``--folds`` x ``--repeats`` stratified folds (``tuning.export.exporter.export_experiment``), and
 its full-split accuracy is the method's outcome for that dataset and seed.
 
 Paired outcome test: per dataset and seed both methods search the same split and are scored
@@ -167,7 +167,7 @@ def make_method(name: str, family: str, dataset, settings) -> dict:
     from ray.tune.search.optuna import OptunaSearch
 
     import search_spaces
-    from tuning import searchers
+    from tuning.search import searchers
     from tuning.metrics import metric_mode
 
     if name == "TPE + ASHA":
@@ -187,8 +187,8 @@ def make_method(name: str, family: str, dataset, settings) -> dict:
 
 
 def run_one(family, dataset, seed, method, args, storage) -> dict:
-    from tuning.driver import TuneSettings, run_experiment
-    from tuning.export import export_experiment
+    from tuning.search.driver import TuneSettings, run_experiment
+    from tuning.export.exporter import export_experiment
 
     fifo = "FIFO" in method
     by_epochs = args.budget == "epochs" and not fifo
@@ -226,8 +226,8 @@ def rule_outcome(experiment_dir, rule: str, summary, args) -> dict:
     """The trial ``rule`` picks from the same search and its full-split accuracy on the same
     folds (rerun only when it is not the default rule's pick): the noise floor before the
     best-trial rule changed (``best_epoch``) beside the one after it (``window3``)."""
-    from tuning.driver import read_run_record
-    from tuning.export import export_experiment, find_best_trial
+    from tuning.search.run_record import read_run_record
+    from tuning.export.exporter import export_experiment, find_best_trial
 
     record = read_run_record(str(experiment_dir))
     best = find_best_trial(str(experiment_dir), record["metric"], record["mode"], rule)
@@ -338,7 +338,7 @@ def paired_outcomes(runs: list[dict], datasets: list[str], methods: list[str]) -
     candidate over all datasets, a dict of ``mean``, ``low``, ``high`` and ``n`` (pairs)."""
     from scipy import stats as scipy_stats
 
-    from tuning.stats import mean_ci
+    from tuning.statistics import mean_ci
 
     acc = {(r["dataset"], r["seed"], r["method"]): 100 * r["full_acc"] for r in runs
            if not math.isnan(r.get("full_acc", float("nan")))}
@@ -512,8 +512,8 @@ def write_raw(args, prov: dict, runs: list[dict]) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tuning.data import load_datasets
-    from tuning.splits import min_rows_per_class, tuning_split
+    from tuning.data.readers import load_datasets
+    from tuning.data.splits import min_rows_per_class, tuning_split
 
     started_at = time.time()
     command = common.script_command(__file__, argv)

@@ -7,10 +7,10 @@ One small search, then the truth for every trial it ran:
    ``tuning.training.fit``, in this process, no early stopping), each trial's per-epoch
    validation reports kept as its history.
 2. *Truth*: every configuration rerun on the full split (``--folds`` x ``--repeats``,
-   ``tuning.reruns.run_job``, early stopping on an inner validation part as the export
-   does); its mean full-split accuracy. PCA+SVM and LDA (``tuning.comparison.references``) on the
+   ``tuning.export.reruns.run_job``, early stopping on an inner validation part as the export
+   does); its mean full-split accuracy. PCA+SVM and LDA (``tuning.study.references``) on the
    same folds, for scale.
-3. *Rules*: each rule of ``tuning.selection`` applied to all trials, and to many random
+3. *Rules*: each rule of ``tuning.search.best_trial`` applied to all trials, and to many random
    subsets of half of them (each a smaller search drawn from the same pool): the
    full-split accuracy of the trial it picks, its regret against the best trial in the
    set, and how well the rule's trial scores rank the trials' full-split accuracies
@@ -20,9 +20,9 @@ Because every trial's truth is measured, the augmentation and schedule choices a
 an (indicative) marginal comparison: mean full-split accuracy of the trials with and
 without each choice.
 
-    .venv/bin/python benchmarks/selection.py                         # ffn on A12, 16 trials
-    .venv/bin/python benchmarks/selection.py --resample 64           # A12 resampled to 64 samples
-    .venv/bin/python benchmarks/selection.py --quick --data-dir tests/... --dataset T2
+    .venv/bin/python benchmarks/best_trial.py                         # ffn on A12, 16 trials
+    .venv/bin/python benchmarks/best_trial.py --resample 64           # A12 resampled to 64 samples
+    .venv/bin/python benchmarks/best_trial.py --quick --data-dir tests/... --dataset T2
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ def parse_args(argv=None):
 
 
 def load(args):
-    from tuning.data import load_datasets
-    from tuning.preprocess import resample_to_length
-    from tuning.splits import min_rows_per_class
+    from tuning.data.readers import load_datasets
+    from tuning.data.preprocess import resample_to_length
+    from tuning.data.splits import min_rows_per_class
 
     (dataset,) = load_datasets(args.dataset, args.data_dir, min_rows_per_class=min_rows_per_class(args.folds))
     if args.resample:
@@ -84,7 +84,7 @@ class RawSearch:
     """A ``--raw`` file of this script, ready to rerun (see :func:`read_raw_search`)."""
     raw: dict
     dataset: object
-    ranked: list     # its trials, best first under tuning.selection's default rule
+    ranked: list     # its trials, best first under tuning.search.best_trial's default rule
     configs: dict    # trial id -> config
     jobs: list       # the full-split jobs
     folds: int
@@ -97,9 +97,9 @@ def read_raw_search(path, data_dir, *, folds: int | None = None, repeats: int | 
     """The dataset as the search saw it (resampled if it was), its trials ranked, and the
     full-split jobs of ``folds`` x ``repeats`` folds drawn with ``seed``, as the export draws
     them (each None: the raw file's own)."""
-    from tuning import selection
-    from tuning.export import INNER_VAL_FRACTION
-    from tuning.reruns import FULL_SPLIT, plan_jobs
+    from tuning.search import best_trial
+    from tuning.export.exporter import INNER_VAL_FRACTION
+    from tuning.export.reruns import FULL_SPLIT, plan_jobs
     from tuning.settings import TuneSettings
 
     raw = json.loads(Path(path).read_text())
@@ -108,7 +108,7 @@ def read_raw_search(path, data_dir, *, folds: int | None = None, repeats: int | 
     name, _, length = raw["dataset"].partition("r")
     dataset = load(argparse.Namespace(dataset=name, data_dir=data_dir, folds=folds,
                                       resample=int(length) if length else None))
-    ranked = selection.rank_trials({t["trial_id"]: t["history"] for t in raw["trials"]}, "val_accuracy", "max")
+    ranked = best_trial.rank_trials({t["trial_id"]: t["history"] for t in raw["trials"]}, "val_accuracy", "max")
     settings = TuneSettings()
     jobs = [j for j in plan_jobs([dataset], seed=seed, folds=folds, repeats=repeats,
                                  val_fraction=settings.val_fraction, test_fraction=settings.test_fraction,
@@ -136,11 +136,11 @@ def sample_configs(family: str, n: int, seed: int) -> list[dict]:
 def measure(args, dataset) -> dict:
     import torch
 
-    from tuning.export import INNER_VAL_FRACTION, rerun_patience
-    from tuning.comparison.references import reference_rows
-    from tuning.reruns import FULL_SPLIT, plan_jobs, run_job
+    from tuning.export.exporter import INNER_VAL_FRACTION, rerun_patience
+    from tuning.study.references import reference_rows
+    from tuning.export.reruns import FULL_SPLIT, plan_jobs, run_job
     from tuning.settings import TuneSettings
-    from tuning.splits import cv_folds, tuning_split
+    from tuning.data.splits import cv_folds, tuning_split
     from tuning.training import TaskData, fit
 
     torch.set_num_threads(args.threads)
@@ -182,7 +182,7 @@ def spearman(a, b) -> float:
 
 
 def analyse(raw: dict, subsets: int, seed: int) -> dict:
-    from tuning import selection
+    from tuning.search import best_trial
 
     trials = {t["trial_id"]: t for t in raw["trials"]}
     truth = {t: trials[t]["full_split"] for t in trials}
@@ -190,9 +190,9 @@ def analyse(raw: dict, subsets: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     draws = [sorted(rng.choice(ids, size=max(2, len(ids) // 2), replace=False)) for _ in range(subsets)]
     out = {}
-    for rule in selection.RULES:
+    for rule in best_trial.RULES:
         # The ranking is the rule's total order: a subset's pick is its first trial in it.
-        ranked = selection.rank_trials({t: trials[t]["history"] for t in ids}, "val_accuracy", "max", rule)
+        ranked = best_trial.rank_trials({t: trials[t]["history"] for t in ids}, "val_accuracy", "max", rule)
         scores = {p.trial_id: p for p in ranked}
         pick = ranked[0]
         picked = [truth[next(p.trial_id for p in ranked if p.trial_id in set(d))] for d in draws]
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
                 Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.raw).write_text(json.dumps(raw, indent=1, default=str))
     analysis = analyse(raw, args.subsets, args.seed)
-    body = report(raw, analysis, args, common.provenance(common.script_command("benchmarks/selection.py", argv),
+    body = report(raw, analysis, args, common.provenance(common.script_command("benchmarks/best_trial.py", argv),
                                                           load_sampler, started))
     print(body)
     name = f"{SECTION}-{raw['family']}-{raw['dataset']}"

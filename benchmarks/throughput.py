@@ -5,8 +5,8 @@ Part 1, side by side. One fixed CNN configuration (``CONFIG``; the model from
 ``models.build_model``), one dataset's tuning split (train rows for training, validation
 rows for scoring), the same batch size, one torch thread on both sides:
 
-* ``project``: one Ray Tune trial of the project's own trainable (``tuning.driver.
-  make_trainable`` -> ``tuning.trainable.train_trial`` -> ``tuning.training.fit``), which
+* ``project``: one Ray Tune trial of the project's own trainable (``tuning.search.driver.
+  make_trainable`` -> ``tuning.search.trainable.train_trial`` -> ``tuning.training.fit``), which
   validates, reports and checkpoints after every epoch;
 * ``bare``: in this process, the textbook loop: ``randperm`` -> index the batch ->
   forward -> cross-entropy -> backward -> Adam step; then one forward pass over the
@@ -101,9 +101,9 @@ def parse_args(argv=None):
 
 # ----------------------------------------------------------------------------- data
 def load_task(args):
-    from tuning.data import load_datasets
-    from tuning.driver import TuneSettings
-    from tuning.splits import min_rows_per_class, tuning_split
+    from tuning.data.readers import load_datasets
+    from tuning.search.driver import TuneSettings
+    from tuning.data.splits import min_rows_per_class, tuning_split
     from tuning.training import TaskData
 
     settings = TuneSettings()
@@ -120,7 +120,7 @@ def bare_loop(task, config: dict, epochs: int, seed: int = 0) -> list[dict]:
     from torch import nn
 
     import models
-    from tuning.preprocess import Normaliser
+    from tuning.data.preprocess import Normaliser
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -159,7 +159,7 @@ def project_trial(dataset, config: dict, epochs: int, storage: str) -> list[dict
     """One Ray Tune trial of the project's trainable with a fixed config; per-epoch seconds."""
     from ray import tune
 
-    from tuning.driver import TuneSettings, make_trainable
+    from tuning.search.driver import TuneSettings, make_trainable
 
     settings = TuneSettings(max_epochs=epochs, seed=0, storage=storage)
     events = common.trial_event_log()
@@ -273,7 +273,7 @@ SIDE_HEADER = ["batch", "bare train step /s", "bare in a Ray worker /s", "fit, n
 
 # ----------------------------------------------------------------------------- part 2
 def smoke_share(dataset, args, storage) -> dict:
-    from tuning.driver import TuneSettings, concurrent_trials, run_experiment
+    from tuning.search.driver import TuneSettings, concurrent_trials, run_experiment
 
     settings = TuneSettings(samples=args.smoke_trials, max_epochs=args.smoke_epochs, grace_period=1, seed=0,
                             storage=storage, verbose=0)

@@ -64,7 +64,7 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- variants
 def write_variant(dataset, variant: str, folder: Path, seed: int) -> Path:
     """Write ``dataset`` (a loaded stand-in) as ``variant`` into ``folder``; returns the CSV."""
-    from tuning.preprocess import resample_to_length
+    from tuning.data.preprocess import resample_to_length
 
     rng = np.random.default_rng(seed)
     X, labels = dataset.X.astype(np.float64), np.asarray(dataset.class_names, dtype=object)[dataset.y]
@@ -104,7 +104,7 @@ def write_variant(dataset, variant: str, folder: Path, seed: int) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.time()
-    from tuning.data import load_dataset, resolve_dataset_paths
+    from tuning.data.readers import load_dataset, resolve_dataset_paths
 
     work = Path(args.work_dir)
     datasets = [load_dataset(p) for name in args.datasets.split(",")
@@ -123,8 +123,8 @@ def main(argv=None) -> int:
             if accuracy.main(run) != 0:
                 print(f"error: {variant}: the accuracy run failed", file=sys.stderr)
                 return 1
-            from tuning.comparison import add_references, load_approaches
-            from tuning.comparison.rows import load_validation_scores
+            from tuning.study.comparison import add_references, load_approaches
+            from tuning.study.tree_rows import load_validation_scores
 
             rows, _ = add_references(folder / "results", load_approaches(folder / "results", include_references=False),
                                      log=lambda *_: None)  # the cache accuracy.py filled

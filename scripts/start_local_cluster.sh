@@ -172,7 +172,7 @@ Local Ray cluster: head + $N_WORKERS worker(s), $CPUS CPU(s) and ${GPUS_PER_NODE
   started in: $(cat "$RUN/timings")
   address:    $ADDRESS      (also in $RUN/address)
   node PIDs:  ${PIDS[*]}   (logs and temp dirs in $RUN)
-Use it (the driver needs the same RAY_AUTH_MODE; tuning/cluster.py sets token mode itself
+Use it (the driver needs the same RAY_AUTH_MODE; tuning/search/ray_runtime.py sets token mode itself
 when a token exists and RAY_AUTH_MODE is unset):
   RAY_AUTH_MODE=$RAY_AUTH_MODE scripts/tune.sh ffn A2 --smoke --address $ADDRESS --storage $ROOT/ray_results
 Stop it:

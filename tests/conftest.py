@@ -166,13 +166,14 @@ def fake_scores(names, accuracy=0.9):
 
 def build_bundle(folder, family, config, datasets, max_epochs=8):
     """Train ``config`` as the export's final model does (in this process) and write its
-    bundle to ``folder``; returns the :class:`tuning.bundle.FinalModel`."""
-    from tuning import atomic, bundle
+    bundle to ``folder``; returns the :class:`tuning.bundle.model_bundle.FinalModel`."""
+    from tuning import atomic
+    from tuning.bundle import model_bundle
 
-    final = bundle.train_final(family, config, datasets, seed=0, max_epochs=max_epochs, patience=max_epochs,
+    final = model_bundle.train_final(family, config, datasets, seed=0, max_epochs=max_epochs, patience=max_epochs,
                                metric="accuracy", inner_val_fraction=0.15)
     full, one = fake_scores([d.name for d in datasets])
-    atomic.write_all(bundle.plan_bundle(folder, family=family, approach="test approach", config=config,
+    atomic.write_all(model_bundle.plan_bundle(folder, family=family, approach="test approach", config=config,
                                         datasets=datasets, final=final, full_split=full, one_split=one,
                                         source={"experiment": "none"}))
     return final
@@ -187,7 +188,7 @@ def session_tiny_dataset_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cnn_bundle(session_tiny_dataset_dir, tmp_path_factory):
     """A single-task CNN bundle on T3 (string labels in a 'Track' column): (folder, FinalModel, Dataset)."""
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
 
     dataset = load_dataset(session_tiny_dataset_dir / "T3.csv")
     folder = tmp_path_factory.mktemp("bundles") / "Model" / "T3"
@@ -198,7 +199,7 @@ def cnn_bundle(session_tiny_dataset_dir, tmp_path_factory):
 def mtl_bundle(session_tiny_dataset_dir, tmp_path_factory):
     """A multi-task FFN bundle on T2 (length 48) and a T5 of 40 samples (resampled to 48):
     (folder, FinalModel, [Dataset T2, Dataset T5])."""
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
 
     data_dir = session_tiny_dataset_dir.parent / "mtl_data"
     X, y = make_waveforms(2, TINY_ROWS_PER_CLASS, length=40, seed=5)

@@ -255,7 +255,7 @@ def test_margin_floor_is_what_unlimited_repeats_of_the_folds_could_detect():
 
 @pytest.mark.parametrize("variant", variants.VARIANTS)
 def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_dir, tmp_path, variant):
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
 
     original = load_dataset(module_tiny_dataset_dir / "T3.csv")
     path = variants.write_variant(original, variant, tmp_path, seed=0)

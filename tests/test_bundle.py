@@ -1,7 +1,7 @@
 """Model bundles (issue 11): what the export keeps, load_model, the ONNX twin, calibration.
 
 The bundles are trained in this process by the export's own final-model code
-(``tuning.bundle.train_final``, which calls ``tuning.training.fit``), once per session
+(``tuning.bundle.model_bundle.train_final``, which calls ``tuning.training.fit``), once per session
 (fixtures ``cnn_bundle`` and ``mtl_bundle`` in conftest.py). The export's writing of them is
 tested in test_export.py.
 """
@@ -19,21 +19,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuning import bundle
+from tuning.bundle import model_bundle
 from tuning.calibration import expected_calibration_error, fit_temperature, softmax
 from tuning.errors import InputError
-from tuning.splits import tuning_split
+from tuning.data.splits import tuning_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_saved_bundle_predicts_exactly_what_the_in_memory_model_predicted(cnn_bundle):
     folder, final, dataset = cnn_bundle
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     in_memory = np.array(dataset.class_names)[final.fit.predict(dataset.X)]
     assert model.predict(dataset.X).tolist() == in_memory.tolist()
     # The logits too, bit for bit: same weights, same pre-processing.
-    expected = bundle.task_logits(final.fit.model, final.fit.normalisers[0], final.fit.input_length, dataset.X, 0)
+    expected = model_bundle.task_logits(final.fit.model, final.fit.normalisers[0], final.fit.input_length, dataset.X, 0)
     assert np.array_equal(model.logits(dataset.X), expected)
     # And it learnt something: the tiny classes are separable.
     assert np.mean(in_memory == np.array(dataset.class_names)[dataset.y]) > 0.8
@@ -45,7 +45,7 @@ def test_bundle_holds_what_the_issue_lists(cnn_bundle):
     folder, final, dataset = cnn_bundle
     assert sorted(p.name for p in folder.iterdir()) == ["bundle.json", "model.onnx", "weights.pt"]
     meta = json.loads((folder / "bundle.json").read_text())
-    assert meta["format_version"] == bundle.FORMAT_VERSION and meta["family"] == "cnn"
+    assert meta["format_version"] == model_bundle.FORMAT_VERSION and meta["family"] == "cnn"
     assert meta["config"]["cnn_channels_b0"] == 8 and meta["input_length"] == 48
     state = torch.load(folder / "weights.pt", weights_only=True)
     assert set(state) == set(final.fit.model.state_dict())
@@ -56,7 +56,7 @@ def test_bundle_holds_what_the_issue_lists(cnn_bundle):
     assert task["normalisation"]["mode"] == "global" and task["normalisation"]["std"] > 0
     assert task["resampling"]["method"] == "none" and "48" in task["resampling"]["rule"]
     assert task["training_data"]["sha256"] == hashlib.sha256(dataset.path.read_bytes()).hexdigest()
-    assert task["training_data"]["array_sha256"] == bundle.dataset_sha256(dataset)
+    assert task["training_data"]["array_sha256"] == model_bundle.dataset_sha256(dataset)
     assert task["training_data"]["train_rows"] + task["training_data"]["holdout_rows"] == dataset.n_rows
     assert task["scores"]["full_split"]["accuracy_mean"] == 0.9 and task["scores"]["full_split"]["n_runs"] == 4
     assert task["scores"]["one_split"]["accuracy"] == 0.9
@@ -68,7 +68,7 @@ def test_bundle_holds_what_the_issue_lists(cnn_bundle):
 
 def test_holdout_rows_were_not_trained_on_and_reproduce_the_recorded_calibration(cnn_bundle):
     folder, final, dataset = cnn_bundle
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     task = model.metadata["tasks"][0]
     holdout = tuning_split(dataset.y, 0, 0.15, 0.0).val  # the rule stated in the bundle: seed 0, 15%
     assert np.array_equal(holdout, final.holdout[0]) and len(holdout) == task["training_data"]["holdout_rows"]
@@ -99,22 +99,22 @@ def test_onnx_twin_matches_torch_within_1e_4(cnn_bundle):
     import onnxruntime
 
     folder, final, dataset = cnn_bundle
-    torch_model = bundle.load_model(folder)
+    torch_model = model_bundle.load_model(folder)
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["waveforms"]
     assert [o.name for o in session.get_outputs()] == ["logits_T3"]
-    x = bundle.prepare(dataset.X, final.fit.normalisers[0], 48)
+    x = model_bundle.prepare(dataset.X, final.fit.normalisers[0], 48)
     for rows in (x[:1], x[:37], x):  # a dynamic batch axis
         onnx_logits = session.run(None, {"waveforms": rows})[0]
         assert onnx_logits.shape == (len(rows), 3)
         assert np.abs(onnx_logits - torch_model.logits(dataset.X[:len(rows)])).max() <= 1e-4
-    onnx_model = bundle.load_model(folder, backend="onnx")
+    onnx_model = model_bundle.load_model(folder, backend="onnx")
     assert np.abs(onnx_model.predict_proba(dataset.X) - torch_model.predict_proba(dataset.X)).max() <= 1e-4
 
 
 def test_predict_proba_shapes_labels_and_min_confidence(cnn_bundle):
     folder, _, dataset = cnn_bundle
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     probabilities = model.predict_proba(dataset.X[:10])
     assert probabilities.shape == (10, 3) and np.allclose(probabilities.sum(1), 1.0)
     assert model.classes_.tolist() == model.classes() == ["unit_a", "unit_b", "unit_c"]
@@ -128,7 +128,7 @@ def test_predict_proba_shapes_labels_and_min_confidence(cnn_bundle):
 
 def test_mtl_bundle_predicts_per_task(mtl_bundle):
     folder, final, (t2, t5) = mtl_bundle
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     assert model.tasks == ["T2", "T5"] and folder.name == "T2+T5"
     assert model.classes("T2") == ["0", "1"] and model.classes("T5") == ["3", "4"]
     assert (model.input_length("T2"), model.input_length("T5")) == (48, 40)
@@ -136,7 +136,7 @@ def test_mtl_bundle_predicts_per_task(mtl_bundle):
     for index, dataset in enumerate((t2, t5)):
         expected = np.array(dataset.class_names)[final.fit.predict(dataset.X, index)]
         assert model.predict(dataset.X, task=dataset.name).tolist() == expected.tolist()
-    onnx_model = bundle.load_model(folder, backend="onnx")
+    onnx_model = model_bundle.load_model(folder, backend="onnx")
     assert np.abs(onnx_model.logits(t5.X, "T5") - model.logits(t5.X, "T5")).max() <= 1e-4
     with pytest.raises(InputError, match="multi-task bundle .*--task"):
         model.predict(t2.X)
@@ -148,7 +148,7 @@ def test_mtl_bundle_predicts_per_task(mtl_bundle):
 
 def test_bad_arrays_are_refused(cnn_bundle):
     folder, _, dataset = cnn_bundle
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     with pytest.raises(InputError, match="47 samples .* takes 48"):
         model.predict(dataset.X[:, :47])
     bad = dataset.X[:5].copy()
@@ -191,15 +191,15 @@ def test_broken_bundles_are_refused(cnn_bundle, tmp_path, damage, message):
     elif damage == "missing_weights":
         (folder / "weights.pt").unlink()
     with pytest.raises(InputError, match=message):
-        bundle.load_model(folder)
+        model_bundle.load_model(folder)
 
 
 def test_onnx_backend_checks_its_file(cnn_bundle, tmp_path):
     folder = _copy(cnn_bundle[0], tmp_path)
     (folder / "model.onnx").write_bytes(b"not onnx")
     with pytest.raises(InputError, match="model.onnx: corrupt"):
-        bundle.load_model(folder, backend="onnx")
-    bundle.load_model(folder)  # the torch side does not need it
+        model_bundle.load_model(folder, backend="onnx")
+    model_bundle.load_model(folder)  # the torch side does not need it
 
 
 def test_load_model_from_the_package_without_importing_torch_on_import_tuning(cnn_bundle):
@@ -241,7 +241,7 @@ def test_onnx_export_of_every_family_matches_torch(family, config):
             module.running_mean.uniform_(-1, 1)
             module.running_var.uniform_(0.5, 2)
     names = ["A", "B"][:len(counts)]
-    session = onnxruntime.InferenceSession(bundle.onnx_export(net, 40, names), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model_bundle.onnx_export(net, 40, names), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).normal(size=(33, 40)).astype(np.float32)
     outputs = session.run(None, {"waveforms": x})
     with torch.no_grad():

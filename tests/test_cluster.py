@@ -6,7 +6,7 @@ search through the CLI with ``--address``:
 * one trial raises once (``SPIKESORT_TUNE_FAULT_ONCE``, set for the driver only, so it also
   checks that the driver forwards it to the cluster's workers) and is retried from its
   checkpoint, and the search completes and exports,
-* the driver joins with ``RAY_AUTH_MODE`` unset (tuning.cluster turns token mode on),
+* the driver joins with ``RAY_AUTH_MODE`` unset (tuning.search.ray_runtime turns token mode on),
 * ``stop`` leaves no process of the cluster behind.
 
 Two trials are parked at epoch 1 (``SPIKESORT_TUNE_HOLD_AT``) until both are running, so

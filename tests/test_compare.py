@@ -1,4 +1,4 @@
-"""tuning.comparison on synthetic result trees written in the exporter's exact schema."""
+"""tuning.study.comparison on synthetic result trees written in the exporter's exact schema."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning import comparison as cmp
+from tuning.study import comparison as cmp
 from tuning.cli import build_parser
-from tuning.comparison import references
+from tuning.study import references
 from tuning.errors import InputError
 
 CNN = ("Classic CNN PyTorch", "Classic_CNN", "cnn")
@@ -154,7 +154,7 @@ def test_primary_pairs_by_trunk_and_exploratory_by_validation_score(tmp_path):
     write_approach(tmp_path, MTL_CNN, "A12", fold_scores(seed=4, level=0.40), n_classes=2)
     write_validation(tmp_path, FFN, "A12", 0.36)
     write_validation(tmp_path, CNN, "A12", 0.41)
-    summary, tests, notes = cmp.compare(cmp.load_approaches(tmp_path), cmp.rows.load_validation_scores(tmp_path),
+    summary, tests, notes = cmp.compare(cmp.load_approaches(tmp_path), cmp.tree_rows.load_validation_scores(tmp_path),
                                         metric="macro_f1")
     assert pair_test(tests, "A12", MTL_FFN[0])["vs_approach"] == FFN[0]
     assert pair_test(tests, "A12", MTL_CNN[0])["vs_approach"] == CNN[0]
@@ -175,7 +175,7 @@ def test_a_loss_objective_picks_the_lowest_validation_loss(tmp_path):
     write_approach(tmp_path, MTL_CNN, "A2", fold_scores(seed=3))
     write_validation(tmp_path, FFN, "A2", 0.30, objective="val_loss")
     write_validation(tmp_path, CNN, "A2", 0.50, objective="val_loss")
-    _, tests, _ = cmp.compare(cmp.load_approaches(tmp_path), cmp.rows.load_validation_scores(tmp_path))
+    _, tests, _ = cmp.compare(cmp.load_approaches(tmp_path), cmp.tree_rows.load_validation_scores(tmp_path))
     assert pair_test(tests, "A2", MTL_CNN[0], "exploratory")["vs_approach"] == FFN[0]
 
 
@@ -251,7 +251,7 @@ def test_run_writes_outputs_with_expected_columns(tmp_path, capsys):
     assert set(table["kind"]) == {"single-task", "multi-task"}
     assert (table["n_folds"] == 15).all()
     # The corrected interval is wider than the plain t-interval of the same folds.
-    from tuning.stats import mean_ci
+    from tuning.statistics import mean_ci
     cnn = pd.read_csv(results / "Classic CNN PyTorch" / "Individual Dataset Results" / "Classic_CNN_full_split_metrics_A2.csv")
     _, low, high = mean_ci(cnn["accuracy"])
     r = row_of(table, "A2", CNN[0])
@@ -356,8 +356,8 @@ def write_run_config(results, approach, dataset, data_path, folds=5, repeats=3, 
 
 def write_matching_approach(results, approach, dataset, data_path, scores, folds=5, repeats=3, seed=0):
     """Approach rows whose n_test / n_train / seed come from the real folds of the data."""
-    from tuning.data import load_dataset
-    from tuning.splits import cv_folds
+    from tuning.data.readers import load_dataset
+    from tuning.data.splits import cv_folds
 
     data = load_dataset(data_path, "label")
     fl = cv_folds(data.y, folds, repeats, seed, 0.15)

@@ -1,4 +1,4 @@
-"""The console of a search (tuning/console.py): a line per ended trial, a progress line
+"""The console of a search (tuning/search/console.py): a line per ended trial, a progress line
 (redrawn on a terminal, plain lines now and then elsewhere), the log file, and
 ``--verbose`` bringing Ray's own output back.
 
@@ -18,7 +18,7 @@ import sys
 import pytest
 from ray.tune.experiment import Trial
 
-from tuning.console import ConsoleReporter, estimate_left_s, format_duration, progress_text
+from tuning.search.console import ConsoleReporter, estimate_left_s, format_duration, progress_text
 
 METRIC, MAX_EPOCHS = "val_accuracy", 4
 

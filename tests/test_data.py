@@ -1,4 +1,4 @@
-"""tuning.data: loading, label handling, dataset arguments and every bad-input case."""
+"""tuning.data.readers: loading, label handling, dataset arguments and every bad-input case."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuning.data import LABEL_COLUMN_NAMES, Dataset, load_dataset, load_datasets, resolve_dataset_paths
+from tuning.data.readers import LABEL_COLUMN_NAMES, Dataset, load_dataset, load_datasets, resolve_dataset_paths
 from tuning.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import pytest
 
 from test_resume import held_and_saved, runs, wait_until  # noqa: F401 (runs: a fixture)
 from test_searchers import check_study_matches_trials
-from tuning import searchers
-from tuning.results_tree import TEXT_COLUMNS
+from tuning.search import searchers
+from tuning.export.results_tree import TEXT_COLUMNS
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

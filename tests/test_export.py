@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 
 import search_spaces
-from tuning import results_tree as tree
-from tuning.data import load_dataset
-from tuning.driver import run_tuning
+from tuning.export import results_tree as tree
+from tuning.data.readers import load_dataset
+from tuning.search.driver import run_tuning
 from tuning.errors import InputError
-from tuning.export import INNER_VAL_FRACTION, export_experiment
-from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs
-from tuning.splits import cv_folds
+from tuning.export.exporter import INNER_VAL_FRACTION, export_experiment
+from tuning.export.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs
+from tuning.data.splits import cv_folds
 
 FOLDS, REPEATS = 2, 2
 APPROACH, PREFIX = "Classic FFN PyTorch", "Classic_FFN"
@@ -387,7 +387,7 @@ def test_same_seed_gives_same_metrics(exported, experiments, tmp_path):
     columns = [c for c in pd.read_csv(first["system"]).columns if not c.startswith("train_seconds")]
     pd.testing.assert_frame_equal(as_text(second["system"])[columns], as_text(first["system"])[columns])
     # The model bundle's network too: the same weights, hence the same logits.
-    from tuning.bundle import load_model
+    from tuning.bundle.model_bundle import load_model
 
     dataset = load_dataset(experiments_data(experiments["T3"]))
     assert np.array_equal(load_model(again / APPROACH / "Model" / "T3").logits(dataset.X),
@@ -400,8 +400,8 @@ def test_same_seed_gives_same_metrics(exported, experiments, tmp_path):
 
 
 def test_ensemble_is_its_own_approach_on_the_same_folds(exported, experiments, tmp_path):
-    from tuning.comparison import ENSEMBLE, SINGLE, load_approaches, paired_tests
-    from tuning.export import find_best_trial, ranked_trials
+    from tuning.study.comparison import ENSEMBLE, SINGLE, load_approaches, paired_tests
+    from tuning.export.exporter import find_best_trial, ranked_trials
 
     results, _ = exported
     with_ensemble = tmp_path / "results"
@@ -438,9 +438,9 @@ def test_ensemble_is_its_own_approach_on_the_same_folds(exported, experiments, t
 
 
 def test_rerun_ensemble_row_scores_the_average_of_the_networks(module_tiny_dataset_dir):
-    from tuning.ensemble import average_proba, fit_members
+    from tuning.export.ensemble import average_proba, fit_members
     from tuning.metrics import classification_metrics
-    from tuning.reruns import run_job
+    from tuning.export.reruns import run_job
     from tuning.training import TaskData
 
     dataset = load_dataset(module_tiny_dataset_dir / "T3.csv")
@@ -514,7 +514,7 @@ def test_plan_jobs_multitask_never_scores_a_training_row(module_tiny_dataset_dir
 
 def test_merge_keeps_identifiers_as_text(tmp_path):
     """An all-digit trial id (Ray's ids are hex) survives a merge byte for byte."""
-    from tuning.results_tree import csv_bytes, merge_by_dataset
+    from tuning.export.results_tree import csv_bytes, merge_by_dataset
 
     existing = tmp_path / "best.csv"
     existing.write_bytes(csv_bytes(pd.DataFrame([{"dataset": "T2", "trial_id": "00012345", "node_id": "0042"}])))
@@ -525,7 +525,7 @@ def test_merge_keeps_identifiers_as_text(tmp_path):
 
 def test_summary_intervals_stay_within_the_range_of_a_score():
     """Three folds near 100%: the t-interval would pass 1.0; the summary clips it there."""
-    from tuning.results_tree import summary_rows
+    from tuning.export.results_tree import summary_rows
 
     folds = pd.DataFrame({"repeat": [0, 0, 0], "fold": [0, 1, 2], "accuracy": [0.999, 0.8, 1.0],
                           "balanced_accuracy": [0.02, 0.0, 0.3], "macro_f1": [0.5, 0.6, 0.7],
@@ -548,8 +548,8 @@ def experiments_data(experiment: Path) -> Path:
 
 @pytest.mark.parametrize("name", ["T2", "T3"])
 def test_export_writes_a_model_bundle_per_dataset(exported, module_tiny_dataset_dir, name):
-    from tuning.bundle import load_model, task_logits  # noqa: F401  (task_logits: the API the export used)
-    from tuning.splits import tuning_split
+    from tuning.bundle.model_bundle import load_model, task_logits  # noqa: F401  (task_logits: the API the export used)
+    from tuning.data.splits import tuning_split
 
     results, summaries = exported
     model = load_model(results / APPROACH / "Model" / name)

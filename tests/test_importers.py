@@ -21,9 +21,9 @@ import spikeinterface.core as sc  # noqa: E402
 import spikeinterface.exporters as sx  # noqa: E402
 
 from tuning.cli import main  # noqa: E402
-from tuning.data import load_dataset  # noqa: E402
+from tuning.data.readers import load_dataset  # noqa: E402
 from tuning.errors import InputError  # noqa: E402
-from tuning.importers import import_spikes  # noqa: E402
+from tuning.data.importers import import_spikes  # noqa: E402
 
 FS = 20_000.0
 N_CHANNELS, N_UNITS = 8, 4
@@ -156,7 +156,7 @@ def test_cli_import_then_tune_a_smoke_run_on_each_import(session, imported, tmp_
     assert f"Wrote {out}" in printed and "3 units, 3 channel(s) x 60 samples" in printed
     assert load_dataset(out).class_counts.tolist() == [40, 40, 40]
 
-    from tuning.driver import run_tuning
+    from tuning.search.driver import run_tuning
 
     both = f"{imported['analyzer'].csv_path},{imported['phy'].csv_path}"
     outcomes = run_tuning("cnn", both, storage=str(tmp_path / "rr"), samples=2, max_epochs=1, grace_period=1,

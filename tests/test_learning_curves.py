@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning import comparison
-from tuning.data import Dataset
-from tuning.learning_curves import curve_jobs, nested_subset
-from tuning.splits import cv_folds
+from tuning.study import comparison
+from tuning.data.readers import Dataset
+from tuning.study.learning_curves import curve_jobs, nested_subset
+from tuning.data.splits import cv_folds
 
 
 def labels(counts):

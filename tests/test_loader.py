@@ -1,4 +1,4 @@
-"""tuning.data's fast reader (pyarrow) against the line-by-line reader, gzip-compressed
+"""tuning.data.readers's fast reader (pyarrow) against the line-by-line reader, gzip-compressed
 datasets, and headerless files (issue 13, items 5 and 6).
 
 The line-by-line reader (``_read_checked``) is the reference: for every file the fast
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuning import data
-from tuning.data import dataset_name, load_dataset, load_datasets, resolve_dataset_paths
+from tuning.data import readers
+from tuning.data.readers import dataset_name, load_dataset, load_datasets, resolve_dataset_paths
 from tuning.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,9 +43,9 @@ def assert_same(fast, checked):
 
 def both_readers(path, label_column=None):
     path = Path(path).resolve()
-    fast = data._read_fast(path, label_column)
+    fast = readers._read_fast(path, label_column)
     assert fast is not None, "the fast reader refused a well-formed file"
-    assert_same(fast, data._read_checked(path, label_column))
+    assert_same(fast, readers._read_checked(path, label_column))
     return fast
 
 
@@ -114,7 +114,7 @@ def test_many_blocks(tmp_path, monkeypatch):
     lines += [",".join(f"{v:.2f}" for v in row) + f",{i % 4}" for i, row in enumerate(values)]
     path = tmp_path / "many.csv"
     path.write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(data, "FAST_BLOCK_BYTES", 1 << 14)  # about 40 blocks
+    monkeypatch.setattr(readers, "FAST_BLOCK_BYTES", 1 << 14)  # about 40 blocks
     _, _, X, y, _ = both_readers(path)
     assert np.array_equal(X, values.astype(np.float32)) and y.tolist() == [i % 4 for i in range(5000)]
 
@@ -138,7 +138,7 @@ def test_refused_files_are_explained_by_line(tmp_path, body, expected):
     rows = "".join(f"{i}.5,{i},{i % 2}\n" for i in range(20))
     path = tmp_path / "bad.csv"
     path.write_text("s0,s1,label\n" + rows + body)
-    assert data._read_fast(path.resolve(), None) is None
+    assert readers._read_fast(path.resolve(), None) is None
     msg = one_line_error(path)
     assert expected in msg, msg
 
@@ -147,7 +147,7 @@ def test_files_only_the_checked_reader_accepts_still_load(tmp_path):
     """Quoted cells, blank lines before the header, Python-only number forms: same result."""
     path = tmp_path / "odd.csv"
     path.write_text('\n\ns0,s1,label\n"1.5",1_000,"a"\n' + "".join(f"{i},2,{'ab'[i % 2]}\n" for i in range(10)))
-    assert data._read_fast(path.resolve(), None) is None
+    assert readers._read_fast(path.resolve(), None) is None
     ds = load_dataset(path)
     assert ds.X[0].tolist() == [1.5, 1000.0] and ds.class_names == ("a", "b")
 
@@ -195,7 +195,7 @@ def test_csv_gz_loads_like_the_csv(tmp_path):
     assert packed.name == "A12" and dataset_name(gz) == "A12"
     assert np.array_equal(plain.X, packed.X) and np.array_equal(plain.y, packed.y)
     assert plain.class_names == packed.class_names
-    assert_same(data._read_fast(gz.resolve(), None), data._read_checked(gz.resolve(), None))
+    assert_same(readers._read_fast(gz.resolve(), None), readers._read_checked(gz.resolve(), None))
 
 
 def test_csv_gz_by_name_path_and_all(tmp_path):

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from models import CNNTrunk, FFNTrunk, LSTMTrunk, build_model
-from tuning.channels import channel_layout, column_names
-from tuning.data import load_dataset
+from tuning.data.channels import channel_layout, column_names
+from tuning.data.readers import load_dataset
 from tuning.errors import InputError
-from tuning.preprocess import Normaliser, resample_to_length
+from tuning.data.preprocess import Normaliser, resample_to_length
 from tuning.settings import TuneSettings, load_for_tuning
 from tuning.training import TaskData, fit
 

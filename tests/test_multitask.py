@@ -24,10 +24,10 @@ from torch import nn
 import search_spaces
 from conftest import make_waveforms
 from models import build_model
-from tuning import results_tree
-from tuning.data import load_dataset
-from tuning.preprocess import resample_to_length
-from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs
+from tuning.export import results_tree
+from tuning.data.readers import load_dataset
+from tuning.data.preprocess import resample_to_length
+from tuning.export.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs
 from tuning.training import TaskData, TaskLossWeighting, _task_schedule, fit
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_LENGTH, _write_csv
-from tuning import bundle
+from tuning.bundle import model_bundle
 from tuning.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_predict_with_labels_writes_one_row_per_spike_and_scores_them(cnn_bundle
     frame = read(out_path)
     assert list(frame.columns) == ["row", "label", "p_unit_a", "p_unit_b", "p_unit_c", "confidence", "true_label"]
     assert frame["row"].tolist() == list(range(dataset.n_rows))
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     assert frame["label"].tolist() == model.predict(dataset.X).tolist()
     probabilities = frame[["p_unit_a", "p_unit_b", "p_unit_c"]].to_numpy()
     assert np.allclose(probabilities, model.predict_proba(dataset.X), atol=1e-5)
@@ -84,7 +84,7 @@ def test_min_confidence_at_0_and_1(cnn_bundle, tmp_path, capsys):
     assert "unsorted" not in set(read(at_zero)["label"])
     code, out, _ = run(["predict", folder, dataset.path, "--out", at_one, "--min-confidence", "1"], capsys)
     assert code == 0
-    sure = bundle.load_model(folder).predict_proba(dataset.X).max(1) >= 1.0
+    sure = model_bundle.load_model(folder).predict_proba(dataset.X).max(1) >= 1.0
     labels = read(at_one)["label"]
     assert (labels == "unsorted").tolist() == (~sure).tolist()
     assert f"unsorted (confidence below 1): {int((~sure).sum())} " in out
@@ -199,7 +199,7 @@ def test_bad_cells_late_in_the_file(cnn_bundle, tmp_path, capsys, sentinel, cell
 
 
 def test_same_messages_as_the_training_loader(cnn_bundle, tmp_path, capsys, sentinel):
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
     from tuning.errors import InputError
 
     folder, _, dataset = cnn_bundle
@@ -239,7 +239,7 @@ def test_multichannel_bundle_reads_channel_columns_in_any_order(tmp_path, capsys
     predict both put them channel-major; the ONNX twin agrees; a 1-channel file is refused."""
     from conftest import BUNDLE_CNN_CONFIG, build_bundle, make_waveforms
 
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
 
     X0, y = make_waveforms(2, 40, length=24, seed=7)
     X1 = 0.5 * X0 + np.random.default_rng(8).normal(0, 2.0, X0.shape)
@@ -250,7 +250,7 @@ def test_multichannel_bundle_reads_channel_columns_in_any_order(tmp_path, capsys
     assert dataset.n_channels == 2 and dataset.length == 24
     folder = tmp_path / "Model" / "M2"
     final = build_bundle(folder, "cnn", BUNDLE_CNN_CONFIG, [dataset], max_epochs=3)
-    model = bundle.load_model(folder)
+    model = model_bundle.load_model(folder)
     assert model.n_channels == 2 and model.metadata["tasks"][0]["n_channels"] == 2
     expected = np.array(dataset.class_names)[final.fit.predict(dataset.X)]
     for backend in ("torch", "onnx"):

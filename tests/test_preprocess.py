@@ -1,4 +1,4 @@
-"""tuning.preprocess: normalisation fitted on train only, per-waveform scaling, resampling."""
+"""tuning.data.preprocess: normalisation fitted on train only, per-waveform scaling, resampling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tuning.preprocess import NORMALISATIONS, Normaliser, resample_to_length
+from tuning.data.preprocess import NORMALISATIONS, Normaliser, resample_to_length
 
 
 def waveforms(n=200, length=48, seed=0):

@@ -1,7 +1,7 @@
 """Results a lab shares (issue 13, items 2 and 7): every file honours the umask, and two
 exports of different datasets into one results tree at the same moment both land.
 
-No Ray here: an export's files come from :func:`tuning.export.write_export` fed with
+No Ray here: an export's files come from :func:`tuning.export.exporter.write_export` fed with
 rerun rows made up from the labels (the reruns themselves are tests/test_export.py's
 business), so the tests exercise the real planning, merging, locking and writing.
 
@@ -27,12 +27,13 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS.parent) not in sys.path:  # as a script: the repository's packages
     sys.path.insert(0, str(TESTS.parent))
 
-from tuning import atomic, results_tree as tree  # noqa: E402
-from tuning.data import load_dataset  # noqa: E402
-from tuning.driver import RUN_RECORD, write_run_record  # noqa: E402
-from tuning.export import BestTrial, write_export  # noqa: E402
+from tuning import atomic
+from tuning.export import results_tree as tree  # noqa: E402
+from tuning.data.readers import load_dataset  # noqa: E402
+from tuning.search.run_record import RUN_RECORD, write_run_record  # noqa: E402
+from tuning.export.exporter import BestTrial, write_export  # noqa: E402
 from tuning.metrics import classification_metrics  # noqa: E402
-from tuning.reruns import plan_jobs  # noqa: E402
+from tuning.export.reruns import plan_jobs  # noqa: E402
 from tuning.settings import TuneSettings  # noqa: E402
 
 FOLDS, REPEATS = 2, 1

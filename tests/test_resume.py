@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuning.results_tree import TEXT_COLUMNS
+from tuning.export.results_tree import TEXT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES, EPOCHS = 4, 4
@@ -232,9 +232,9 @@ def uninterrupted_histories(data_dir: Path, configs: dict[str, dict]) -> dict[st
     """Each configuration trained in this process without a break: the reference run."""
     import torch
 
-    from tuning.data import load_datasets
-    from tuning.driver import TuneSettings
-    from tuning.splits import tuning_split
+    from tuning.data.readers import load_datasets
+    from tuning.search.driver import TuneSettings
+    from tuning.data.splits import tuning_split
     from tuning.training import TaskData, fit
 
     settings = TuneSettings()
@@ -331,7 +331,7 @@ def test_ctrl_c_then_kill_9_then_resume_finishes_every_trial_once(tiny_dataset_d
 
     # The export after resuming names the best configuration of those uninterrupted runs,
     # by the project's one best-trial rule.
-    from tuning.selection import pick_best, score_trial
+    from tuning.search.best_trial import pick_best, score_trial
 
     best_value = pick_best(reference, "val_accuracy", "max").score
     best_ids = {t for t, rows in reference.items()

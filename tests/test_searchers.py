@@ -11,7 +11,7 @@ import pytest
 
 import models
 import search_spaces
-from tuning import searchers
+from tuning.search import searchers
 from tuning.settings import SEARCHERS
 
 MAX_EPOCHS = 4
@@ -69,7 +69,7 @@ def test_bohb_space_has_every_branch_and_configs_keep_only_their_own():
 
 
 def test_asha_stopped_trials_reach_the_study_as_pruned(ray_2cpu, module_tiny_dataset_dir, tmp_path):
-    from tuning.driver import run_tuning
+    from tuning.search.driver import run_tuning
 
     # Loss, not accuracy: the tiny data are separable, and ASHA never stops a trial that ties.
     outcome, = run_tuning("ffn", "T2", data_dir=str(module_tiny_dataset_dir), storage=str(tmp_path / "rr"),
@@ -86,8 +86,8 @@ def test_asha_stopped_trials_reach_the_study_as_pruned(ray_2cpu, module_tiny_dat
 @pytest.mark.slow
 @pytest.mark.parametrize("searcher", SEARCHERS)
 def test_every_searcher_runs_a_search_and_exports(searcher, ray_2cpu, module_tiny_dataset_dir, tmp_path):
-    from tuning.driver import run_tuning
-    from tuning.export import export_experiment
+    from tuning.search.driver import run_tuning
+    from tuning.export.exporter import export_experiment
 
     outcome, = run_tuning("ffn", "T2", data_dir=str(module_tiny_dataset_dir), storage=str(tmp_path / "rr"),
                           samples=3, max_epochs=3, grace_period=1, searcher=searcher, verbose=0)

@@ -1,4 +1,4 @@
-"""The one best-trial rule (tuning.selection): picks on synthetic histories, and the driver
+"""The one best-trial rule (tuning.search.best_trial): picks on synthetic histories, and the driver
 and the export naming the same trial of a real experiment."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from tuning import selection
-from tuning.selection import pick_best, score_trial
+from tuning.search import best_trial
+from tuning.search.best_trial import pick_best, score_trial
 
 
 def history(values, metric="val_accuracy", **extra):
@@ -32,9 +32,9 @@ def test_window_rule_takes_the_best_three_epoch_mean():
     assert pick.trial_id == "steady"
     assert pick.score == pytest.approx((0.80 + 0.82 + 0.81) / 3)
     assert pick.epoch == 3 and pick.row["val_accuracy"] == 0.82  # best epoch inside the window
-    assert selection.DEFAULT_RULE in selection.RULES
+    assert best_trial.DEFAULT_RULE in best_trial.RULES
     assert pick_best({"lucky": LUCKY, "steady": STEADY}, "val_accuracy", "max") == \
-        pick_best({"lucky": LUCKY, "steady": STEADY}, "val_accuracy", "max", rule=selection.DEFAULT_RULE)
+        pick_best({"lucky": LUCKY, "steady": STEADY}, "val_accuracy", "max", rule=best_trial.DEFAULT_RULE)
 
 
 def test_window_slides_and_short_trials_use_every_epoch():
@@ -75,8 +75,8 @@ def test_order_ties_missing_and_nan():
 
 def test_rank_trials_best_first():
     trials = {"c": STEADY, "a": LUCKY, "b": history([0.7, 0.7, 0.7])}
-    assert [p.trial_id for p in selection.rank_trials(trials, "val_accuracy", "max")] == ["c", "b", "a"]
-    assert [p.trial_id for p in selection.rank_trials(trials, "val_accuracy", "max", "best_epoch")] == ["a", "c", "b"]
+    assert [p.trial_id for p in best_trial.rank_trials(trials, "val_accuracy", "max")] == ["c", "b", "a"]
+    assert [p.trial_id for p in best_trial.rank_trials(trials, "val_accuracy", "max", "best_epoch")] == ["a", "c", "b"]
 
 
 def test_window_means_of_every_report():
@@ -92,8 +92,8 @@ def read_results(trial_dir):
 
 
 def test_driver_and_export_pick_the_same_trial(ray_2cpu, module_tiny_dataset_dir, tmp_path):
-    from tuning.driver import run_tuning
-    from tuning.export import best_trial_from_outcome, find_best_trial
+    from tuning.search.driver import run_tuning
+    from tuning.export.exporter import best_trial_from_outcome, find_best_trial
 
     (outcome,) = run_tuning("ffn", "T3", data_dir=str(module_tiny_dataset_dir), storage=str(tmp_path / "rr"),
                             samples=4, max_epochs=5, grace_period=5, folds=2, repeats=1, verbose=0)

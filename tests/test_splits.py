@@ -1,4 +1,4 @@
-"""tuning.splits: disjointness, coverage, stratification, determinism, fold bookkeeping."""
+"""tuning.data.splits: disjointness, coverage, stratification, determinism, fold bookkeeping."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning.splits import Fold, Split, cv_folds, fold_assignment, min_rows_per_class, tuning_split
+from tuning.data.splits import Fold, Split, cv_folds, fold_assignment, min_rows_per_class, tuning_split
 
 # Imbalanced like A12 (scaled down): 6 classes.
 COUNTS = [128, 97, 81, 60, 45, 38]

@@ -1,4 +1,4 @@
-"""tuning.stats and the comparison's verdicts: intervals, the corrected resampled t-test, Holm,
+"""tuning.statistics and the comparison's verdicts: intervals, the corrected resampled t-test, Holm,
 the Bayesian correlated t-test (against baycomp's numbers), and the false-call rate on
 simulated null data whose fold scores are correlated as cross-validation makes them."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from tuning.comparison import statistics as verdicts
-from tuning.stats import bayesian_correlated_ttest, corrected_mean_ci, corrected_resampled_ttest, holm, mean_ci
+from tuning import statistics as verdicts
+from tuning.statistics import bayesian_correlated_ttest, corrected_mean_ci, corrected_resampled_ttest, holm, mean_ci
 
 
 def test_mean_ci_by_hand():

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning import study
+from tuning.study import runner
 from tuning.cli import main
 from tuning.settings import TuneSettings
 
@@ -107,36 +107,36 @@ def test_bad_study_input_is_one_error_line(argv, text, capsys, tmp_path):
 def test_the_full_study_runs_three_searches_of_each_by_default_the_smoke_run_one():
     import argparse
     parser = argparse.ArgumentParser()
-    study.add_arguments(parser)
-    assert study.search_repeats(parser.parse_args([])) == 3
-    assert study.search_repeats(parser.parse_args(["--smoke"])) == 1
-    assert study.search_repeats(parser.parse_args(["--smoke", "--search-repeats", "2"])) == 2
+    runner.add_arguments(parser)
+    assert runner.search_repeats(parser.parse_args([])) == 3
+    assert runner.search_repeats(parser.parse_args(["--smoke"])) == 1
+    assert runner.search_repeats(parser.parse_args(["--smoke", "--search-repeats", "2"])) == 2
 
 
 def test_time_budget_sets_aside_the_exports_and_the_curves():
-    assert study.StudyClock.for_budget(time.time(), None).search_budget(["ffn"]) is None
-    clock = study.StudyClock.for_budget(time.time(), 1000 / 3600)
-    usable = 1000 * (1 - study.CURVE_SHARE)
+    assert runner.StudyClock.for_budget(time.time(), None).search_budget(["ffn"]) is None
+    clock = runner.StudyClock.for_budget(time.time(), 1000 / 3600)
+    usable = 1000 * (1 - runner.CURVE_SHARE)
     # Nothing exported yet: each export is priced as long as its search.
-    assert clock.search_budget(["ffn"] * 4) == pytest.approx(usable / (4 * (1 + study.EXPORT_RATIO_GUESS)), rel=0.01)
+    assert clock.search_budget(["ffn"] * 4) == pytest.approx(usable / (4 * (1 + runner.EXPORT_RATIO_GUESS)), rel=0.01)
     # ffn's exports took 30 s on average: each ffn export left is charged that, cnn's still the guess.
     clock.add("ffn", 20.0)
     clock.add("ffn", 40.0)
     assert clock.expected_export("ffn") == pytest.approx(30.0) and clock.expected_export("cnn") is None
     assert clock.search_budget(["ffn", "ffn", "cnn"]) == pytest.approx(
-        (usable - 60.0) / (3 + study.EXPORT_RATIO_GUESS), rel=0.01)
+        (usable - 60.0) / (3 + runner.EXPORT_RATIO_GUESS), rel=0.01)
     assert clock.overrun(["ffn", "cnn"]) == 0.0
     # An export that alone outlasts what is left: the floor, and the overrun it implies.
     clock.add("mtl-lstm", 2000.0)
-    assert clock.search_budget(["mtl-lstm", "ffn"]) == study.MIN_SEARCH_S
-    assert clock.overrun(["mtl-lstm", "ffn"]) == pytest.approx(2000 + 30 + 2 * study.MIN_SEARCH_S - usable, abs=2)
+    assert clock.search_budget(["mtl-lstm", "ffn"]) == runner.MIN_SEARCH_S
+    assert clock.overrun(["mtl-lstm", "ffn"]) == pytest.approx(2000 + 30 + 2 * runner.MIN_SEARCH_S - usable, abs=2)
 
 
 def test_the_report_says_where_the_time_went():
     records = [{"status": "ran", "seconds": 300.0, "search_seconds": 120.0},
                {"status": "reused", "seconds": 999.0, "search_seconds": 1.0},
                {"status": "ran", "seconds": 60.0, "search_seconds": 60.0}]
-    assert study.phase_line(records, 90.0) == ("- Time in this run: searches 3.0 min, exports 3.0 min "
+    assert runner.phase_line(records, 90.0) == ("- Time in this run: searches 3.0 min, exports 3.0 min "
                                                "(2 experiments), learning curves 1.5 min.")
 
 
@@ -146,34 +146,34 @@ def test_records_match_only_the_same_data_and_settings(tmp_path, tiny_dataset_di
     settings = TuneSettings(data_dir=str(tiny_dataset_dir), folds=2, repeats=1)
     group = load_for_tuning("cnn", "T2", settings)[0]
     results = tmp_path / "results"
-    record = {"experiment": "cnn-T2-1", "fingerprint": study.fingerprint("cnn", group, settings)}
-    path = study.record_path(results, "cnn", group)
+    record = {"experiment": "cnn-T2-1", "fingerprint": runner.fingerprint("cnn", group, settings)}
+    path = runner.record_path(results, "cnn", group)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(record))
     run_config = results / "Classic CNN PyTorch" / "Run Config" / "run_T2.json"
     run_config.parent.mkdir(parents=True)
     run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
-    assert study.up_to_date(results, "cnn", group, settings) is not None
-    assert study.up_to_date(results, "cnn", group, TuneSettings(data_dir=str(tiny_dataset_dir), folds=3)) is None
-    assert study.up_to_date(results, "cnn", group, settings, ensemble=3) is None  # now with an ensemble
-    assert study.up_to_date(results, "cnn", group, settings, ensemble=1) is not None  # 1: none
+    assert runner.up_to_date(results, "cnn", group, settings) is not None
+    assert runner.up_to_date(results, "cnn", group, TuneSettings(data_dir=str(tiny_dataset_dir), folds=3)) is None
+    assert runner.up_to_date(results, "cnn", group, settings, ensemble=3) is None  # now with an ensemble
+    assert runner.up_to_date(results, "cnn", group, settings, ensemble=1) is not None  # 1: none
     run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-2"}))  # re-exported from another search
-    assert study.up_to_date(results, "cnn", group, settings) is None
+    assert runner.up_to_date(results, "cnn", group, settings) is None
     run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
     data = Path(group[0].path)
     data.write_text(data.read_text() + data.read_text().splitlines()[-1] + "\n")  # the data changed
     group = load_for_tuning("cnn", "T2", settings)[0]
-    assert study.up_to_date(results, "cnn", group, settings) is None
+    assert runner.up_to_date(results, "cnn", group, settings) is None
 
 
 def test_search_repeats_get_their_own_seeds_and_trees(tmp_path):
-    trees = study.repeat_trees(tmp_path / "results", 7, 3)
+    trees = runner.repeat_trees(tmp_path / "results", 7, 3)
     assert trees == [(7, tmp_path / "results"), (1007, tmp_path / "results" / "Search Repeats" / "seed-1007"),
                      (2007, tmp_path / "results" / "Search Repeats" / "seed-2007")]
 
 
 def test_across_searches_interval_and_verdict_counts():
-    from tuning import comparison
+    from tuning.study import comparison
 
     def run(diff, verdict, acc):
         tests = pd.DataFrame([{"dataset": "A2", "comparison": "primary", "score": "accuracy",
@@ -209,7 +209,7 @@ def test_across_searches_interval_and_verdict_counts():
 
 
 def test_study_report_shows_the_spread_across_searches():
-    from tuning import comparison
+    from tuning.study import comparison
 
     tests = pd.DataFrame([{"dataset": "A2", "comparison": "primary", "score": "accuracy", "approach": "Feature Based MTL FFN",
                            "vs_approach": "Classic FFN PyTorch", "selected_by": "same trunk (ffn)", "n_pairs": 15,
@@ -240,22 +240,22 @@ def test_a_single_task_family_gets_one_curve_per_dataset():
     # The study's run of ffn vs mtl-ffn on five datasets drew ffn's curve on A2 only: its
     # five experiments had been handed to one curve, which read the first.
     chosen = {"ffn": ["A2", "A3"], "mtl-ffn": ["A2", "A3"], "cnn": ["A4"]}
-    assert study.curve_groups(chosen) == [("ffn", ["A2"]), ("ffn", ["A3"]), ("mtl-ffn", ["A2", "A3"]),
+    assert runner.curve_groups(chosen) == [("ffn", ["A2"]), ("ffn", ["A3"]), ("mtl-ffn", ["A2", "A3"]),
                                           ("cnn", ["A4"])]
-    from tuning.learning_curves import compute_curve
+    from tuning.study.learning_curves import compute_curve
     with pytest.raises(ValueError, match="one dataset"):
         compute_curve("unused", "ffn", ["A2", "A3"])
 
 
 def test_smoke_data_are_the_files_own_rows(tmp_path, tiny_dataset_dir):
-    from tuning.data import load_dataset
+    from tuning.data.readers import load_dataset
 
     settings = TuneSettings(data_dir=str(tiny_dataset_dir), storage=str(tmp_path / "s"), folds=2)
-    folder, names = study.smoke_data_dir(settings, "T2,T3")
+    folder, names = runner.smoke_data_dir(settings, "T2,T3")
     assert names == "T2,T3"
     copy = (folder / "T2.csv").read_text().splitlines()
     original = (tiny_dataset_dir / "T2.csv").read_text().splitlines()
     assert copy[0] == original[0]  # the header, then the file's own lines
-    assert set(copy) <= set(original) and len(copy) == 1 + study.SMOKE_ROWS_PER_CLASS * 2
+    assert set(copy) <= set(original) and len(copy) == 1 + runner.SMOKE_ROWS_PER_CLASS * 2
     data = load_dataset(folder / "T2.csv", "label")
-    assert list(np.bincount(data.y)) == [study.SMOKE_ROWS_PER_CLASS] * 2
+    assert list(np.bincount(data.y)) == [runner.SMOKE_ROWS_PER_CLASS] * 2

@@ -14,7 +14,7 @@ from torch import nn
 import models
 from conftest import make_waveforms
 from tuning import training
-from tuning.augment import Augmenter
+from tuning.data.augment import Augmenter
 from tuning.training import TaskData, fit
 
 
@@ -215,8 +215,8 @@ def test_resume_is_exact_with_a_schedule_and_augmentation(schedule):
 
 # ----------------------------------------------------------------------------- ensemble
 def test_ensemble_averages_member_probabilities():
-    from tuning.data import Dataset
-    from tuning.ensemble import average_proba, fit_members, score_members
+    from tuning.data.readers import Dataset
+    from tuning.export.ensemble import average_proba, fit_members, score_members
 
     task = tiny_task()
     X = np.concatenate([task.X_train, task.X_val])

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tuning import results_tree as tree
-from tuning.driver import RUN_RECORD, TuneSettings
+from tuning.export import results_tree as tree
+from tuning.search.run_record import RUN_RECORD
+from tuning.settings import TuneSettings
 
 SAMPLES, MAX_EPOCHS = 4, 3
 
@@ -175,9 +176,9 @@ def test_search_hands_its_best_trial_and_data_to_the_export(ray_2cpu, module_tin
 
     import pandas as pd
 
-    from tuning.driver import load_for_tuning, run_groups
+    from tuning.search.driver import load_for_tuning, run_groups
     from tuning.errors import InputError
-    from tuning.export import best_trial_from_outcome, export_experiment
+    from tuning.export.exporter import best_trial_from_outcome, export_experiment
 
     data = tmp_path / "data"
     data.mkdir()
@@ -203,7 +204,7 @@ def test_search_hands_its_best_trial_and_data_to_the_export(ray_2cpu, module_tin
 
 
 def test_run_tuning_python_api(ray_2cpu, module_tiny_dataset_dir, tmp_path):
-    from tuning.driver import run_tuning
+    from tuning.search.driver import run_tuning
 
     outcomes = run_tuning("ffn", "T2", data_dir=str(module_tiny_dataset_dir), storage=str(tmp_path / "rr"),
                           samples=3, max_epochs=2, grace_period=1, folds=2, repeats=1, verbose=0)
@@ -216,9 +217,9 @@ def test_run_tuning_python_api(ray_2cpu, module_tiny_dataset_dir, tmp_path):
     assert 1 <= outcome.best_epoch <= 2
     assert 0.0 <= outcome.best_metrics["val_accuracy"] <= 1.0
     assert outcome.path.parent == tmp_path / "rr" and (outcome.path / RUN_RECORD).is_file()
-    # The best trial's own log gives that value under the shared rule (tuning.selection:
+    # The best trial's own log gives that value under the shared rule (tuning.search.best_trial:
     # with 2 epochs, the mean of both), and the best epoch is its best epoch.
-    from tuning.selection import score_trial
+    from tuning.search.best_trial import score_trial
 
     history = read_results(outcome.path / f"trial_{outcome.best_trial_id}")
     assert score_trial(history, "val_accuracy", "max").score == pytest.approx(outcome.best_metrics["val_accuracy"])

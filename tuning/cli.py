@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     study = commands.add_parser("study", help="the whole question: every family, exports, comparison, learning "
                                               "curves, results/report.md",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    from tuning.study import add_arguments as add_study_arguments
+    from tuning.study.runner import add_arguments as add_study_arguments
 
     add_study_arguments(study)
 
@@ -177,12 +177,12 @@ def cmd_tune(args) -> int:
     check_ensemble(args.ensemble)
     if not args.no_export:
         check_output_folder(args.results_dir, "--results-dir")
-    from tuning import cluster
-    from tuning.driver import run_experiment
-    from tuning.export import best_trial_from_outcome, export_experiment, print_summary
+    from tuning.search import ray_runtime
+    from tuning.search.driver import run_experiment
+    from tuning.export.exporter import best_trial_from_outcome, export_experiment, print_summary
 
     # One runtime for tuning and export; workers' output reaches the console only with --verbose.
-    started = cluster.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
+    started = ray_runtime.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
     finished = 0  # groups (in order) tuned and exported; with --no-export, tuned
     try:
         # Each dataset (group) is exported as soon as its search ends, with what the
@@ -219,7 +219,7 @@ def interrupted(args, groups: list[list], finished: int) -> int:
 
 def dataset_argument(datasets, data_dir: str) -> str:
     """A dataset argument for ``datasets``: names where DATA_DIR finds them, else paths."""
-    from tuning.data import resolve_dataset_paths
+    from tuning.data.readers import resolve_dataset_paths
     from tuning.errors import InputError
 
     parts = []
@@ -233,7 +233,7 @@ def dataset_argument(datasets, data_dir: str) -> str:
 
 
 def cmd_export(args) -> int:
-    from tuning.export import export_experiment, print_summary
+    from tuning.export.exporter import export_experiment, print_summary
 
     summary = export_experiment(args.experiment, args.results_dir, folds=args.folds, repeats=args.repeats,
                                 address=args.address, num_cpus=args.num_cpus, ensemble=args.ensemble)
@@ -242,25 +242,25 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from tuning import comparison
+    from tuning.study import comparison
 
     return comparison.run(args)
 
 
 def cmd_study(args) -> int:
-    from tuning.study import run_study
+    from tuning.study.runner import run_study
 
     return run_study(args)
 
 
 def cmd_predict(args) -> int:
-    from tuning import predict
+    from tuning.bundle import predict
 
     return predict.run(args)
 
 
 def cmd_import(args) -> int:
-    from tuning.importers import import_spikes
+    from tuning.data.importers import import_spikes
 
     bandpass = None
     if args.bandpass is not None:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import models
-from tuning.data import Dataset, load_datasets
+from tuning.data.readers import Dataset, load_datasets
 from tuning.errors import InputError
 from tuning.metrics import METRICS
-from tuning.splits import min_rows_per_class
+from tuning.data.splits import min_rows_per_class
 
 SEARCHERS = ("tpe", "random", "bohb")
-"""``--searcher`` choices (built in tuning.searchers): TPE + ASHA, random + ASHA, BOHB with
+"""``--searcher`` choices (built in tuning.search.searchers): TPE + ASHA, random + ASHA, BOHB with
 its HyperBand scheduler."""
 BOHB_MODULES = ("hpbandster", "ConfigSpace")  # the [bohb] extra
 

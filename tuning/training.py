@@ -9,7 +9,7 @@ task, the task picked by ``config["task_sampling"]``; the step's loss is weighte
 metrics go to ``on_epoch`` (Tune's report, or nothing in a rerun).
 
 Everything random in an epoch is seeded from ``(seed, epoch)`` (batch order, dropout,
-training-batch augmentation from :mod:`tuning.augment`), and the learning-rate schedule's
+training-batch augmentation from :mod:`tuning.data.augment`), and the learning-rate schedule's
 state is checkpointed with the rest, so a run resumed from the checkpoint of epoch e
 continues exactly as the uninterrupted run would have.
 
@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 import models
-from tuning.augment import Augmenter
+from tuning.data.augment import Augmenter
 from tuning.metrics import classification_metrics, metric_mode
-from tuning.preprocess import Normaliser, resample_to_length
+from tuning.data.preprocess import Normaliser, resample_to_length
 
 TASK_SAMPLING = ("proportional", "uniform", "round_robin")
 LOSS_WEIGHTING = ("equal", "size", "uncertainty", "static")
@@ -59,7 +59,7 @@ class TaskData:
 
     @classmethod
     def from_rows(cls, dataset, train: np.ndarray, val: np.ndarray) -> "TaskData":
-        """Select ``train`` / ``val`` row indices of a ``tuning.data.Dataset``."""
+        """Select ``train`` / ``val`` row indices of a ``tuning.data.readers.Dataset``."""
         return cls(dataset.name, dataset.n_classes, dataset.X[train], dataset.y[train],
                    dataset.X[val], dataset.y[val], getattr(dataset, "n_channels", 1))
 

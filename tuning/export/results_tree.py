@@ -32,7 +32,7 @@ import pandas as pd
 
 from tuning import atomic
 from tuning.metrics import SCORES
-from tuning.stats import mean_ci
+from tuning.statistics import mean_ci
 
 INDIVIDUAL = "Individual Dataset Results"
 FULL = "Full Split Results"

@@ -1,10 +1,10 @@
 """``python -m tuning compare``: does multi-task learning help, per dataset?
 
-The entry of the comparison package; the only module that imports the others:
+The entry of the comparison; it uses, beside it in ``tuning/study/``:
 
-* :mod:`.rows`: loading every approach's per-fold rows, validation and one-split scores
+* :mod:`.tree_rows`: loading every approach's per-fold rows, validation and one-split scores
   from the results tree, and pairing two approaches fold by fold;
-* :mod:`.statistics`: the tests (corrected resampled t-test, Holm, Bayesian correlated
+* :mod:`tuning.statistics`: the tests (corrected resampled t-test, Holm, Bayesian correlated
   t-test with a ROPE) and the verdicts;
 * :mod:`.references`: scikit-learn reference models scored on the same folds;
 * :mod:`.report`: the markdown and the plots.
@@ -28,15 +28,14 @@ import numpy as np
 import pandas as pd
 
 from tuning import atomic
-from tuning.comparison import references as refs
-from tuning.comparison import report, rows as tree_rows, statistics as st
-from tuning.comparison.rows import (ENSEMBLE, KIND_ORDER, MULTI, REFERENCE, SCORES, SINGLE, load_approaches,
+from tuning import statistics as st
+from tuning.study import references as refs, report, tree_rows
+from tuning.study.tree_rows import (ENSEMBLE, KIND_ORDER, MULTI, REFERENCE, SCORES, SINGLE, load_approaches,
                                     pair_rows)
-from tuning.comparison.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRESHOLD, EQUIVALENT,
-                                          NO_DIFFERENCE, WORSE)
+from tuning.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRESHOLD, EQUIVALENT, NO_DIFFERENCE,
+                               WORSE, corrected_mean_ci)
 from tuning.errors import InputError
-from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
-from tuning.stats import corrected_mean_ci
+from tuning.export.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
 
 __all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "compare_curves", "add_references", "run",
            "run_comparison", "render_study_report", "plot_learning_curves", "check_options", "across_searches",
@@ -77,7 +76,7 @@ def paired_differences(paired: pd.DataFrame, score: str = "accuracy",
                        side: str = "a") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per fold of :func:`pair_rows`' output: A minus B in percentage points, and the rows
     fitted (training + inner validation: both shape the model) and scored, from ``side``'s
-    rows; the arguments of :func:`tuning.comparison.statistics.paired_test`."""
+    rows; the arguments of :func:`tuning.statistics.paired_test`."""
     diffs = 100.0 * (paired[f"{score}_a"].astype(float) - paired[f"{score}_b"].astype(float)).to_numpy()
     n_train = (paired[f"n_train_{side}"] + paired[f"n_val_{side}"]).astype(float).to_numpy()
     return diffs, n_train, paired[f"n_test_{side}"].astype(float).to_numpy()
@@ -196,7 +195,7 @@ def compare_curves(curves: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, rope: 
     single-task test on accuracy (Holm over every curve test; labelled exploratory).
 
     Args:
-        curves: rows of :mod:`tuning.learning_curves` (``fraction`` column; scores as fractions).
+        curves: rows of :mod:`tuning.study.learning_curves` (``fraction`` column; scores as fractions).
 
     Returns:
         ``(points, tests)``: per (dataset, approach, fraction) the mean training spikes

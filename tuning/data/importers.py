@@ -20,7 +20,7 @@ are relative to the unit: channel 0 is always the unit's extremum channel, then 
 first, so a network learns waveform shapes across a neighbourhood, not probe positions.
 
 Output: ``OUTPUT.csv`` with one row per spike, the waveform columns (``s{t}`` for one
-channel, ``ch{c}_s{t}`` for several; :mod:`tuning.channels`) in microvolts where the
+channel, ``ch{c}_s{t}`` for several; :mod:`tuning.data.channels`) in microvolts where the
 recording knows its gain, and a ``unit`` column holding the unit id (the label); plus
 ``OUTPUT.json`` beside it: source, sampling rate, window, channels per unit, spike counts.
 Both files are written together or not at all, and only after every check passed.
@@ -39,9 +39,9 @@ from typing import Sequence
 import numpy as np
 
 from tuning import atomic
-from tuning.channels import column_names
+from tuning.data.channels import column_names
 from tuning.errors import InputError
-from tuning.splits import min_rows_per_class
+from tuning.data.splits import min_rows_per_class
 
 __all__ = ["ImportSummary", "import_spikes", "TEMPLATE_SPIKES", "DEFAULT_GROUPS"]
 
@@ -98,7 +98,7 @@ def import_spikes(
         channels: ``"extremum"`` or an integer K >= 1 (the K nearest channels).
         seed: seeds the spike subset.
         folds: the cross-validation folds the dataset must support (every unit needs
-            ``tuning.splits.min_rows_per_class(folds)`` spikes).
+            ``tuning.data.splits.min_rows_per_class(folds)`` spikes).
         bandpass: ``(low_hz, high_hz)``: filter the recording first (raw Kilosort ``.dat``
             files are unfiltered); ``None`` reads it as it is.
 

@@ -1,10 +1,10 @@
 """``python -m tuning study`` (= ``scripts/study.sh``): the whole question in one command.
 
 1. every single-task family on every dataset, and every multi-task family on all datasets
-   at once: each a search (:func:`tuning.driver.run_groups`) and its export
-   (:func:`tuning.export.export_experiment`);
-2. the comparison (:func:`tuning.comparison.run_comparison`);
-3. the learning curves (:mod:`tuning.learning_curves`) of the chosen configurations;
+   at once: each a search (:func:`tuning.search.driver.run_groups`) and its export
+   (:func:`tuning.export.exporter.export_experiment`);
+2. the comparison (:func:`tuning.study.comparison.run_comparison`);
+3. the learning curves (:mod:`tuning.study.learning_curves`) of the chosen configurations;
 4. ``results/report.md``: the answer first, then the tables and plots, then the method.
 
 **Continuing.** After each export the study writes ``results/Study/<family>-<datasets>.json``
@@ -27,7 +27,7 @@ exported from its best trial so far, and the report says so, with the time each 
 **Search repeats.** ``--search-repeats R`` (default 3, 1 with ``--smoke``) runs every search R times with seeds ``seed +
 1000 r``; repeat 0 fills the main results tree, repeat r its own tree under
 ``results/Search Repeats/seed-<seed>/``. Each repeat is compared on its own (its own split
-and folds); :func:`tuning.comparison.across_searches` then treats the R search-level
+and folds); :func:`tuning.study.comparison.across_searches` then treats the R search-level
 differences of each primary pair as independent draws, so their interval includes the
 search-to-search variance, and counts in how many searches each verdict held.
 """
@@ -45,7 +45,7 @@ import numpy as np
 
 import models
 from tuning import atomic
-from tuning.data import file_sha256
+from tuning.data.readers import file_sha256
 from tuning.errors import InputError
 from tuning.settings import TuneSettings, check_ensemble, load_for_tuning
 
@@ -147,8 +147,8 @@ def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str
     """Small stratified copies of the datasets (``SMOKE_ROWS_PER_CLASS`` rows per class, seeded)
     under ``<storage>/study-smoke-data``, so that a smoke study runs in minutes. Returns the folder
     and the datasets' names (a dataset argument for that folder)."""
-    from tuning.data import load_datasets
-    from tuning.splits import min_rows_per_class
+    from tuning.data.readers import load_datasets
+    from tuning.data.splits import min_rows_per_class
 
     names = [p.strip() for p in datasets_arg.split(",")] if "," in datasets_arg else datasets_arg
     datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds))
@@ -174,7 +174,7 @@ def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str
 
 def first_two_datasets(data_dir) -> str:
     """The smoke study's default: the first two CSVs of ``data_dir`` in natural order (A2,A3 here)."""
-    from tuning.data import resolve_dataset_paths
+    from tuning.data.readers import resolve_dataset_paths
 
     paths = resolve_dataset_paths("all", data_dir)
     return ",".join(p.stem for p in paths[:2])
@@ -197,7 +197,7 @@ def record_path(results_dir, family: str, group) -> Path:
 
 def up_to_date(results_dir, family: str, group, settings: TuneSettings, ensemble: int = 0) -> dict | None:
     """The study record of this experiment if its exported results match data and settings."""
-    from tuning.results_tree import RUN_CONFIG, approach_names
+    from tuning.export.results_tree import RUN_CONFIG, approach_names
 
     try:
         record = json.loads(record_path(results_dir, family, group).read_text())
@@ -285,8 +285,8 @@ def repeat_trees(results_dir, seed: int, repeats: int) -> list[tuple[int, Path]]
 def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dict]:
     """Search and export every planned ``(family, group, settings, results_dir)`` that is not
     up to date; one record each. ``ensemble``: as the export's."""
-    from tuning.driver import run_groups
-    from tuning.export import export_experiment
+    from tuning.search.driver import run_groups
+    from tuning.export.exporter import export_experiment
 
     records = []
     # Looked up once per experiment: a record's fingerprint hashes the data files.
@@ -340,7 +340,7 @@ def run_experiments(plan, clock: StudyClock, log, ensemble: int = 0) -> list[dic
 def chosen_for_curves(summary, families: list[str]) -> dict[str, list[str]]:
     """Family -> datasets whose learning curve it supplies: per dataset, the single-task and
     the multi-task approach with the best recorded validation score."""
-    from tuning.results_tree import approach_names
+    from tuning.export.results_tree import approach_names
 
     by_approach = {approach_names(f)[0]: f for f in families}
     chosen: dict[str, list[str]] = {}
@@ -365,7 +365,7 @@ def curve_groups(chosen: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
 
 
 def run_curves(results_dir, chosen: dict[str, list[str]], fractions, log) -> tuple:
-    from tuning import learning_curves as lc
+    from tuning.study import learning_curves as lc
 
     existing = lc.read_curves(results_dir)
     new = []
@@ -410,7 +410,8 @@ def phase_line(records: list[dict], curve_seconds: float) -> str:
 
 
 def run_study(args) -> int:
-    from tuning import cluster, comparison
+    from tuning.search import ray_runtime
+    from tuning.study import comparison
 
     started_at = time.time()
     results_dir = Path(args.results_dir)
@@ -438,7 +439,7 @@ def run_study(args) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    connected = cluster.connect(settings.address, settings.num_cpus)
+    connected = ray_runtime.connect(settings.address, settings.num_cpus)
     try:
         records = run_experiments(plan, clock, log, args.ensemble)
         runs = [comparison.run_comparison(tree, metric="accuracy", alpha=args.alpha, rope=args.rope,

@@ -6,7 +6,7 @@ fold's training rows and its inner validation rows are each subsampled to ``frac
 stratified by class (at least one row per class), so validation stays the same share of
 what is left. Subsets are **nested**: per fold and class one seeded permutation orders
 the rows and a fraction takes a prefix of it, so the 10% rows lie inside the 25% rows,
-and so on. The reruns are :func:`tuning.reruns.run_jobs` Ray tasks training with
+and so on. The reruns are :func:`tuning.export.reruns.run_jobs` Ray tasks training with
 :func:`tuning.training.fit`, the one training loop. At 100% the curve reuses the
 exported full-split rows: they are that very run.
 
@@ -26,7 +26,7 @@ from models import is_multitask
 from tuning import atomic
 from tuning.errors import InputError
 from tuning.metrics import SCORES
-from tuning.results_tree import INDIVIDUAL, RUN_CONFIG, approach_names
+from tuning.export.results_tree import INDIVIDUAL, RUN_CONFIG, approach_names
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 FOLDER = "Learning Curves"
@@ -69,8 +69,8 @@ def curve_jobs(datasets, *, seed: int, folds: int, repeats: int, inner_val_fract
     Each job's ``kind`` is ``"learning_curve:<fraction>"``; train and validation rows of
     each dataset are :func:`nested_subset` of the fold's own, seeded by the fold.
     """
-    from tuning.reruns import RerunJob
-    from tuning.splits import cv_folds
+    from tuning.export.reruns import RerunJob
+    from tuning.data.splits import cv_folds
 
     per_dataset = [cv_folds(d.y, folds, repeats, seed, inner_val_fraction) for d in datasets]
     jobs = []
@@ -124,10 +124,10 @@ def compute_curve(results_dir, family: str, datasets: Sequence[str], fractions: 
     ``datasets``: the datasets to keep rows for (a multi-task family always trains on
     every dataset of its experiment, as it was tuned). Ray must be connected.
     """
-    from tuning.driver import read_run_record
-    from tuning.export import reload_datasets, rerun_patience
-    from tuning.reruns import run_jobs
-    from tuning.splits import min_rows_per_class
+    from tuning.search.run_record import read_run_record
+    from tuning.export.exporter import reload_datasets, rerun_patience
+    from tuning.export.reruns import run_jobs
+    from tuning.data.splits import min_rows_per_class
 
     if len(datasets) > 1 and not is_multitask(family):  # each dataset has its own experiment
         raise ValueError(f"a single-task curve is one dataset's; got {', '.join(datasets)} for {family}")

@@ -2,14 +2,14 @@
 
 A group is one dataset for a single-task family, or every dataset at once for an ``mtl-*``
 family. Each experiment is a ``Tuner`` with the search algorithm and scheduler that
-``--searcher`` names (tuning.searchers; default: seeded TPE over the family's define-by-run
+``--searcher`` names (tuning.search.searchers; default: seeded TPE over the family's define-by-run
 space, told which trials ASHA stopped, and ASHA on epochs). The data go to the trials once,
 through ``tune.with_parameters``. Each experiment folder also holds ``spikesort_run.json``,
 which records everything an export needs to rebuild the same data and splits later.
 
 From a notebook::
 
-    from tuning.driver import run_tuning
+    from tuning.search.driver import run_tuning
     outcomes = run_tuning("cnn", "A12", samples=10, max_epochs=20)
 """
 
@@ -34,20 +34,16 @@ import ray
 from ray import tune
 
 import search_spaces
-from tuning import atomic, cluster, console, searchers, selection
-from tuning.data import Dataset
+from tuning import atomic
+from tuning.search import ray_runtime, console, searchers, best_trial
+from tuning.data.readers import Dataset
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
 from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
-from tuning.splits import tuning_split
-from tuning.trainable import torch_threads, train_trial
+from tuning.data.splits import tuning_split
+from tuning.search.trainable import torch_threads, train_trial
 from tuning.training import TaskData
-
-RUN_RECORD = "spikesort_run.json"
-EXPORT_RECORD = "spikesort_exported.json"
-"""Written into an experiment folder by its export: ``--resume`` passes over such a
-finished, exported experiment and starts a new one."""
-
+from tuning.search.run_record import join_storage, read_run_record, was_exported, write_run_record
 
 @dataclass
 class ExperimentOutcome:
@@ -65,7 +61,7 @@ class ExperimentOutcome:
     best_config: dict = field(default_factory=dict)
     best_metrics: dict = field(default_factory=dict)
     metric: str = ""                # the objective, as reported: "val_accuracy"
-    log_path: Path | None = None    # the search's log file (see tuning.console)
+    log_path: Path | None = None    # the search's log file (see tuning.search.console)
 
 
 def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
@@ -84,7 +80,7 @@ def run_groups(family: str, groups: Sequence[Sequence[Dataset]], settings: TuneS
     An interrupted experiment (Ctrl-C) ends the whole run: the groups after it are not
     started, and the outcomes so far are returned (the last one not ``complete``).
     """
-    started_ray = cluster.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
+    started_ray = ray_runtime.connect(settings.address, settings.num_cpus, log_to_driver=settings.verbose >= 2)
     try:
         outcomes = []
         for group in groups:
@@ -127,14 +123,14 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
         if settings.resume:
             print("Nothing to resume: starting a new experiment.", flush=True)
         name = f"{experiment_name(family, datasets)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = _join(storage, name)
+        path = join_storage(storage, name)
         if "://" not in path:
             Path(path).mkdir(parents=True, exist_ok=True)  # tune.log starts before the record
     log_path = console.log_path_for(path)
     with console.search_output(log_path, settings.verbose):  # Optuna logs as its study is made
         if resuming:
             # Same wrapped trainable; unfinished and errored trials continue from their last
-            # checkpoint (tuning.trainable loads it), finished ones stay as they are.
+            # checkpoint (tuning.search.trainable loads it), finished ones stay as they are.
             tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
             set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
@@ -205,7 +201,7 @@ def ray_verbosity(settings: TuneSettings) -> int:
 
 
 def reporter(settings: TuneSettings, metric: str, mode: str, log_path) -> console.ConsoleReporter | None:
-    """The default console (see :mod:`tuning.console`); None: Tune's own output."""
+    """The default console (see :mod:`tuning.search.console`); None: Tune's own output."""
     if settings.verbose != 1:
         return None
     return console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path,
@@ -287,7 +283,7 @@ def make_trainable(family: str, datasets: Sequence[Dataset], settings: TuneSetti
 def make_searcher(family: str, datasets: Sequence[Dataset], settings: TuneSettings,
                   metric: str, mode: str, sampler: optuna.samplers.BaseSampler | None = None):
     """(search algorithm, scheduler) of ``settings.searcher`` over the family's define-by-run
-    space (``sampler``, if given, replaces the seeded TPE / random sampler); see tuning.searchers."""
+    space (``sampler``, if given, replaces the seeded TPE / random sampler); see tuning.search.searchers."""
     space = search_spaces.get_space(family, [d.name for d in datasets])
     return searchers.make_search(settings.searcher, space, seed=settings.seed, samples=settings.samples,
                                  max_epochs=settings.max_epochs, grace_period=settings.grace_period,
@@ -306,12 +302,12 @@ def seed_driver(seed: int) -> None:
 
 def concurrent_trials(settings: TuneSettings) -> int:
     """As many trials at once as the cluster's CPUs (and GPUs, if asked for) allow; one at a
-    time with ``deterministic`` (see the README: what a deterministic run reproduces)."""
+    time with ``deterministic`` (see docs/reproducibility.md: what a deterministic run reproduces)."""
     if settings.deterministic:
         return 1
-    limit = cluster.available("CPU") / settings.cpus_per_trial
+    limit = ray_runtime.available("CPU") / settings.cpus_per_trial
     if settings.gpus_per_trial > 0:
-        limit = min(limit, cluster.available("GPU") / settings.gpus_per_trial)
+        limit = min(limit, ray_runtime.available("GPU") / settings.gpus_per_trial)
     return max(1, math.floor(limit + 1e-9))
 
 
@@ -328,9 +324,9 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
         # In an interrupted search a short trial was cut off, not stopped by ASHA.
         n_stopped_early=sum(1 for n in epochs_run if 0 < n < settings.max_epochs) if complete else 0,
     )
-    # The export's rule (tuning.selection), so the summary names the trial it will rerun.
+    # The export's rule (tuning.search.best_trial), so the summary names the trial it will rerun.
     results = {r.metrics.get("trial_id"): r for r in grid if r.metrics and r.metrics.get("trial_id")}
-    pick = selection.pick_best({t: r.metrics_dataframe for t, r in results.items()}, metric, mode)
+    pick = best_trial.pick_best({t: r.metrics_dataframe for t, r in results.items()}, metric, mode)
     if pick is None:
         return outcome
     outcome.best_epoch = pick.epoch
@@ -355,7 +351,7 @@ def print_outcome(outcome: ExperimentOutcome, metric: str, scheduler: str = "ASH
           f"{stops}, {outcome.n_errored} errored")
     if outcome.best_config:
         print(f"Best trial {outcome.best_trial_id} at epoch {outcome.best_epoch} "
-              f"({selection.SCORE_NOTE}): "
+              f"({best_trial.SCORE_NOTE}): "
               + ", ".join(f"{k}={v:.4f}" for k, v in sorted(outcome.best_metrics.items()) if "/" not in k))
         print("Best configuration:")
         for key, value in sorted(outcome.best_config.items()):
@@ -365,45 +361,6 @@ def print_outcome(outcome: ExperimentOutcome, metric: str, scheduler: str = "ASH
         print(f"Log: {outcome.log_path}")
     print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(outcome.path))}")
     sys.stdout.flush()
-
-
-def write_run_record(path, family: str, datasets: Sequence[Dataset], settings: TuneSettings,
-                     search: dict | None = None) -> None:
-    """What an export needs to rebuild the same data and splits, on another day, and what
-    reproducing the search needs (``search``: its algorithm's and scheduler's settings)."""
-    record = {
-        "family": family,
-        "datasets": [{"name": d.name, "path": str(d.path), "rows": int(len(d.y)),
-                      "length": d.length, "n_channels": d.n_channels, "label_column": d.label_column,
-                      "label_map": d.label_map()} for d in datasets],
-        "settings": dataclasses.asdict(settings),
-        "metric": f"val_{settings.metric}", "mode": metric_mode(settings.metric),
-        "command": shlex.join(sys.argv),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": package_versions(),
-        "search": search or {},
-        "reproduce": {"seed": settings.seed, "searcher": settings.searcher,
-                      "deterministic": settings.deterministic,
-                      "torch_threads_per_trial": torch_threads(settings.cpus_per_trial),
-                      "machine": platform.machine(), "processor": platform.processor(),
-                      "platform": platform.platform(), "cpu_count": os.cpu_count()},
-    }
-    if "://" in str(path):  # cloud storage: Ray writes the folder; keep the record beside it
-        _write_remote(str(path), RUN_RECORD, json.dumps(record, indent=2))
-        return
-    atomic.write_text(Path(path) / RUN_RECORD, json.dumps(record, indent=2, default=str))
-
-
-def read_run_record(path) -> dict:
-    if "://" in str(path):
-        import pyarrow.fs
-        fs, root = pyarrow.fs.FileSystem.from_uri(str(path))
-        with fs.open_input_stream(f"{root}/{RUN_RECORD}") as handle:
-            return json.loads(handle.read().decode())
-    record_path = Path(path) / RUN_RECORD
-    if not record_path.is_file():
-        raise InputError(f"{path}: no {RUN_RECORD}; this is not an experiment folder made by spikesort-tune")
-    return json.loads(record_path.read_text())
 
 
 def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> str | None:
@@ -418,59 +375,12 @@ def find_resumable(storage: str, family: str, datasets: Sequence[Dataset]) -> st
     else:
         names = [p.name for p in Path(storage).glob(prefix + "*") if p.is_dir()]
     for name in sorted((n for n in names if n.startswith(prefix)), reverse=True):
-        candidate = _join(storage, name)
+        candidate = join_storage(storage, name)
         if tune.Tuner.can_restore(candidate) and not was_exported(candidate):
             return candidate
     return None
 
 
-def mark_exported(path, results_dir) -> None:
-    """Record in the experiment folder that it was exported (best effort: a read-only
-    experiment folder, e.g. a colleague's, still exports)."""
-    text = json.dumps({"results_dir": str(Path(results_dir).resolve()),
-                       "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2)
-    try:
-        if "://" in str(path):
-            _write_remote(str(path), EXPORT_RECORD, text)
-        else:
-            atomic.write_text(Path(path) / EXPORT_RECORD, text)
-    except OSError:
-        pass
-
-
-def was_exported(path) -> bool:
-    if "://" in str(path):
-        import pyarrow.fs
-        fs, root = pyarrow.fs.FileSystem.from_uri(str(path))
-        return fs.get_file_info(f"{root}/{EXPORT_RECORD}").type != pyarrow.fs.FileType.NotFound
-    return (Path(path) / EXPORT_RECORD).is_file()
-
-
-def package_versions() -> dict:
-    import importlib.metadata as metadata
-    names = ("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "hpbandster", "ConfigSpace",
-             "spikesort-tune")
-    versions = {"python": sys.version.split()[0]}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def _absolute_storage(storage: str) -> str:
     # Ray requires an absolute storage_path; URIs (s3://, gs://, ...) pass through.
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
-
-
-def _join(storage: str, name: str) -> str:
-    return f"{storage.rstrip('/')}/{name}" if "://" in storage else str(Path(storage) / name)
-
-
-def _write_remote(folder: str, name: str, text: str) -> None:
-    import pyarrow.fs
-    fs, root = pyarrow.fs.FileSystem.from_uri(folder)
-    fs.create_dir(root, recursive=True)
-    with fs.open_output_stream(f"{root}/{name}") as handle:
-        handle.write(text.encode())

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tuning.errors import InputError
-from tuning.results_tree import ENSEMBLE_SUFFIX, INDIVIDUAL, SCORES, natural_key
+from tuning.export.results_tree import ENSEMBLE_SUFFIX, INDIVIDUAL, SCORES, natural_key
 
 __all__ = [
     "SCORES", "KEY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER", "TAIL_COLUMNS", "METRICS_MARK", "REFERENCE_FOLDER",
@@ -265,7 +265,7 @@ def load_validation_scores(results_dir) -> pd.DataFrame:
     Returns:
         Columns ``approach, dataset, objective, objective_value, higher_is_better``; empty
         when nothing is found. Unreadable files are skipped (the comparison then falls
-        back as documented in :func:`tuning.comparison.compare`).
+        back as documented in :func:`tuning.study.comparison.compare`).
     """
     frames = []
     for path in sorted(Path(results_dir).glob("*/Best Performance Results/*.csv")):

@@ -156,7 +156,7 @@ def min_rows_per_class(n_folds: int) -> int:
 
     With at least this many rows per class, every class appears in every scored fold, in
     every inner validation part and every training part, and in all three parts of the
-    tuning split. Pass it to :func:`tuning.data.load_dataset` as ``min_rows_per_class``.
+    tuning split. Pass it to :func:`tuning.data.readers.load_dataset` as ``min_rows_per_class``.
     Equals ``n_folds`` for ``n_folds >= 3``, and 4 for ``n_folds == 2``.
     """
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:

@@ -4,7 +4,7 @@ Arrays are ``(n_rows, n_samples)``: one waveform per row, time along the last ax
 file's units (microvolts for the shipped data). Outputs are new float32 arrays; inputs are
 never modified in place, so read-only arrays (e.g. shared through Ray's object store) are
 fine. A multi-channel row is its ``(n_channels, n_samples)`` waveform flattened channel-major
-(:mod:`tuning.channels`).
+(:mod:`tuning.data.channels`).
 
 Normalisation is a search-space choice (:data:`NORMALISATIONS`):
 

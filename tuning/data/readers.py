@@ -30,7 +30,7 @@ Every problem raises :class:`tuning.errors.InputError` with one line that names 
 the line number (1-based line in the file, header = line 1) and/or the column, what is
 wrong and what to do. Blank lines are skipped. Cells may carry surrounding spaces.
 
-Multi-channel files name their waveform columns ``ch{c}_s{t}`` (:mod:`tuning.channels`);
+Multi-channel files name their waveform columns ``ch{c}_s{t}`` (:mod:`tuning.data.channels`);
 their rows are stored channel-major and ``Dataset.n_channels`` says how many channels.
 
 Shapes and types of a loaded :class:`Dataset`:
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.channels import channel_layout
+from tuning.data.channels import channel_layout
 from tuning.errors import InputError
 
 __all__ = [
@@ -321,7 +321,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         label_column: name of the label column (exact, else case-insensitive); ``None``
             detects it (see the module docstring).
         min_rows_per_class: every class needs at least this many rows; pass
-            ``tuning.splits.min_rows_per_class(n_folds)`` so the splits cannot fail.
+            ``tuning.data.splits.min_rows_per_class(n_folds)`` so the splits cannot fail.
 
     Returns:
         A :class:`Dataset` with ``X`` float32 ``(n_rows, n_samples)`` and ``y`` int64.

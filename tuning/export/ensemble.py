@@ -2,7 +2,7 @@
 :func:`tuning.training.fit`, their predicted class probabilities averaged.
 
 The export scores it as its own approach of the results tree (``--ensemble K``:
-:func:`tuning.reruns.run_job` trains the members beside the best configuration on every
+:func:`tuning.export.reruns.run_job` trains the members beside the best configuration on every
 fold); ``benchmarks/ensemble.py`` measures it on its own.
 """
 
@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tuning.data import Dataset
+from tuning.data.readers import Dataset
 from tuning.metrics import classification_metrics
 from tuning.training import FitResult, TaskData, fit
 

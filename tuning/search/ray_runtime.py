@@ -27,7 +27,7 @@ auth is disabled). Set ``RAY_AUTH_MODE`` yourself to override; ``scripts/start_l
 starts every node with ``RAY_AUTH_MODE=token``.
 
 Environment for trials: variables named ``SPIKESORT_TUNE_*`` (e.g. the fault-injection
-hook of :mod:`tuning.trainable`) are passed to Ray workers on a joined cluster through
+hook of :mod:`tuning.search.trainable`) are passed to Ray workers on a joined cluster through
 ``runtime_env={"env_vars": ...}``; a local runtime's workers inherit this environment.
 """
 
@@ -52,7 +52,7 @@ def connect(address: str | None = None, num_cpus: int | None = None,
     the environment. Otherwise a local runtime starts with ``num_cpus`` (default: all
     cores) and ``num_gpus`` (default: Ray's detection). ``log_to_driver``: print the
     workers' output here too (``--verbose``); by default it stays in Ray's session logs,
-    so the console holds only what the tool prints (see :mod:`tuning.console`). Returns
+    so the console holds only what the tool prints (see :mod:`tuning.search.console`). Returns
     True when this call connected, so the caller knows it should disconnect.
     """
     if ray.is_initialized():

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.data import LABEL_COLUMN_NAMES, check_row_length, find_column, open_csv, waveform_array
+from tuning.data.readers import LABEL_COLUMN_NAMES, check_row_length, find_column, open_csv, waveform_array
 from tuning.errors import InputError
 
 CHUNK_ROWS = 50_000
@@ -59,7 +59,7 @@ class PredictSummary:
             return None
         import pandas as pd
 
-        from tuning.bundle import UNSORTED
+        from tuning.bundle.model_bundle import UNSORTED
         from tuning.metrics import scores_from_confusion
 
         classes = self.model.classes(self.task)
@@ -83,7 +83,7 @@ def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confi
                 label_column: str | None = None, backend: str = "torch", chunk_rows: int = CHUNK_ROWS,
                 progress: bool = True) -> PredictSummary:
     """Predict every spike of ``input_csv`` with the bundle in ``model_dir``; write ``out``."""
-    from tuning.bundle import load_model
+    from tuning.bundle.model_bundle import load_model
 
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses NaN
         raise InputError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
@@ -104,7 +104,7 @@ def _predict_rows(model, task, path, header, rows, out, label_column, min_confid
                   progress) -> PredictSummary:
     from tuning import atomic
 
-    from tuning.channels import channel_layout
+    from tuning.data.channels import channel_layout
 
     spec = model.metadata["tasks"][model.tasks.index(task)]
     label_j = find_label_column(path, header, label_column, spec, model.n_channels)

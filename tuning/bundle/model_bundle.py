@@ -39,9 +39,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tuning.data import file_sha256
+from tuning.data.readers import file_sha256
 from tuning.errors import InputError
-from tuning.preprocess import Normaliser, resample_to_length
+from tuning.data.preprocess import Normaliser, resample_to_length
 
 FORMAT = "spikesort-tune model bundle"
 FORMAT_VERSION = 1
@@ -87,7 +87,7 @@ def train_final(family: str, config: dict, datasets: Sequence, *, seed: int, max
     import torch
 
     from tuning.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax
-    from tuning.splits import tuning_split
+    from tuning.data.splits import tuning_split
     from tuning.training import TaskData, fit
 
     splits = [tuning_split(d.y, seed, inner_val_fraction, 0.0) for d in datasets]
@@ -125,14 +125,14 @@ def start_final_training(family: str, config: dict, datasets: Sequence, *, cpus:
     reruns; :func:`collect` waits for it."""
     import ray
 
-    from tuning.trainable import torch_threads
+    from tuning.search.trainable import torch_threads
 
     remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(_train_final_task)
     return remote.remote(family, config, list(datasets), threads=torch_threads(cpus), **kwargs)
 
 
 def _train_final_task(family, config, datasets, **kwargs) -> FinalModel:
-    from tuning.trainable import trial_device
+    from tuning.search.trainable import trial_device
 
     return train_final(family, config, datasets, device=trial_device(), **kwargs)
 
@@ -156,7 +156,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     ``full_split`` / ``one_split``: the export's summary frames (one row per dataset);
     ``source``: where the configuration came from (experiment, trial, objective).
     """
-    from tuning.driver import package_versions
+    from tuning.search.run_record import package_versions
 
     model = final.fit.model
     names = [d.name for d in datasets]
@@ -207,7 +207,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
                   ONNX_FILE: hashlib.sha256(onnx_bytes).hexdigest()},
         "onnx": {"input": ONNX_INPUT, "outputs": [f"logits_{n}" for n in names],
                  "input_columns": final.fit.n_channels * final.fit.input_length,
-                 "note": "input: normalised and resampled waveforms (see README); "
+                 "note": "input: normalised and resampled waveforms (see docs/bundle.md); "
                          "probabilities = softmax(logits / temperature)"},
         "versions": {**package_versions(), **_versions("onnx", "onnxruntime")},
     }

@@ -4,7 +4,7 @@ The experiment is read from disk (Tune's state and each trial's result log, plus
 ``spikesort_run.json``), so an export works on another day and after an interrupted run.
 Right after a search, ``tune`` hands over what it already holds instead: the best trial
 its summary picked and the validated datasets (``best=``, ``datasets=``).
-The best trial is picked by :mod:`tuning.selection` (the rule the driver and the
+The best trial is picked by :mod:`tuning.search.best_trial` (the rule the driver and the
 benchmarks use) over every trial's epochs, so trials that ASHA stopped early compete
 fairly; the epoch behind the pick is recorded.
 """
@@ -22,13 +22,16 @@ import numpy as np
 import pandas as pd
 
 import search_spaces
-from tuning import bundle, cluster, results_tree as tree, selection
-from tuning.data import Dataset, load_dataset
-from tuning.driver import ExperimentOutcome, mark_exported, package_versions, read_run_record
+from tuning.bundle import model_bundle
+from tuning.search import ray_runtime, best_trial
+from tuning.export import results_tree as tree
+from tuning.data.readers import Dataset, load_dataset
+from tuning.search.driver import ExperimentOutcome
+from tuning.search.run_record import mark_exported, package_versions, read_run_record
 from tuning.errors import InputError
-from tuning.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
+from tuning.export.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
 from tuning.settings import check_ensemble, check_output_folder
-from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
+from tuning.data.splits import cv_folds, fold_assignment, min_rows_per_class
 
 INNER_VAL_FRACTION = 0.15
 
@@ -61,8 +64,8 @@ def rerun_patience(max_epochs: int) -> int:
 
 
 def ranked_trials(experiment_dir: str, metric: str, mode: str,
-                  rule: str = selection.DEFAULT_RULE) -> list[BestTrial]:
-    """Every trial that scored, best first under ``rule`` (:mod:`tuning.selection`; the
+                  rule: str = best_trial.DEFAULT_RULE) -> list[BestTrial]:
+    """Every trial that scored, best first under ``rule`` (:mod:`tuning.search.best_trial`; the
     benchmarks also ask for the others); InputError for an empty or broken experiment folder."""
     from ray.tune import ExperimentAnalysis
 
@@ -72,7 +75,7 @@ def ranked_trials(experiment_dir: str, metric: str, mode: str,
         raise InputError(f"{experiment_dir}: not a readable Tune experiment "
                          f"({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
     trials = {trial.trial_id: trial for trial in analysis.trials}
-    picks = selection.rank_trials({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode, rule)
+    picks = best_trial.rank_trials({t: analysis.trial_dataframes.get(t) for t in trials}, metric, mode, rule)
     if not picks:
         raise InputError(f"{experiment_dir}: no trial reported {metric!r}; nothing to export")
     complete = all(t.status in ("TERMINATED", "ERROR") for t in analysis.trials)
@@ -83,7 +86,7 @@ def ranked_trials(experiment_dir: str, metric: str, mode: str,
             for pick in picks]
 
 
-def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = selection.DEFAULT_RULE) -> BestTrial:
+def find_best_trial(experiment_dir: str, metric: str, mode: str, rule: str = best_trial.DEFAULT_RULE) -> BestTrial:
     """Best trial under ``rule``; InputError for an empty or broken experiment folder."""
     return ranked_trials(experiment_dir, metric, mode, rule)[0]
 
@@ -154,9 +157,9 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
                      inner_val_fraction=INNER_VAL_FRACTION)
     # Join only the cluster named now: the search's cluster may be gone by the day of a re-export.
-    started = cluster.connect(address, num_cpus)
+    started = ray_runtime.connect(address, num_cpus)
     try:
-        final = bundle.start_final_training(  # the model bundle's network, beside the reruns
+        final = model_bundle.start_final_training(  # the model bundle's network, beside the reruns
             family, best.config, datasets, seed=settings["seed"], max_epochs=settings["max_epochs"],
             patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
             inner_val_fraction=INNER_VAL_FRACTION, cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"])
@@ -164,7 +167,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
                         cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress,
                         members=[m.config for m in members])
-        final = bundle.collect(final)
+        final = model_bundle.collect(final)
     finally:
         if started:
             import ray
@@ -178,7 +181,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
                  datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
-                 final: bundle.FinalModel | None = None, members: list[BestTrial] = ()):
+                 final: model_bundle.FinalModel | None = None, members: list[BestTrial] = ()):
     """Plan and commit the export under the results tree's lock, so that a concurrent export
     of another dataset cannot read the shared files before this one has written them.
     ``final``: the model bundle's network, whose files join the same all-or-nothing commit.
@@ -196,8 +199,8 @@ def write_export(results_dir: Path, record: dict, experiment_dir: str, best: Bes
             plan.update(ensemble_plan)
         if final is not None:
             approach, _ = tree.approach_names(record["family"])
-            plan.update(bundle.plan_bundle(
-                bundle.bundle_folder(results_dir / approach, datasets), family=record["family"],
+            plan.update(model_bundle.plan_bundle(
+                model_bundle.bundle_folder(results_dir / approach, datasets), family=record["family"],
                 approach=approach, config=best.config, datasets=datasets, final=final, full_split=full_split,
                 one_split=one_split, source={"experiment": experiment_dir, "trial_id": best.trial_id,
                                              "objective": record["metric"], "objective_value": best.value,
@@ -321,7 +324,7 @@ def print_summary(summary: ExportSummary) -> None:
         _print_full_split(summary.approach + tree.ENSEMBLE_SUFFIX, summary.ensemble_full_split)
     print(f"Results: {summary.results_dir / summary.approach}")
     print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
-          f"{summary.results_dir / summary.approach / bundle.MODEL_FOLDER}")
+          f"{summary.results_dir / summary.approach / model_bundle.MODEL_FOLDER}")
 
 
 def _print_full_split(approach: str, frame: pd.DataFrame) -> None:

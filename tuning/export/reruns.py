@@ -18,10 +18,10 @@ import ray
 import torch
 
 import models
-from tuning.data import Dataset
+from tuning.data.readers import Dataset
 from tuning.metrics import classification_metrics
-from tuning.splits import cv_folds, tuning_split
-from tuning.trainable import torch_threads, trial_device
+from tuning.data.splits import cv_folds, tuning_split
+from tuning.search.trainable import torch_threads, trial_device
 from tuning.training import TaskData, fit
 
 ONE_SPLIT = "one_split"

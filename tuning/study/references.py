@@ -5,7 +5,7 @@
 scored on its test rows. The folds are rebuilt from an approach's ``Run Config`` and checked
 against its stored fold assignment. Caching the rows under ``results/References/`` (and
 recomputing them when the fold parameters or the data file change) is done by the
-comparison's entry, :mod:`tuning.comparison`; this module only fits and scores.
+comparison's entry, :mod:`tuning.study.comparison`; this module only fits and scores.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuning.data import file_sha256
+from tuning.data.readers import file_sha256
 from tuning.errors import InputError
-from tuning.results_tree import SCORES
+from tuning.export.results_tree import SCORES
 
 REFERENCE_FAMILY = "reference"
 REFERENCE_PCA_SVM = "Reference PCA+SVM"
@@ -74,7 +74,7 @@ def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset:
         X: float array ``(n_rows, n_samples)``, raw waveforms (standardised inside the models).
         y: int array ``(n_rows,)`` of class ids ``0..n_classes-1``.
         n_classes: K.
-        folds: objects with ``.repeat .fold .seed .train .val .test`` (``tuning.splits.cv_folds``);
+        folds: objects with ``.repeat .fold .seed .train .val .test`` (``tuning.data.splits.cv_folds``);
             each model is fitted on ``train`` plus ``val`` (no early stopping to feed) and
             scored on ``test``.
         dataset: name written to the ``dataset`` column.
@@ -132,7 +132,7 @@ def sha256(path: Path) -> str | None:
 
 def fold_params(config: dict) -> dict:
     """The fold-fixing entries of a Run Config (``FOLD_PARAMS``)."""
-    # Defaults are tuning.splits.cv_folds' own; a wrong guess is caught by pairing later.
+    # Defaults are tuning.data.splits.cv_folds' own; a wrong guess is caught by pairing later.
     defaults = {"label_column": None, "folds": 5, "repeats": 3, "seed": 0, "inner_val_fraction": 0.15}
     return {k: config.get(k, defaults[k]) for k in FOLD_PARAMS}
 
@@ -141,14 +141,14 @@ def rebuild_folds(config: dict, run_config_path: Path, dataset: str):
     """The data and the folds an approach was scored on, from its Run Config.
 
     Returns:
-        ``(data, folds)``: a :class:`tuning.data.Dataset` and ``tuning.splits.cv_folds``.
+        ``(data, folds)``: a :class:`tuning.data.readers.Dataset` and ``tuning.data.splits.cv_folds``.
 
     Raises:
         InputError: the data cannot be loaded, the folds cannot be rebuilt, or they differ
             from the fold assignment the export stored beside the Run Config.
     """
-    from tuning.data import load_dataset
-    from tuning.splits import cv_folds, fold_assignment, min_rows_per_class
+    from tuning.data.readers import load_dataset
+    from tuning.data.splits import cv_folds, fold_assignment, min_rows_per_class
 
     params = fold_params(config)
     data_path = Path(str(config["path"])).expanduser()

@@ -1,6 +1,6 @@
 """What the comparison shows a person: markdown tables, the answer in words, and the plots.
 
-Inputs are the tables of :func:`tuning.comparison.compare` (``summary``: scores as
+Inputs are the tables of :func:`tuning.study.comparison.compare` (``summary``: scores as
 fractions; ``tests``: differences in percentage points) and an approach order; outputs
 are text, or PNG files written to a temporary name and renamed into place.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tuning import atomic
-from tuning.results_tree import natural_key
+from tuning.export.results_tree import natural_key
 
 PRIMARY, EXPLORATORY = "primary", "exploratory"
 _COLOURS = {"single-task": "tab:blue", "multi-task": "tab:orange", "ensemble": "tab:green", "reference": "tab:gray"}
@@ -326,7 +326,7 @@ def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.
                         notes: list[str], across: tuple | None = None) -> str:
     """``results/report.md``: the answer, then the tables and the plots, then the method.
 
-    ``comparison`` is what :func:`tuning.comparison.run_comparison` returned; ``experiments``
+    ``comparison`` is what :func:`tuning.study.comparison.run_comparison` returned; ``experiments``
     markdown table lines of what the study ran or reused; ``settings_lines`` bullet lines.
     """
     summary, tests, order = comparison["summary"], comparison["tests"], comparison["order"]
