@@ -174,3 +174,54 @@ def test_the_script_refuses_a_second_cluster_in_the_same_folder(local_cluster):
                            text=True, timeout=WAIT_LIMIT_S)
     assert again.returncode == 1 and "stop it first" in again.stderr
     assert Path(local_cluster["dir"], "address").read_text().strip() == local_cluster["address"]
+
+
+def test_two_replicates_of_a_study_run_side_by_side_on_the_cluster(local_cluster, tmp_path):
+    """Two study drivers (``--only-replicate 0`` and ``1``) share the cluster: each replicate's
+    trial is parked after epoch 1 until both are, so both replicates are running at once (on
+    the two nodes); a third run without ``--only-replicate`` gathers both records, runs no
+    search and writes the report."""
+    from conftest import write_tiny_datasets
+
+    data = write_tiny_datasets(tmp_path / "data")
+    hold, logs = tmp_path / "hold", tmp_path / "logs"
+    hold.mkdir()
+    logs.mkdir()
+    env = {**local_cluster["env"], "SPIKESORT_TUNE_HOLD_AT": f"1:{hold}"}
+    env.pop("SPIKESORT_CLUSTER_DIR")
+    study = [sys.executable, "-m", "tuning", "study", "--families", "ffn", "--datasets", "T2", "--replicates", "2",
+             "--samples", "1", "--max-epochs", "2", "--grace-period", "2", "--time-budget", "0", "--folds", "2",
+             "--repeats", "1", "--data-dir", str(data), "--address", local_cluster["address"],
+             "--storage", str(tmp_path / "ray_results"), "--results-dir", str(tmp_path / "results")]
+    drivers = []
+    try:
+        for r in (0, 1):
+            with open(logs / f"replicate-{r}.log", "w") as log:
+                drivers.append(subprocess.Popen([*study, "--only-replicate", str(r), "--no-export"], cwd=REPO, env=env,
+                                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                start_new_session=True))
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        while len(list(hold.glob("*.held"))) < 2:  # a trial of each replicate, running at once
+            for r, driver in enumerate(drivers):
+                assert driver.poll() is None, (logs / f"replicate-{r}.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the two replicates never ran at once"
+            time.sleep(0.2)
+        held_nodes = {p.read_text().split()[1] for p in hold.glob("*.held")}
+        (hold / "release").touch()
+        codes = [driver.wait(timeout=WAIT_LIMIT_S) for driver in drivers]
+    finally:
+        for driver in drivers:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+                driver.wait()
+    assert codes == [0, 0], [(logs / f"replicate-{r}.log").read_text()[-2000:] for r in (0, 1)]
+    assert len(held_nodes) == 2  # one CPU per node: the two replicates' trials on the two nodes
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "Study" / "Replicates").rglob("*.json"))]
+    assert [r["replicate"] for r in records] == [0, 1]
+    first, second = records
+    assert first["started_at"] < second["ended_at"] and second["started_at"] < first["ended_at"]  # overlapping
+    gather = subprocess.run([*study, "--no-export"], cwd=REPO, env={k: v for k, v in env.items()
+                                                                    if k != "SPIKESORT_TUNE_HOLD_AT"},
+                            capture_output=True, text=True, timeout=WAIT_LIMIT_S)
+    assert gather.returncode == 0, gather.stderr[-3000:]
+    assert gather.stderr.count("reused") == 2 and "Over 2 replicates" in gather.stdout

@@ -1,102 +1,247 @@
-"""``scripts/study.sh``: the whole question in one command.
+"""The replicated study: ``scripts/study.sh`` / ``run_study``.
 
-The end-to-end test runs ``scripts/study.sh --smoke`` on the shipped stand-ins (its default:
-the first two datasets, 30 rows per class, 2 trials x 2 epochs, 2x1 folds, all six
-families, comparison, learning curves at 25% and 100%, report), then runs it again and
-checks that every experiment is skipped. It is marked slow: nine Tune experiments with
-their exports take minutes on a loaded 2-CPU machine.
+A tiny study (ffn and mtl-ffn on the tiny T2 and T3 sets, 2 replicates of 2 trials x 2
+epochs, a real local Ray runtime) runs once for the module; the tests read what it wrote.
+Then the same study is asked for a third replicate and interrupted (Ctrl-C, raised where
+the study's own search function is called) after that replicate's first search, and run
+again: it must redo nothing that was finished. The end-to-end ``scripts/study.sh --smoke``
+on the shipped stand-ins is marked slow.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from tuning.study import runner
+from tuning import statistics as st
 from tuning.cli import main
-from tuning.settings import TuneSettings
+from tuning.settings import TuneSettings, load_for_tuning
+from tuning.study import across_replicates as across
+from tuning.study import budget as budgets
+from tuning.study import replicates as reps
+from tuning.study import runner
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm")
+TINY = dict(samples=2, max_epochs=2, grace_period=1, folds=2, repeats=1, num_cpus=2)
 
 
-def run_study(work: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    command = [str(ROOT / "scripts" / "study.sh"), "--smoke", "--results-dir", str(work / "results"),
-               "--storage", str(work / "ray_results"), "--num-cpus", "2", *extra]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+def study(work: Path, data_dir: Path, replicates: int, **kwargs):
+    return runner.run_study("ffn,mtl-ffn", "T2,T3", replicates=replicates, time_budget=None,
+                            results_dir=work / "results", data_dir=str(data_dir), storage=str(work / "ray"),
+                            log=lambda message: None, **TINY, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory):
+def tiny_study(tmp_path_factory, module_tiny_dataset_dir):
     work = tmp_path_factory.mktemp("study")
-    start = time.time()
-    first = run_study(work)
-    first_seconds = time.time() - start
-    second = run_study(work)
-    return work, first, second, first_seconds
+    return work, module_tiny_dataset_dir, study(work, module_tiny_dataset_dir, 2)
 
 
-@pytest.mark.slow
-def test_smoke_study_end_to_end(smoke_study):
-    work, first, _, seconds = smoke_study
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    results = work / "results"
-    print(f"smoke study: {seconds:.0f} s")
-    for family in FAMILIES:
-        assert f"study: {family} on " in first.stderr
-    # Every approach exported, the comparison written, the curves computed, one report.
-    approaches = {p.name for p in results.iterdir() if (p / "Individual Dataset Results").is_dir()}
-    assert {"Classic FFN PyTorch", "Classic CNN PyTorch", "Classic LSTM PyTorch", "Feature Based MTL FFN",
-            "Feature Based MTL CNN", "Feature Based MTL LSTM"} <= approaches
-    tests = pd.read_csv(results / "comparison_tests.csv", dtype={"dataset": str})
-    primary = tests[tests["comparison"] == "primary"]
-    assert len(primary) == 6  # 3 MTL families x 2 datasets, each vs its same-trunk twin
-    assert set(zip(primary["approach"].str[-4:].str.strip(), primary["vs_approach"].str.split().str[1])) <= {
-        ("FFN", "FFN"), ("CNN", "CNN"), ("LSTM", "LSTM")}
-    curves = pd.read_csv(results / "Learning Curves" / "learning_curves.csv", dtype={"dataset": str})
-    assert set(curves["fraction"]) == {0.25, 1.0}
-    assert set(curves["dataset"]) == {"A2", "A3"}
-    points = pd.read_csv(results / "Learning Curves" / "learning_curve_points.csv", dtype={"dataset": str})
-    assert set(zip(points["dataset"], points["kind"])) == {(d, k) for d in ("A2", "A3")
-                                                           for k in ("single-task", "multi-task")}
-    for dataset, part in points.groupby("dataset"):
-        for _, approach in part.groupby("approach"):
-            spikes = approach.sort_values("fraction")["training_spikes"].to_list()
-            assert spikes[0] < spikes[-1]
-    report = (results / "report.md").read_text()
-    assert report.index("## Answer") < report.index("| dataset |") < report.index("## How it was computed")
-    for image in ("comparison.png", "learning_curves.png", "confusion_matrices.png"):
-        assert f"]({image})" in report and (results / image).read_bytes()[:4] == b"\x89PNG"
-    assert "Holm" in report and "practically equivalent" in report and "one-split" in report
-    assert first.stdout.count("| ran |") == 9  # the first run's report (printed); the rerun's reuses them
+# ---------------------------------------------------------------------------------------------- the design
+@pytest.mark.cluster
+def test_approaches_of_a_replicate_share_its_split_and_replicates_differ(tiny_study):
+    work, data_dir, result = tiny_study
+    records = [json.loads(p.read_text()) for p in sorted((work / "results" / reps.FOLDER).rglob("*.json"))]
+    assert len(records) == 2 * 3  # 2 replicates x (ffn on T2, ffn on T3, mtl-ffn on T2+T3)
+    seeds = {}
+    for record in records:
+        run = json.loads((Path(record["experiment"]) / "spikesort_run.json").read_text())
+        assert run["settings"]["seed"] == record["seed"] == reps.replicate_seed(0, record["replicate"])
+        seeds.setdefault(record["replicate"], set()).add(run["settings"]["seed"])
+    assert seeds == {0: {0}, 1: {1000}}
+    # The test rows each approach was scored on: the same within a replicate, not across.
+    settings = TuneSettings(data_dir=str(data_dir), folds=2, repeats=1)
+    (t2,), (t3,) = load_for_tuning("ffn", "T2,T3", settings)
+    (both,) = load_for_tuning("mtl-ffn", "T2,T3", settings)
+    for r in (0, 1):
+        s = reps.replicate_settings(settings, r)
+        single = reps.score_jobs([t2], s, runner.CURVE_FRACTIONS)
+        multi = reps.score_jobs(both, s, runner.CURVE_FRACTIONS)
+        for job_single, job_multi in zip(single, multi):
+            assert np.array_equal(job_single.test[0], job_multi.test[0])
+            assert np.array_equal(job_single.train[0], job_multi.train[0])  # curves: the same nested rows
+    first, second = (reps.score_jobs([t2], reps.replicate_settings(settings, r), ())[0] for r in (0, 1))
+    assert not np.array_equal(first.test[0], second.test[0])
+    scores = result.scores
+    assert set(scores["replicate"]) == {0, 1}
+    n_test = scores[scores["fraction"] == 1.0].groupby(["replicate", "dataset"])["n_test"].nunique()
+    assert (n_test == 1).all()
 
 
-@pytest.mark.slow
-def test_smoke_study_rerun_skips_what_is_up_to_date(smoke_study):
-    work, first, second, _ = smoke_study
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert second.stderr.count("exported results match the data and settings; skipped") == 9
-    assert "learning curve of" in second.stderr and "up to date; skipped" in second.stderr
-    assert "Trial status" not in second.stdout  # no search ran
-    report = (work / "results" / "report.md").read_text()
-    assert report.count("| reused |") == 9
+@pytest.mark.cluster
+def test_every_search_got_the_same_trials_and_epochs(tiny_study):
+    _, _, result = tiny_study
+    effort = result.effort
+    assert len(effort) == 6
+    assert set(effort["samples"]) == {TINY["samples"]} and set(effort["max_epochs"]) == {TINY["max_epochs"]}
+    assert (effort["n_trials"] == TINY["samples"]).all() and not effort["unequal"].any()
+    assert (effort["trial_epochs"] >= TINY["samples"]).all()  # every trial trained at least one epoch
 
 
-# --------------------------------------------------------------------------- fast checks
+@pytest.mark.cluster
+def test_the_report_leads_with_the_replicated_answer_in_honest_words(tiny_study):
+    work, _, result = tiny_study
+    text = result.report.read_text()
+    assert text.index("## Answer") < text.index("## The paired differences") < text.index("## What was run")
+    assert "Over 2 replicates" in text and "fewer than 3 replicates" in text
+    assert "did not help" not in text
+    assert set(result.pairs["verdict"]) <= set(st.REPLICATE_VERDICTS)
+    assert set(zip(result.pairs["approach"], result.pairs["vs_approach"])) == {("mtl-ffn", "ffn")}
+    assert "## For the configurations picked (secondary)" in text  # replicate 0 exported and compared per fold
+    for name in ("replicate_scores", "replicate_pairs", "replicate_curves", "replicate_spread", "search_effort"):
+        assert (work / "results" / "Study" / f"{name}.csv").is_file()
+    assert (work / "results" / "Classic FFN PyTorch" / "Model" / "T2" / "bundle.json").is_file()
+    run = json.loads((work / "results" / "Feature Based MTL FFN" / "Run Config" / "run_T2.json").read_text())
+    assert "/replicate-00/" in str(run["experiment"])
+
+
+@pytest.mark.cluster
+def test_an_interrupted_study_redoes_no_finished_search(tiny_study, monkeypatch):
+    work, data_dir, _ = tiny_study
+    finished = {p: p.stat().st_mtime_ns for p in (work / "results" / reps.FOLDER).rglob("*.json")}
+    calls = []
+    real = reps.run_search
+
+    def interrupt_after_one(family, group, settings, *args, **kwargs):
+        calls.append((kwargs["replicate"], family))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while replicate 2's second search runs
+        return real(family, group, settings, *args, **kwargs)
+
+    monkeypatch.setattr(reps, "run_search", interrupt_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        study(work, data_dir, 3, export=False)
+    assert calls == [(2, "ffn"), (2, "ffn")]
+    calls.clear()
+    monkeypatch.setattr(reps, "run_search", lambda *a, **k: (calls.append((k["replicate"], a[0])), real(*a, **k))[1])
+    result = study(work, data_dir, 3, export=False)
+    assert calls == [(2, "ffn"), (2, "mtl-ffn")]  # replicate 2's first search was kept, replicates 0-1 untouched
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished
+    assert result.replicates_done == 3 and set(result.scores["replicate"]) == {0, 1, 2}
+
+
+# ---------------------------------------------------------------------------------------------- budget
+def test_an_impossible_budget_is_refused_before_any_search_with_the_budget_that_fits(tmp_path, tiny_dataset_dir,
+                                                                                    capsys):
+    code = main(["study", "--families", "ffn,mtl-ffn", "--datasets", "T2,T3", "--data-dir", str(tiny_dataset_dir),
+                 "--time-budget", "0.002", "--samples", "8", "--max-epochs", "4", "--folds", "2", "--repeats", "1",
+                 "--results-dir", str(tmp_path / "r"), "--storage", str(tmp_path / "s")])
+    assert code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "cannot fit 3 replicates" in err[0], err
+    needed = float(err[0].split("give --time-budget ")[1].split()[0])
+    assert needed > 0.002
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()  # no search, nothing written
+
+
+def plan(budget_h, *, wanted=10, samples=16, fixed=False):
+    costs = {"ffn": [0.1, 0.1], "mtl-ffn": [0.3]}
+    effort = budgets.Effort(samples, 20, 2, concurrency=2)
+    return budgets.plan_replicates(costs, effort, budget_s=None if budget_h is None else budget_h * 3600,
+                                   wanted=wanted, samples_fixed=fixed, folds=5, repeats=3,
+                                   curve_fractions={"ffn": (0.1, 0.25, 0.5), "mtl-ffn": (0.1, 0.25, 0.5)})
+
+
+def test_the_plan_keeps_the_wanted_replicates_when_they_fit_and_otherwise_says_what_it_changed():
+    roomy = plan(100)
+    assert (roomy.replicates, roomy.samples) == (10, 16) and roomy.total_s <= 100 * 3600
+    one = roomy.replicate_s
+    tight = plan((5 * one + roomy.export_s) / 3600)  # room for five replicates at 16 trials
+    assert (tight.replicates, tight.samples) == (5, 16) and "10 wanted" in tight.reason
+    smaller = plan((3 * one * 0.7 + roomy.export_s) / 3600)
+    assert smaller.replicates == 3 and budgets.MIN_SAMPLES <= smaller.samples < 16
+    assert smaller.total_s <= (3 * one * 0.7 + roomy.export_s)
+    with pytest.raises(budgets.BudgetTooSmall) as refused:
+        plan((3 * one * 0.7 + roomy.export_s) / 3600, fixed=True)  # --samples given: never shrunk
+    assert refused.value.needed_hours * 3600 >= 3 * one
+    assert plan(None, wanted=4).replicates == 4
+
+
+def test_expected_epochs_under_asha():
+    assert budgets.expected_epochs(4, 4) == 4
+    # grace 4, rungs 4 and 12 then 36 < 40: 4 + 8/3 + 24/9 + 4/27 epochs, times the asynchronous factor
+    assert budgets.expected_epochs(40, 4) == pytest.approx((4 + 8 / 3 + 24 / 9 + 4 / 27) * budgets.ASYNC_PROMOTION)
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def test_least_detectable_difference_matches_a_hand_computed_case():
+    # R = 10 independent differences of sd 2 points, alpha 0.05, 80% power: the textbook
+    # (t_{0.975,9} + t_{0.80,9}) * 2 / sqrt(10) = (2.2622 + 0.8834) * 0.6325 = 1.989 points;
+    # the exact noncentral-t answer is a little above.
+    delta = st.least_detectable_difference(2.0, 10, 0.0, 0.05)
+    assert (2.2622 + 0.8834) * 2 / math.sqrt(10) == pytest.approx(1.9894, abs=1e-3)
+    assert delta == pytest.approx(1.9894, rel=0.01)
+    scale = 2 / math.sqrt(10)
+    critical = stats.t.ppf(0.975, 9)
+    power = stats.nct.sf(critical, 9, delta / scale) + stats.nct.cdf(-critical, 9, delta / scale)
+    assert power == pytest.approx(0.80, abs=1e-6)
+    # The correction for overlapping splits widens it: sqrt(1/10 + 0.2) / sqrt(1/10).
+    assert st.least_detectable_difference(2.0, 10, 0.2, 0.05) == pytest.approx(delta * math.sqrt(3), rel=1e-6)
+    assert math.isnan(st.least_detectable_difference(2.0, 1, 0.0, 0.05))
+
+
+def test_replicate_test_interval_and_share():
+    diffs = [1.0, 2.0, 0.5, 1.5, -0.2, 0.8, 1.1, 0.9, 1.3, 0.7]
+    out = st.replicate_test(diffs, 850, 150)
+    sd = np.std(diffs, ddof=1)
+    half = stats.t.ppf(0.975, 9) * sd * math.sqrt(1 / 10 + 150 / 850)
+    assert out["ci_low"] == pytest.approx(np.mean(diffs) - half) and out["ci_high"] == pytest.approx(np.mean(diffs) + half)
+    assert out["share_won"] == 0.9 and out["n"] == 10
+
+
+@pytest.mark.parametrize("mean, p, p_eq, words", [
+    (2.0, 0.01, 0.9, st.BETTER), (-2.0, 0.01, 0.9, st.WORSE), (0.1, 0.6, 0.01, st.EQUIVALENT),
+    (0.1, 0.6, 0.2, st.NOT_SHOWN), (3.0, 0.06, math.nan, st.NOT_SHOWN)])
+def test_verdict_words_follow_the_tests(mean, p, p_eq, words):
+    assert st.replicate_verdict(mean, p, p_eq) == words
+
+
+def test_the_sentence_never_says_did_not_help():
+    row = {"verdict": st.NOT_SHOWN, "mean_diff": -0.4, "ci_low": -3.1, "ci_high": 2.3, "p_adjusted": 0.8,
+           "share_won": 0.4, "n": 10, "least_detectable": 3.6}
+    text = st.verdict_sentence(row, "mtl-cnn", "cnn", 1.0)
+    assert text.startswith("mtl-cnn not shown to differ from cnn: -0.40 points [-3.10, +2.30]")
+    assert "detect 3.60 points with 80% power" in text and "did not help" not in text
+
+
+def test_primary_pairs_are_fixed_by_the_families():
+    assert across.primary_pairs(["ffn", "cnn", "mtl-ffn", "mtl-cnn"]) == [("mtl-ffn", "ffn"), ("mtl-cnn", "cnn")]
+    assert across.primary_pairs(["cnn", "mtl-ffn"]) == []
+    assert across.curve_pairs(["ffn", "mtl-ffn", "cnn"]) == [("mtl-ffn", "ffn")]
+
+
+def test_pairs_are_holm_adjusted_and_unequal_effort_is_flagged():
+    rows = []
+    rng = np.random.default_rng(0)
+    for r in range(8):
+        for dataset, gain in (("D1", 0.05), ("D2", 0.0)):
+            base = 0.7 + rng.normal(0, 0.01)
+            for family, acc in (("ffn", base), ("mtl-ffn", base + gain + rng.normal(0, 0.002))):
+                rows.append({"replicate": r, "family": family, "dataset": dataset, "fraction": 1.0, "accuracy": acc,
+                             "n_train": 700, "n_val": 150, "n_test": 150})
+    effort = pd.DataFrame([{"replicate": 3, "family": "mtl-ffn", "datasets": "D1+D2", "unequal": True}])
+    pairs = across.compare_pairs(pd.DataFrame(rows), [("mtl-ffn", "ffn")], unequal=effort)
+    d1, d2 = pairs.set_index("dataset").loc["D1"], pairs.set_index("dataset").loc["D2"]
+    assert d1["verdict"] == st.BETTER and d1["p_adjusted"] == pytest.approx(min(1.0, 2 * d1["p_value"]), rel=1e-9) \
+        or d1["p_adjusted"] >= d1["p_value"]
+    assert d2["verdict"] in (st.EQUIVALENT, st.NOT_SHOWN) and d1["unequal_replicates"] == "3"
+
+
+# ---------------------------------------------------------------------------------------------- input
 @pytest.mark.parametrize("argv, text", [
     (["study", "--families", "ffn,transformer"], "--families"),
     (["study", "--time-budget", "-1"], "--time-budget"),
     (["study", "--rope", "-2"], "--rope"),
     (["study", "--datasets", "nope"], "unknown dataset"),
-    (["study", "--search-repeats", "0"], "--search-repeats"),
+    (["study", "--replicates", "0"], "--replicates"),
 ])
 def test_bad_study_input_is_one_error_line(argv, text, capsys, tmp_path):
     assert main([*argv, "--results-dir", str(tmp_path / "r"), "--storage", str(tmp_path / "s")]) == 2
@@ -104,147 +249,21 @@ def test_bad_study_input_is_one_error_line(argv, text, capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("error: ") and text in err[0]
 
 
-def test_the_full_study_runs_three_searches_of_each_by_default_the_smoke_run_one():
-    import argparse
-    parser = argparse.ArgumentParser()
-    runner.add_arguments(parser)
-    assert runner.search_repeats(parser.parse_args([])) == 3
-    assert runner.search_repeats(parser.parse_args(["--smoke"])) == 1
-    assert runner.search_repeats(parser.parse_args(["--smoke", "--search-repeats", "2"])) == 2
+def test_study_help_shows_each_default_once_and_has_the_searcher(capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = capsys.readouterr().out
+    assert "--searcher" in text and "(default: None)" not in text
+    for line in text.splitlines():
+        assert line.count("default") <= 1, line
 
 
-def test_time_budget_sets_aside_the_exports_and_the_curves():
-    assert runner.StudyClock.for_budget(time.time(), None).search_budget(["ffn"]) is None
-    clock = runner.StudyClock.for_budget(time.time(), 1000 / 3600)
-    usable = 1000 * (1 - runner.CURVE_SHARE)
-    # Nothing exported yet: each export is priced as long as its search.
-    assert clock.search_budget(["ffn"] * 4) == pytest.approx(usable / (4 * (1 + runner.EXPORT_RATIO_GUESS)), rel=0.01)
-    # ffn's exports took 30 s on average: each ffn export left is charged that, cnn's still the guess.
-    clock.add("ffn", 20.0)
-    clock.add("ffn", 40.0)
-    assert clock.expected_export("ffn") == pytest.approx(30.0) and clock.expected_export("cnn") is None
-    assert clock.search_budget(["ffn", "ffn", "cnn"]) == pytest.approx(
-        (usable - 60.0) / (3 + runner.EXPORT_RATIO_GUESS), rel=0.01)
-    assert clock.overrun(["ffn", "cnn"]) == 0.0
-    # An export that alone outlasts what is left: the floor, and the overrun it implies.
-    clock.add("mtl-lstm", 2000.0)
-    assert clock.search_budget(["mtl-lstm", "ffn"]) == runner.MIN_SEARCH_S
-    assert clock.overrun(["mtl-lstm", "ffn"]) == pytest.approx(2000 + 30 + 2 * runner.MIN_SEARCH_S - usable, abs=2)
-
-
-def test_the_report_says_where_the_time_went():
-    records = [{"status": "ran", "seconds": 300.0, "search_seconds": 120.0},
-               {"status": "reused", "seconds": 999.0, "search_seconds": 1.0},
-               {"status": "ran", "seconds": 60.0, "search_seconds": 60.0}]
-    assert runner.phase_line(records, 90.0) == ("- Time in this run: searches 3.0 min, exports 3.0 min "
-                                               "(2 experiments), learning curves 1.5 min.")
-
-
-def test_records_match_only_the_same_data_and_settings(tmp_path, tiny_dataset_dir):
-    from tuning.settings import load_for_tuning
-
-    settings = TuneSettings(data_dir=str(tiny_dataset_dir), folds=2, repeats=1)
-    group = load_for_tuning("cnn", "T2", settings)[0]
-    results = tmp_path / "results"
-    record = {"experiment": "cnn-T2-1", "fingerprint": runner.fingerprint("cnn", group, settings)}
-    path = runner.record_path(results, "cnn", group)
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(record))
-    run_config = results / "Classic CNN PyTorch" / "Run Config" / "run_T2.json"
-    run_config.parent.mkdir(parents=True)
-    run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
-    assert runner.up_to_date(results, "cnn", group, settings) is not None
-    assert runner.up_to_date(results, "cnn", group, TuneSettings(data_dir=str(tiny_dataset_dir), folds=3)) is None
-    assert runner.up_to_date(results, "cnn", group, settings, ensemble=3) is None  # now with an ensemble
-    assert runner.up_to_date(results, "cnn", group, settings, ensemble=1) is not None  # 1: none
-    run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-2"}))  # re-exported from another search
-    assert runner.up_to_date(results, "cnn", group, settings) is None
-    run_config.write_text(json.dumps({"experiment": "/somewhere/cnn-T2-1"}))
-    data = Path(group[0].path)
-    data.write_text(data.read_text() + data.read_text().splitlines()[-1] + "\n")  # the data changed
-    group = load_for_tuning("cnn", "T2", settings)[0]
-    assert runner.up_to_date(results, "cnn", group, settings) is None
-
-
-def test_search_repeats_get_their_own_seeds_and_trees(tmp_path):
-    trees = runner.repeat_trees(tmp_path / "results", 7, 3)
-    assert trees == [(7, tmp_path / "results"), (1007, tmp_path / "results" / "Search Repeats" / "seed-1007"),
-                     (2007, tmp_path / "results" / "Search Repeats" / "seed-2007")]
-
-
-def test_across_searches_interval_and_verdict_counts():
-    from tuning.study import comparison
-
-    def run(diff, verdict, acc):
-        tests = pd.DataFrame([{"dataset": "A2", "comparison": "primary", "score": "accuracy",
-                               "approach": "Feature Based MTL FFN", "vs_approach": "Classic FFN PyTorch",
-                               "mean_diff": diff, "verdict": verdict}])
-        summary = pd.DataFrame([{"dataset": "A2", "approach": "Classic FFN PyTorch", "kind": "single-task",
-                                 "accuracy_mean": acc}])
-        return {"tests": tests, "summary": summary}
-
-    diffs, spread = comparison.across_searches([run(1.0, "better", 0.70), run(-0.5, "no detectable difference", 0.72),
-                                                run(0.4, "practically equivalent", 0.74)])
-    r = diffs.iloc[0]
-    values = np.array([1.0, -0.5, 0.4])
-    half = 4.302652729911275 * values.std(ddof=1) / np.sqrt(3)  # t(0.975, 2)
-    assert r["mean_diff"] == pytest.approx(values.mean()) and r["sd_diff"] == pytest.approx(values.std(ddof=1))
-    assert (r["ci_low"], r["ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
-    assert (r["n_better"], r["n_practically_equivalent"], r["n_no_detectable_difference"], r["n_worse"]) == (1, 1, 1, 0)
-    s = spread.iloc[0]
-    assert s["accuracy_sd"] == pytest.approx(0.02) and (s["accuracy_min"], s["accuracy_max"]) == (0.70, 0.74)
-    # The search-level test: one-sample t over the 3 differences (scipy's), alone in its Holm family.
-    from scipy import stats as sps
-    assert r["p_value"] == pytest.approx(sps.ttest_1samp(values, 0.0).pvalue) == pytest.approx(r["p_adjusted"])
-    assert r["verdict"] == "no detectable difference"
-    # Searches that agree: a steady +3 points is "better"; a steady +-0.1 is "practically equivalent"
-    # (two one-sided tests inside the 1-point ROPE); Holm counts both pairs.
-    runs = [{"tests": pd.concat([run(3.0 + e, "better", 0.7)["tests"],
-                                 run(0.1 * e, "no detectable difference", 0.7)["tests"].assign(dataset="A3")]),
-             "summary": run(0, "better", 0.7)["summary"]} for e in (-0.1, 0.0, 0.1)]
-    diffs, _ = comparison.across_searches(runs)
-    assert diffs.set_index("dataset")["verdict"].to_dict() == {"A2": "better", "A3": "practically equivalent"}
-    p_holm = diffs.set_index("dataset")["p_adjusted"]
-    assert p_holm["A2"] == pytest.approx(2 * sps.ttest_1samp([2.9, 3.0, 3.1], 0.0).pvalue)
-
-
-def test_study_report_shows_the_spread_across_searches():
-    from tuning.study import comparison
-
-    tests = pd.DataFrame([{"dataset": "A2", "comparison": "primary", "score": "accuracy", "approach": "Feature Based MTL FFN",
-                           "vs_approach": "Classic FFN PyTorch", "selected_by": "same trunk (ffn)", "n_pairs": 15,
-                           "mean_diff": 0.2, "diff_ci_low": -0.5, "diff_ci_high": 0.9, "t": 0.5, "p_value": 0.6,
-                           "p_adjusted": 0.6, "p_better": 0.01, "p_equivalent": 0.98, "p_worse": 0.01,
-                           "verdict": "practically equivalent"}], columns=comparison.TEST_COLUMNS)
-    summary = pd.DataFrame([{"dataset": "A2", "approach": a, "kind": k, "accuracy_mean": 0.9, "accuracy_ci_low": 0.88,
-                             "accuracy_ci_high": 0.92, "one_split_accuracy": 0.91}
-                            for a, k in (("Classic FFN PyTorch", "single-task"), ("Feature Based MTL FFN", "multi-task"))])
-    run = {"tests": tests, "summary": summary, "order": list(summary["approach"])}
-    across = comparison.across_searches([run, run, run])
-    points, curve_tests = comparison.compare_curves(pd.DataFrame())
-    text = comparison.render_study_report(run, points, curve_tests, experiments=["| x |"], settings_lines=["- s"],
-                                          alpha=0.05, rope=1.0, threshold=0.95, notes=[], across=across)
-    assert text.index("## Answer") < text.index("Across independent searches") < text.index("## How it was computed")
-    answer = text[text.index("## Answer"):text.index("## Accuracy")]
-    # The answer over searches comes first, then the first search's own verdicts.
-    assert answer.index("Over the 3 searches") < answer.index("In the first search alone")
-    assert "In 1 of the 1 pairs every single search gave the same verdict" in answer
-    # Three identical +0.2 differences: no spread, inside the ROPE (p, at an sd of 0 or of rounding
-    # noise, is not asserted).
-    row = [line for line in text.splitlines()
-           if line.startswith("| A2 | Feature Based MTL FFN | Classic FFN PyTorch | +0.20 [+0.20, +0.20] | 0.00 |")]
-    assert len(row) == 1 and row[0].endswith("| **practically equivalent** | 0/3 | 3/3 | 0/3 | 0/3 |")
-
-
-def test_a_single_task_family_gets_one_curve_per_dataset():
-    # The study's run of ffn vs mtl-ffn on five datasets drew ffn's curve on A2 only: its
-    # five experiments had been handed to one curve, which read the first.
-    chosen = {"ffn": ["A2", "A3"], "mtl-ffn": ["A2", "A3"], "cnn": ["A4"]}
-    assert runner.curve_groups(chosen) == [("ffn", ["A2"]), ("ffn", ["A3"]), ("mtl-ffn", ["A2", "A3"]),
-                                          ("cnn", ["A4"])]
-    from tuning.study.learning_curves import compute_curve
-    with pytest.raises(ValueError, match="one dataset"):
-        compute_curve("unused", "ffn", ["A2", "A3"])
+def test_run_study_leaves_its_arguments_alone(tmp_path, tiny_dataset_dir):
+    settings = TuneSettings(data_dir=str(tiny_dataset_dir), storage=str(tmp_path / "s"), samples=3)
+    before = repr(settings)
+    with pytest.raises(Exception):
+        runner.run_study(["ffn", "nope"], "T2", settings, results_dir=tmp_path / "r")
+    assert repr(settings) == before
 
 
 def test_smoke_data_are_the_files_own_rows(tmp_path, tiny_dataset_dir):
@@ -259,3 +278,16 @@ def test_smoke_data_are_the_files_own_rows(tmp_path, tiny_dataset_dir):
     assert set(copy) <= set(original) and len(copy) == 1 + runner.SMOKE_ROWS_PER_CLASS * 2
     data = load_dataset(folder / "T2.csv", "label")
     assert list(np.bincount(data.y)) == [runner.SMOKE_ROWS_PER_CLASS] * 2
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_smoke_study_end_to_end_from_the_script(tmp_path):
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [str(ROOT / "scripts" / "study.sh"), "--smoke", "--families", "cnn,mtl-cnn",
+               "--results-dir", str(tmp_path / "results"), "--storage", str(tmp_path / "ray"), "--num-cpus", "2"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "Over 2 replicates" in report and "mtl-cnn" in report
+    assert done.stderr.count("study: [") == 2 * 3  # one line per search: 2 replicates x (cnn x 2, mtl-cnn)

@@ -25,20 +25,27 @@ ENSEMBLE_HELP = ("also score the average of the top K configurations' class prob
 command goes through the script too."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from tuning.settings import SEARCHERS, TuneSettings  # the defaults live in one place
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each default once: not where the help already says it, not for None or a flag."""
 
-    defaults = TuneSettings()
-    parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False or \
+                action.default == argparse.SUPPRESS or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
 
-    tune = commands.add_parser("tune", help="run a hyperparameter search, then export its results",
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    tune.add_argument("family", help="ffn, cnn, lstm, mtl-ffn, mtl-cnn or mtl-lstm")
-    tune.add_argument("dataset", help="a name (A12 -> DATA_DIR/A12.csv), a CSV path, a comma list, or all")
-    search = tune.add_argument_group("search")
-    search.add_argument("--samples", type=int, default=defaults.samples, help="trials per experiment")
+
+def search_options(defaults, *, planned: bool = False) -> argparse.ArgumentParser:
+    """The search's options (tune and study). ``planned``: the study's per-search budget
+    (None here) is set by its plan, so no default is shown."""
+    from tuning.settings import SEARCHERS
+
+    parent = argparse.ArgumentParser(add_help=False)
+    search = parent.add_argument_group("search")
+    search.add_argument("--samples", type=int, default=None if planned else defaults.samples,
+                        help="trials per search" + (f" (default: {defaults.samples}, fewer if the time budget "
+                                                    "needs it)" if planned else ""))
     search.add_argument("--max-epochs", type=int, default=defaults.max_epochs, help="epochs of a full trial")
     search.add_argument("--grace-period", type=int, default=defaults.grace_period,
                         help="epochs before ASHA may stop a trial")
@@ -48,17 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--searcher", default=defaults.searcher, choices=SEARCHERS,
                         help="tpe: TPE + ASHA; random: random sampling + ASHA; bohb: BOHB + its HyperBand "
                              "(needs the [bohb] extra)")
-    search.add_argument("--deterministic", action="store_true",
-                        help="reproducible search: one trial at a time, deterministic torch kernels "
-                             "(same command, seed, data, software and machine -> same results)")
-    search.add_argument("--smoke", action="store_true", help="a run of about a minute (4 trials, 4 epochs, 3x1 folds)")
-    data = tune.add_argument_group("data")
+    return parent
+
+
+def data_options(defaults) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    data = parent.add_argument_group("data")
     data.add_argument("--data-dir", default=defaults.data_dir, help="folder of the dataset CSVs")
     data.add_argument("--label-column", default=None, help="label column name (default: found by name, else last)")
     data.add_argument("--folds", type=int, default=defaults.folds, help="folds of the full-split reruns")
     data.add_argument("--repeats", type=int, default=defaults.repeats, help="repeats (seeds) of the full-split reruns")
-    scale = tune.add_argument_group("resources and cluster")
-    scale.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial)
+    return parent
+
+
+def cluster_options(defaults) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    scale = parent.add_argument_group("resources and cluster")
+    scale.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial,
+                       help="CPUs of each trial and rerun (its torch threads)")
     scale.add_argument("--gpus-per-trial", type=float, default=defaults.gpus_per_trial,
                        help="fractions allowed: 0.25 puts four trials on one GPU")
     scale.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime (default: all)")
@@ -68,28 +82,52 @@ def build_parser() -> argparse.ArgumentParser:
                             "token mode is chosen when a Ray token exists and RAY_AUTH_MODE is unset")
     scale.add_argument("--storage", default=defaults.storage,
                        help="experiment folder root; on a multi-node cluster a path or URI every node sees")
-    scale.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
-    tune.add_argument("--results-dir", default="results", help="root of the exported results tree")
+    return parent
+
+
+def results_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--results-dir", default="results", help="root of the results tree")
+    parent.add_argument("--ensemble", type=int, default=0, metavar="K", help=ENSEMBLE_HELP)
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tuning.settings import TuneSettings  # the defaults live in one place
+
+    defaults = TuneSettings()
+    parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tune = commands.add_parser("tune", help="run a hyperparameter search, then export its results",
+                               formatter_class=HelpFormatter,
+                               parents=[search_options(defaults), data_options(defaults), cluster_options(defaults),
+                                        results_options()])
+    tune.add_argument("family", help="ffn, cnn, lstm, mtl-ffn, mtl-cnn or mtl-lstm")
+    tune.add_argument("dataset", help="a name (A12 -> DATA_DIR/A12.csv), a CSV path, a comma list, or all")
+    tune.add_argument("--deterministic", action="store_true",
+                      help="reproducible search: one trial at a time, deterministic torch kernels "
+                           "(same command, seed, data, software and machine -> same results)")
+    tune.add_argument("--smoke", action="store_true", help="a run of about a minute (4 trials, 4 epochs, 3x1 folds)")
+    tune.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
     tune.add_argument("--no-export", action="store_true", help="tune only; export later with `export`")
-    tune.add_argument("--ensemble", type=int, default=0, metavar="K", help=ENSEMBLE_HELP)
     tune.add_argument("--verbose", action="store_true",
                       help="Ray's own output: status tables, every trial's configuration and results, "
                            "workers' log lines (default: a line per trial and a progress line)")
 
     export = commands.add_parser("export", help="rerun an experiment's best config and write the results tree",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=HelpFormatter, parents=[results_options()])
     export.add_argument("experiment", help="experiment folder (ray_results/<name>)")
-    export.add_argument("--results-dir", default="results", help="root of the results tree")
-    export.add_argument("--folds", type=int, default=None, help="default: as recorded by the search")
-    export.add_argument("--repeats", type=int, default=None, help="default: as recorded by the search")
+    export.add_argument("--folds", type=int, default=None, help="folds of the full split (default: as recorded)")
+    export.add_argument("--repeats", type=int, default=None, help="repeats of the full split (default: as recorded)")
     export.add_argument("--address", default=None,
-                        help="join an existing Ray cluster: HOST:PORT or auto; unset: the search's, "
-                             "else RAY_ADDRESS, else a local runtime")
-    export.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime")
-    export.add_argument("--ensemble", type=int, default=0, metavar="K", help=ENSEMBLE_HELP)
+                        help="join an existing Ray cluster: HOST:PORT or auto (default: RAY_ADDRESS, else "
+                             "a local runtime)")
+    export.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray runtime (default: all)")
 
     compare = commands.add_parser("compare", help="single-task vs multi-task, per dataset, with statistics",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=HelpFormatter)
     compare.add_argument("--results-dir", default="results", help="root of the results tree")
     compare.add_argument("--metric", default="accuracy", choices=SCORES, help="score tested in addition to accuracy")
     compare.add_argument("--no-references", action="store_true",
@@ -101,16 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--threshold", type=float, default=0.95,
                          help="posterior probability of the ROPE above which a pair is 'practically equivalent'")
 
-    study = commands.add_parser("study", help="the whole question: every family, exports, comparison, learning "
-                                              "curves, results/report.md",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    from tuning.study.runner import add_arguments as add_study_arguments
+    from tuning.study.runner import STUDY_GRACE_PERIOD, STUDY_MAX_EPOCHS, STUDY_SAMPLES, add_arguments
 
-    add_study_arguments(study)
+    study_defaults = TuneSettings(samples=STUDY_SAMPLES, max_epochs=STUDY_MAX_EPOCHS, grace_period=STUDY_GRACE_PERIOD)
+    study = commands.add_parser("study", help="the whole question from replicated pipelines: every family, "
+                                              "paired differences over replicates, results/report.md",
+                                formatter_class=HelpFormatter,
+                                parents=[search_options(study_defaults, planned=True), data_options(defaults),
+                                         cluster_options(defaults), results_options()])
+    add_arguments(study)
 
     imp = commands.add_parser("import", help="labelled spikes from a SortingAnalyzer or Kilosort/Phy folder "
                               "-> a dataset CSV (needs the spikeinterface extra)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
     imp.add_argument("source", help="a SpikeInterface SortingAnalyzer folder or a Kilosort/Phy output folder")
     imp.add_argument("output", help="the dataset CSV to write (e.g. data/M1.csv); its JSON goes beside it")
     imp.add_argument("--recording", default=None,
@@ -140,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_predict_parser(commands) -> None:
     predict = commands.add_parser("predict", help="sort the spikes of a CSV with a model bundle from the export",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=HelpFormatter)
     predict.add_argument("model_dir", help="a bundle folder: results/<Approach>/Model/<DATASET>")
     predict.add_argument("input", help="waveform CSV, with or without a label column")
     predict.add_argument("--out", required=True, help="predictions CSV to write (replaced only on success)")
@@ -250,7 +291,16 @@ def cmd_compare(args) -> int:
 def cmd_study(args) -> int:
     from tuning.study.runner import run_study
 
-    return run_study(args)
+    overrides = {name: getattr(args, name) for name in (
+        "samples", "max_epochs", "grace_period", "metric", "seed", "searcher", "data_dir", "label_column", "folds",
+        "repeats", "cpus_per_trial", "gpus_per_trial", "num_cpus", "address", "storage")}
+    result = run_study(args.families, args.datasets, replicates=args.replicates, time_budget=args.time_budget or None,
+                       results_dir=args.results_dir, smoke=args.smoke, export=not args.no_export,
+                       ensemble=args.ensemble, alpha=args.alpha, rope=args.rope, threshold=args.threshold,
+                       only_replicate=args.only_replicate, command=args.argv, **overrides)
+    if result.report is not None:
+        print(result.report.read_text())
+    return 0
 
 
 def cmd_predict(args) -> int:

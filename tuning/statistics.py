@@ -45,6 +45,7 @@ The verdict of a pair (:func:`verdict`), in this order:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,8 @@ from scipy import stats as _st
 
 __all__ = ["mean_ci", "corrected_mean_ci", "corrected_resampled_ttest", "holm", "bayesian_correlated_ttest",
            "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE", "VERDICTS", "paired_test", "adjust", "verdict",
-           "DEFAULT_ALPHA", "DEFAULT_ROPE", "DEFAULT_THRESHOLD"]
+           "DEFAULT_ALPHA", "DEFAULT_ROPE", "DEFAULT_THRESHOLD", "NOT_SHOWN", "REPLICATE_VERDICTS",
+           "least_detectable_difference", "replicate_test", "replicate_verdict", "verdict_sentence"]
 
 
 def _as_1d(values, name: str) -> np.ndarray:
@@ -309,3 +311,110 @@ def adjust(tests: pd.DataFrame, family_columns, *, alpha: float = DEFAULT_ALPHA,
     out["verdict"] = [verdict(m, p, e, alpha=alpha, threshold=threshold)
                       for m, p, e in zip(out["mean_diff"], out["p_adjusted"], out["p_equivalent"])]
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# Replicates: whole pipelines compared pair by pair (the study's headline answer)
+# ----------------------------------------------------------------------------------------
+NOT_SHOWN = "not shown to differ"
+REPLICATE_VERDICTS = (BETTER, EQUIVALENT, NOT_SHOWN, WORSE)
+POWER = 0.8
+
+
+def least_detectable_difference(sd: float, n: int, ratio: float, alpha: float, power: float = POWER) -> float:
+    """The smallest true mean difference a two-sided corrected t-test at level ``alpha``
+    detects with probability ``power``, given ``n`` paired differences of spread ``sd``.
+
+    The test statistic is ``mean / (sd * sqrt(1/n + ratio))`` (``ratio``: n_test/n_train,
+    0 for independent differences); under a true difference ``delta`` it follows a
+    noncentral t with ``n - 1`` degrees of freedom and noncentrality ``delta / (sd *
+    sqrt(1/n + ratio))``. Solved exactly (scipy's noncentral t), close to the textbook
+    ``(t_{1-alpha/2} + t_{power}) * sd * sqrt(1/n + ratio)``. Same unit as ``sd``; NaN when
+    ``n < 2`` or ``sd`` is not finite; 0 for ``sd == 0``.
+    """
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    if sd == 0:
+        return 0.0
+    from scipy.optimize import brentq
+
+    df = n - 1
+    scale = sd * math.sqrt(1.0 / n + ratio)
+    critical = float(_st.t.ppf(1 - alpha / 2, df))
+
+    def shortfall(noncentrality: float) -> float:
+        reach = float(_st.nct.sf(critical, df, noncentrality) + _st.nct.cdf(-critical, df, noncentrality))
+        return (1.0 if math.isnan(reach) else reach) - power  # NaN: far in the tail, where power is ~1
+
+    upper = 2.0 * (critical + float(_st.t.ppf(power, df))) + 1.0  # past the root; nct stays finite there
+    return float(brentq(shortfall, 0.0, upper, xtol=1e-10)) * scale
+
+
+def replicate_test(diffs, n_train, n_test, *, alpha: float = DEFAULT_ALPHA, rope: float = DEFAULT_ROPE,
+                   confidence: float = 0.95, detect_alpha: float | None = None) -> dict:
+    """A against B over R replicates: ``diffs[r]`` is A's test score minus B's in replicate r
+    (percentage points), both scored on that replicate's test rows after their own searches.
+
+    What it assumes: the replicates are independent draws of the whole pipeline (seed, split,
+    initialisation, data order, search) and the differences roughly normal (Student's t,
+    R - 1 degrees of freedom). They are not quite independent: every replicate splits the
+    same rows, so two replicates' test parts overlap. As for cross-validation folds, that
+    correlation is taken into account with Nadeau & Bengio's corrected variance
+    ``sd^2 (1/R + n_test/n_train)`` (their correction was made for exactly this case,
+    repeated random train/test splits). It does not shrink below ``sd^2 n_test/n_train``
+    however many replicates run.
+
+    Returns a dict: ``n``, ``mean_diff``, ``sd_diff``, ``ci_low``/``ci_high`` (corrected
+    ``confidence`` interval), ``p_value`` (two-sided, no difference), ``p_equivalence``
+    (two one-sided tests against +-``rope``: the larger one-sided p; "practically
+    equivalent" when it is below alpha, i.e. the corrected 1 - 2 alpha interval lies inside
+    the ROPE), ``share_won`` (share of replicates with A ahead; ties count half) and
+    ``least_detectable`` (the true difference this R detects with 80% power at the observed
+    spread, at level ``detect_alpha``, default ``alpha``: give the strictest level the
+    adjustment can use, alpha / m, to be safe).
+    """
+    d = _as_1d(diffs, "diffs")
+    ratio = _size_ratio(n_train, n_test)
+    n, mean = d.size, float(d.mean())
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    won = float(((d > 0).sum() + 0.5 * (d == 0).sum()) / n)
+    out = {"n": n, "mean_diff": mean, "sd_diff": sd, "share_won": won}
+    if n < 2:
+        return {**out, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan, "p_equivalence": math.nan,
+                "least_detectable": math.nan}
+    _, low, high = corrected_mean_ci(d, n_train, n_test, confidence)
+    _, p = corrected_resampled_ttest(d, n_train, n_test)
+    scale = math.sqrt(sd ** 2 * (1.0 / n + ratio))
+    if scale == 0:  # identical differences: no spread to test against; no claim either way
+        p_eq = math.nan
+    else:  # H0: |true difference| >= rope, rejected when both one-sided tests reject
+        p_eq = max(float(_st.t.sf((mean + rope) / scale, n - 1)), float(_st.t.cdf((mean - rope) / scale, n - 1)))
+    return {**out, "ci_low": low, "ci_high": high, "p_value": p, "p_equivalence": p_eq,
+            "least_detectable": least_detectable_difference(sd, n, ratio, detect_alpha or alpha)}
+
+
+def replicate_verdict(mean_diff: float, p_adjusted: float, p_equivalence_adjusted: float, *,
+                      alpha: float = DEFAULT_ALPHA) -> str:
+    """The words a replicated comparison may use: ``better`` / ``worse`` only when the
+    Holm-adjusted test says so, ``practically equivalent`` only when the (adjusted)
+    equivalence test does, otherwise ``not shown to differ`` (never "did not help": an
+    interval that includes zero also includes differences that would matter)."""
+    if math.isfinite(p_adjusted) and p_adjusted < alpha:
+        return BETTER if mean_diff > 0 else WORSE
+    if math.isfinite(p_equivalence_adjusted) and p_equivalence_adjusted < alpha:
+        return EQUIVALENT
+    return NOT_SHOWN
+
+
+def verdict_sentence(row: Mapping, approach: str, versus: str, rope: float) -> str:
+    """One sentence for a replicated verdict: the words, the interval, the detectable size."""
+    words = row["verdict"]
+    interval = f"{row['mean_diff']:+.2f} points [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    if words in (BETTER, WORSE):
+        head = f"{approach} {words} than {versus}: {interval}, Holm p = {row['p_adjusted']:.3g}"
+    elif words == EQUIVALENT:
+        head = f"{approach} practically equivalent to {versus} (within +-{rope:g} points): {interval}"
+    else:
+        head = f"{approach} not shown to differ from {versus}: {interval}"
+    return (f"{head}; ahead in {100 * row['share_won']:.0f}% of {row['n']} replicates; "
+            f"{row['n']} replicates detect {row['least_detectable']:.2f} points with 80% power")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -252,3 +252,29 @@ def fold_assignment(folds: list[Fold], n_rows: int) -> "pd.DataFrame":
     import pandas as pd  # on use: the CLI validates input before the heavy imports
 
     return pd.DataFrame(table)
+
+
+def nested_subset(y: np.ndarray, rows: np.ndarray, fraction: float, seed: Sequence[int]) -> np.ndarray:
+    """A stratified subset of ``rows`` holding ``fraction`` of each class, nested across fractions.
+
+    Args:
+        y: int array ``(n_rows,)`` of class ids of the whole dataset.
+        rows: int64 indices into ``y`` (e.g. one fold's training rows).
+        fraction: in (0, 1]; per class ``max(1, round(n_c * fraction))`` rows are kept.
+        seed: seeds the per-class order; the same seed gives nested subsets for any
+            two fractions (a prefix of one permutation).
+
+    Returns:
+        Sorted int64 indices, a subset of ``rows``.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    rows = np.asarray(rows, dtype=np.int64)
+    rng = np.random.default_rng(list(seed))
+    kept = []
+    for c in np.unique(y[rows]):  # sorted: the draw order, hence the subset, is fixed
+        members = np.sort(rows[y[rows] == c])
+        members = members[rng.permutation(members.size)]
+        take = max(1, int(np.floor(members.size * fraction + 0.5)))
+        kept.append(members[:take])
+    return np.sort(np.concatenate(kept)).astype(np.int64) if kept else rows[:0]

@@ -16,10 +16,8 @@ From a notebook::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import platform
 import shlex
 import signal
 import sys
@@ -34,16 +32,16 @@ import ray
 from ray import tune
 
 import search_spaces
-from tuning import atomic
-from tuning.search import ray_runtime, console, searchers, best_trial
 from tuning.data.readers import Dataset
+from tuning.data.splits import tuning_split
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
-from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
-from tuning.data.splits import tuning_split
-from tuning.search.trainable import torch_threads, train_trial
-from tuning.training import TaskData
+from tuning.search import best_trial, console, ray_runtime, searchers
 from tuning.search.run_record import join_storage, read_run_record, was_exported, write_run_record
+from tuning.search.trainable import train_trial
+from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
+from tuning.training import TaskData
+
 
 @dataclass
 class ExperimentOutcome:
@@ -164,7 +162,8 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
         outcome.complete, outcome.n_stopped_early = False, 0
     outcome.metric, outcome.log_path = metric, log_path
-    print_outcome(outcome, metric, scheduler_name(settings))
+    if settings.verbose:  # 0: the caller (the study) reports each search in a line of its own
+        print_outcome(outcome, metric, scheduler_name(settings))
     return outcome
 
 

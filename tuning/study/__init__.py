@@ -1,4 +1,6 @@
-"""Stage 4, the lab's question: the study runner (:mod:`.runner`), learning curves
-(:mod:`.learning_curves`), and the comparison (:mod:`.comparison`: rows of the results tree
-in :mod:`.tree_rows`, scikit-learn references in :mod:`.references`, the report in
-:mod:`.report`; the tests in :mod:`tuning.statistics`). Uses every earlier stage."""
+"""Stage 4, the lab's question: the study runner (:mod:`.runner`) plans its replicates
+(:mod:`.budget`), runs them (:mod:`.replicates`), compares the approaches over them
+(:mod:`.across_replicates`, tests in :mod:`tuning.statistics`) and writes the report
+(:mod:`.replicated_report`); the fold-level comparison of one results tree
+(:mod:`.comparison`, with :mod:`.tree_rows`, :mod:`.references` and :mod:`.report`) is
+also ``python -m tuning compare``. Uses every earlier stage."""

@@ -37,15 +37,13 @@ from tuning.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRE
 from tuning.errors import InputError
 from tuning.export.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
 
-__all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "compare_curves", "add_references", "run",
-           "run_comparison", "render_study_report", "plot_learning_curves", "check_options", "across_searches",
+__all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "add_references", "run",
+           "run_comparison", "check_options",
            "load_approaches", "pair_rows", "paired_differences",
            "SUMMARY_COLUMNS", "TEST_COLUMNS", "BETTER", "WORSE", "EQUIVALENT", "NO_DIFFERENCE",
            "PRIMARY", "EXPLORATORY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER"]
 
 PRIMARY, EXPLORATORY = report.PRIMARY, report.EXPLORATORY
-render_study_report = report.render_study_report
-plot_learning_curves = report.plot_learning_curves
 
 SUMMARY_COLUMNS = [
     "dataset", "approach", "kind", "family", "n_folds",
@@ -183,134 +181,6 @@ def compare(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_spli
 
 
 # ----------------------------------------------------------------------------- learning curves
-CURVE = "learning curve"
-CURVE_POINT_COLUMNS = ["dataset", "approach", "kind", "fraction", "n_folds", "training_spikes",
-                       "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high"]
-CURVE_TEST_COLUMNS = ["dataset", "fraction", "training_spikes", *[c for c in TEST_COLUMNS if c != "dataset"]]
-
-
-def compare_curves(curves: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, rope: float = DEFAULT_ROPE,
-                   threshold: float = DEFAULT_THRESHOLD, confidence: float = 0.95):
-    """Learning-curve points and, per dataset and fraction, the paired multi-task vs
-    single-task test on accuracy (Holm over every curve test; labelled exploratory).
-
-    Args:
-        curves: rows of :mod:`tuning.study.learning_curves` (``fraction`` column; scores as fractions).
-
-    Returns:
-        ``(points, tests)``: per (dataset, approach, fraction) the mean training spikes
-        (training + inner validation rows) and accuracy with its corrected interval; and
-        one test row per (dataset, fraction, multi-task, single-task) pair.
-    """
-    if curves.empty:
-        return pd.DataFrame(columns=CURVE_POINT_COLUMNS), pd.DataFrame(columns=CURVE_TEST_COLUMNS)
-    curves = curves.copy()
-    curves["kind"] = [MULTI if str(f).startswith("mtl-") else SINGLE for f in curves["family"]]
-    for col in ("repeat", "fold", "seed", "n_train", "n_val", "n_test"):
-        curves[col] = pd.to_numeric(curves[col]).astype("Int64")
-    points, records = [], []
-    for (dataset, fraction), here in curves.groupby(["dataset", "fraction"], sort=False):
-        by_approach = {a: here[here["approach"] == a] for a in tree_rows.ordered_approaches(here)}
-        for approach, part in by_approach.items():
-            n_train = (part["n_train"] + part["n_val"]).astype(float).to_numpy()
-            m, lo, hi = corrected_mean_ci(part["accuracy"].astype(float).to_numpy(), n_train,
-                                          part["n_test"].astype(float).to_numpy(), confidence)
-            lo, hi = max(lo, 0.0), min(hi, 1.0)
-            points.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0],
-                           "fraction": float(fraction), "n_folds": len(part), "training_spikes": float(n_train.mean()),
-                           "accuracy_mean": m, "accuracy_ci_low": lo, "accuracy_ci_high": hi})
-        singles = [a for a, r in by_approach.items() if r["kind"].iloc[0] == SINGLE]
-        for mtl in (a for a, r in by_approach.items() if r["kind"].iloc[0] == MULTI):
-            for single in singles:
-                paired = pair_rows(by_approach[mtl], by_approach[single])
-                diffs, n_train, n_test = paired_differences(paired, side="b")
-                result = st.paired_test(diffs, n_train, n_test, rope=rope, confidence=confidence)
-                records.append({"dataset": dataset, "fraction": float(fraction), "training_spikes": float(n_train.mean()),
-                                "comparison": CURVE, "score": "accuracy", "approach": mtl, "vs_approach": single,
-                                "selected_by": "chosen configurations", **result})
-    points = pd.DataFrame(points, columns=CURVE_POINT_COLUMNS)
-    points = points.sort_values(["dataset", "approach", "fraction"], key=_natural_column, ignore_index=True)
-    tests = pd.DataFrame(records, columns=[c for c in CURVE_TEST_COLUMNS if c not in ("p_adjusted", "verdict")])
-    tests = st.adjust(tests, ["comparison"], alpha=alpha, threshold=threshold)[CURVE_TEST_COLUMNS]
-    return points, tests.sort_values(["dataset", "fraction"], key=_natural_column, ignore_index=True)
-
-
-def _natural_column(column: pd.Series) -> pd.Series:
-    if column.name == "dataset":
-        return column.map(lambda d: tuple(natural_key(str(d))))
-    return column
-
-
-# ----------------------------------------------------------------------------- across searches
-ACROSS_COLUMNS = ["dataset", "approach", "vs_approach", "n_searches", "mean_diff", "sd_diff", "ci_low", "ci_high",
-                  "p_value", "p_adjusted", "equivalence_low", "equivalence_high", "verdict",
-                  *[f"n_{v.replace(' ', '_')}" for v in st.VERDICTS]]
-SPREAD_COLUMNS = ["dataset", "approach", "kind", "n_searches", "accuracy_mean", "accuracy_sd", "accuracy_min",
-                  "accuracy_max"]
-
-
-def across_searches(runs: list[dict], confidence: float = 0.95, *, alpha: float = st.DEFAULT_ALPHA,
-                    rope: float = st.DEFAULT_ROPE) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The primary comparisons over R independent searches (``--search-repeats``).
-
-    Args:
-        runs: one :func:`run_comparison` result per search repeat (each its own seed: its
-            own search, split and folds).
-
-    Returns:
-        ``(diffs, spread)``. ``diffs``: per primary pair, the mean over searches of the
-        full-split MTL-minus-STL difference (points), its standard deviation across searches
-        and a t-interval over the R search-level differences, and in how many searches each
-        verdict came out. The searches are independent (seeds, splits and folds all differ),
-        so the R differences are i.i.d. draws of "search both, compare on fresh folds": their
-        spread holds the search-to-search variance and the fold noise together, and the
-        interval assumes only that independence (and rough normality, R small). The same
-        R differences give the search-level verdict: a one-sample t-test of "no difference"
-        (``p_value``), Holm-adjusted over the pairs (``p_adjusted``), and an equivalence test
-        (two one-sided t-tests at ``alpha``: the 1 - 2 alpha interval ``equivalence_low`` ..
-        ``equivalence_high`` inside +-``rope`` points); "practically equivalent" if it
-        passes, else "better"/"worse" if the adjusted p < alpha, else "no detectable
-        difference". ``spread``: each approach's full-split accuracy (fractions) across searches.
-    """
-    from scipy import stats as sps
-
-    tests, summaries = [], []
-    for r, run_result in enumerate(runs):
-        t = run_result["tests"]
-        t = t[(t["comparison"] == PRIMARY) & (t["score"] == "accuracy")].assign(search=r)
-        tests.append(t)
-        summaries.append(run_result["summary"].assign(search=r))
-    tests = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame(columns=TEST_COLUMNS + ["search"])
-    diffs = []
-    for (dataset, approach, vs), part in tests.groupby(["dataset", "approach", "vs_approach"], sort=False):
-        values = part["mean_diff"].astype(float).to_numpy()
-        n = len(values)
-        mean = float(values.mean())
-        sd = float(values.std(ddof=1)) if n > 1 else float("nan")
-        se = sd / np.sqrt(n) if n > 1 else float("nan")
-        half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * se if n > 1 else float("nan")
-        tost = float(sps.t.ppf(1 - alpha, n - 1)) * se if n > 1 else float("nan")
-        p = float(2 * sps.t.sf(abs(mean) / se, n - 1)) if n > 1 and se > 0 else float("nan")
-        counts = part["verdict"].value_counts()
-        diffs.append({"dataset": dataset, "approach": approach, "vs_approach": vs, "n_searches": n,
-                      "mean_diff": mean, "sd_diff": sd, "ci_low": mean - half, "ci_high": mean + half,
-                      "p_value": p, "equivalence_low": mean - tost, "equivalence_high": mean + tost,
-                      **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in st.VERDICTS}})
-    diffs = pd.DataFrame(diffs, columns=ACROSS_COLUMNS)
-    diffs["p_adjusted"] = st.holm(diffs["p_value"].to_numpy(dtype=float))
-    equivalent = (diffs["equivalence_low"] > -rope) & (diffs["equivalence_high"] < rope)
-    diffs["verdict"] = [st.EQUIVALENT if eq else st.verdict(m, pa, float("nan"), alpha=alpha)
-                        for eq, m, pa in zip(equivalent, diffs["mean_diff"], diffs["p_adjusted"])]
-    summary = pd.concat(summaries, ignore_index=True)
-    spread = []
-    for (dataset, approach), part in summary.groupby(["dataset", "approach"], sort=False):
-        acc = part["accuracy_mean"].astype(float).to_numpy()
-        spread.append({"dataset": dataset, "approach": approach, "kind": part["kind"].iloc[0], "n_searches": len(acc),
-                       "accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1
-                       else float("nan"), "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max())})
-    return diffs, pd.DataFrame(spread, columns=SPREAD_COLUMNS)
-
-
 # ----------------------------------------------------------------------------- references
 def _reference_cache(results_dir: Path, dataset: str) -> tuple[Path, Path]:
     folder = results_dir / tree_rows.REFERENCE_FOLDER

@@ -155,7 +155,7 @@ def render_markdown(summary: pd.DataFrame, tests: pd.DataFrame, order: list[str]
     return "\n".join(out) + "\n"
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
 
@@ -187,7 +187,7 @@ def plot_comparison(summary: pd.DataFrame, order: list[str], path) -> None:
     axes[-1].set_xlabel("accuracy, %: full-split mean and corrected 95% interval (dots), one-split test (diamonds);"
                         "\nblue single-task, orange multi-task, green ensemble, grey reference", fontsize=8)
     fig.tight_layout()
-    _save(fig, Path(path))
+    save_png(fig, Path(path))
 
 
 def plot_confusion_matrices(matrices: dict, datasets: list[str], approaches: list[str], path) -> None:
@@ -231,189 +231,4 @@ def plot_confusion_matrices(matrices: dict, datasets: list[str], approaches: lis
         fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, label="fraction of true class")
     else:
         fig.suptitle("no confusion matrices exported yet", fontsize=9)
-    _save(fig, Path(path))
-
-
-def curve_table(points: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
-    """One row per (dataset, fraction): each side's accuracy and the paired verdict."""
-    lines = ["| dataset | training fraction | training spikes | single-task | multi-task | difference, points "
-             "[95% CI] | p (Holm) | P(equivalent) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
-    by = points.set_index(["dataset", "approach", "fraction"])
-    for _, r in tests.iterrows():
-        def cell(approach):
-            key = (r["dataset"], approach, r["fraction"])
-            if key not in by.index:
-                return "—"
-            p = by.loc[key]
-            return f"{pct(p['accuracy_mean'])} [{pct(p['accuracy_ci_low'])}, {pct(p['accuracy_ci_high'])}] ({approach})"
-        lines.append(f"| {r['dataset']} | {100 * r['fraction']:g}% | {r['training_spikes']:.0f} | "
-                     f"{cell(r['vs_approach'])} | {cell(r['approach'])} | {r['mean_diff']:+.2f} "
-                     f"[{r['diff_ci_low']:+.2f}, {r['diff_ci_high']:+.2f}] | {p_text(r['p_adjusted'])} | "
-                     f"{prob(r['p_equivalent'])} | **{r['verdict']}** |")
-    return lines
-
-
-def curve_answer(tests: pd.DataFrame) -> str:
-    """Where on the learning curve (if anywhere) multi-task learning helped."""
-    if tests.empty:
-        return "No learning curves were computed."
-    helped = tests[tests["verdict"] == "better"]
-    hurt = tests[tests["verdict"] == "worse"]
-    if helped.empty and hurt.empty:
-        return ("At no training size did the multi-task network beat or trail the single-task one detectably "
-                "(Holm-adjusted over every curve point).")
-    parts = []
-    for label, part in (("helped", helped), ("hurt", hurt)):
-        if len(part):
-            parts.append(f"multi-task learning {label} at " + ", ".join(
-                f"{r['dataset']} {100 * r['fraction']:g}% ({r['mean_diff']:+.1f} points)" for _, r in part.iterrows()))
-    return "On the learning curves, " + "; ".join(parts) + " (Holm-adjusted over every curve point)."
-
-
-def plot_learning_curves(points: pd.DataFrame, tests: pd.DataFrame, path) -> None:
-    """One panel per dataset: accuracy (%) against training spikes (log scale), each chosen
-    approach with its corrected 95% interval, and the paired verdict at each size."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    datasets = sorted(points["dataset"].unique(), key=natural_key) or ["(none)"]
-    cols = min(3, len(datasets))
-    nrows = int(math.ceil(len(datasets) / cols))
-    fig = Figure(figsize=(4.2 * cols, 3.3 * nrows))
-    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
-    for ax in axes[len(datasets):]:
-        ax.axis("off")
-    short = {"practically equivalent": "≈", "no detectable difference": "?", "better": "MTL+", "worse": "MTL−"}
-    for ax, dataset in zip(axes, datasets):
-        here = points[points["dataset"] == dataset]
-        for approach, part in here.groupby("approach", sort=True):
-            part = part.sort_values("fraction")
-            x = part["training_spikes"].to_numpy()
-            m = 100 * part["accuracy_mean"].to_numpy()
-            err = [m - 100 * part["accuracy_ci_low"].to_numpy(), 100 * part["accuracy_ci_high"].to_numpy() - m]
-            ax.errorbar(x, m, yerr=err, marker="o", capsize=3, color=_COLOURS.get(part["kind"].iloc[0], "k"),
-                        label=approach)
-        for _, r in tests[tests["dataset"] == dataset].iterrows():
-            top = 100 * here[here["fraction"] == r["fraction"]]["accuracy_ci_high"].max()
-            ax.annotate(short.get(r["verdict"], r["verdict"]), (r["training_spikes"], top), fontsize=7,
-                        ha="center", va="bottom", textcoords="offset points", xytext=(0, 3))
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())  # 100, not 10^2
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(dataset, fontsize=9, loc="left")
-        ax.set_xlabel("training spikes per fold (train + inner validation)", fontsize=7)
-        ax.set_ylabel("accuracy, %", fontsize=7)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle("Learning curves: mean and corrected 95% interval over folds; verdict of MTL vs single-task "
-                 "(≈ practically equivalent, ? no detectable difference)", fontsize=8)
-    fig.tight_layout()
-    _save(fig, Path(path))
-
-
-CURVE_METHOD = (
-    "- **Learning curves:** per dataset, the single-task configuration with the best validation score and "
-    "the multi-task configuration with the best validation score on that dataset's head were retrained on "
-    "fractions of each training fold (listed under \"What was run\"; the same folds and scored rows; training "
-    "and inner validation rows each subsampled per class, nested: the 10% rows lie inside the 25% rows). The 100% "
-    "point is the exported full-split run. At each size the paired test and the Bayesian test are made as "
-    "above; Holm runs over every curve point. These tests are exploratory.")
-
-
-def render_study_report(comparison: dict, points: pd.DataFrame, curve_tests: pd.DataFrame, *, experiments: list[str],
-                        settings_lines: list[str], alpha: float, rope: float, threshold: float,
-                        notes: list[str], across: tuple | None = None) -> str:
-    """``results/report.md``: the answer, then the tables and the plots, then the method.
-
-    ``comparison`` is what :func:`tuning.study.comparison.run_comparison` returned; ``experiments``
-    markdown table lines of what the study ran or reused; ``settings_lines`` bullet lines.
-    """
-    summary, tests, order = comparison["summary"], comparison["tests"], comparison["order"]
-    first = answer_lines(tests, rope, threshold)
-    if across is not None and len(across[0]):  # the search is part of the procedure: that answer first
-        first = [*across_answer(across), "In the first search alone (the tables down to \"Across independent "
-                 "searches\" are from it): " + first[0][:1].lower() + first[0][1:], *first[1:]]
-    out = ["# Does multi-task learning help? Study report", "", "## Answer", "",
-           *first, "", curve_answer(curve_tests), "",
-           "## Accuracy of every approach, %", "",
-           "Per approach: full-split mean [95% interval corrected for fold correlation] · one-split test score.",
-           "", *summary_table(summary, order, "accuracy"), "", WHY_BOTH, "", "![accuracy per approach](comparison.png)",
-           ""]
-    for comparison_kind, title in ((PRIMARY, "Primary tests: multi-task vs the single-task family with the same trunk"),
-                                   (EXPLORATORY, "Exploratory: multi-task vs the best single-task family by "
-                                                 "validation score")):
-        part = tests[(tests["comparison"] == comparison_kind) & (tests["score"] == "accuracy")]
-        if len(part):
-            out += [f"## {title}", "", *tests_table(part), ""]
-    if across is not None and len(across[0]):
-        out += ["## Across independent searches (`--search-repeats`)", "", *across_lines(*across), ""]
-    out += ["## Learning curves", ""]
-    if len(curve_tests):
-        out += [*curve_table(points, curve_tests), "", "![learning curves](learning_curves.png)", ""]
-    else:
-        out += ["No learning curves (no dataset had both a single-task and a multi-task result).", ""]
-    out += ["## Confusion matrices", "", "![confusion matrices](confusion_matrices.png)", "",
-            "## What was run", "", *experiments, "", *settings_lines, "",
-            "## How it was computed", "", *method_lines(alpha, rope, threshold), CURVE_METHOD]
-    if notes:
-        out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
-    return "\n".join(out) + "\n"
-
-
-def across_lines(diffs: pd.DataFrame, spread: pd.DataFrame) -> list[str]:
-    """The primary pairs over independent searches, and each approach's spread across searches."""
-    if diffs.empty:
-        return []
-    n = int(diffs["n_searches"].max())
-    out = [f"Each search was run {n} times with independent seeds (its own search, split and folds). Per primary "
-           "pair: the mean over searches of the full-split difference, its standard deviation across searches, a "
-           "95% t-interval over the search-level differences (it includes the search-to-search variance; it "
-           "assumes only that the searches are independent and their differences roughly normal), the t-test of "
-           "no difference over the same values, Holm-adjusted over the pairs, the verdict over searches "
-           "(\"practically equivalent\" when two one-sided tests put the difference inside the ROPE), and in how "
-           "many single searches each verdict came out.", "",
-           "| dataset | multi-task | vs | mean difference, points [95% CI over searches] | sd across searches | "
-           "p (Holm) | verdict over searches | single searches: better | practically equivalent | "
-           "no detectable difference | worse |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for _, r in diffs.iterrows():
-        ci = "" if _missing(r["ci_low"]) else f" [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-        sd = "n/a" if _missing(r["sd_diff"]) else f"{r['sd_diff']:.2f}"
-        p_adj = "n/a" if _missing(r["p_adjusted"]) else f"{r['p_adjusted']:.3f}"
-        out.append(f"| {r['dataset']} | {r['approach']} | {r['vs_approach']} | {r['mean_diff']:+.2f}{ci} | {sd} | "
-                   f"{p_adj} | **{r['verdict']}** | "
-                   f"{r['n_better']}/{r['n_searches']} | {r['n_practically_equivalent']}/{r['n_searches']} | "
-                   f"{r['n_no_detectable_difference']}/{r['n_searches']} | {r['n_worse']}/{r['n_searches']} |")
-    out += ["", "Full-split accuracy of each approach across searches, %: mean, sd, min-max.", "",
-            "| dataset | approach | mean | sd | min-max |", "|---|---|---|---|---|"]
-    for _, r in spread.iterrows():
-        sd = "n/a" if _missing(r["accuracy_sd"]) else f"{100 * r['accuracy_sd']:.2f}"
-        out.append(f"| {r['dataset']} | {r['approach']} | {pct(r['accuracy_mean'])} | {sd} | "
-                   f"{pct(r['accuracy_min'])}-{pct(r['accuracy_max'])} |")
-    return out
-
-
-def across_answer(across: tuple | None) -> list[str]:
-    """One sentence: how stable the primary verdicts were over independent searches."""
-    if across is None or across[0].empty:
-        return []
-    diffs = across[0]
-    n = int(diffs["n_searches"].max())
-    verdicts = ("better", "practically equivalent", "no detectable difference", "worse")
-    stable = sum(1 for _, r in diffs.iterrows() if max(r[f"n_{v.replace(' ', '_')}"] for v in verdicts) == n)
-    counts = diffs["verdict"].value_counts()
-    tally = ", ".join(f"{int(counts[v])} {v}" for v in verdicts if v in counts)
-    several = diffs["approach"].nunique() > 1
-    pairs = []
-    for _, r in diffs.iterrows():
-        name = f"{r['approach']} {r['dataset']}" if several else str(r["dataset"])
-        interval = "" if _missing(r["ci_low"]) else f" [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
-        pairs.append(f"{name} {r['mean_diff']:+.1f}{interval}")
-    pairs = "; ".join(pairs)
-    return [f"Every search was run {n} times with independent seeds, and the answer counts the search as part of "
-            f"what is compared. Over the {n} searches, the {len(diffs)} primary comparisons (each multi-task family "
-            f"against the single-task family with the same trunk, per dataset, Holm-adjusted) came out: {tally}. "
-            f"Mean difference multi-task minus single-task, points [95% interval over searches]: {pairs}.", "",
-            f"In {stable} of the {len(diffs)} pairs every single search gave the same verdict (the table \"Across "
-            "independent searches\" has the counts and each approach's spread across searches).", ""]
+    save_png(fig, Path(path))
