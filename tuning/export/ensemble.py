@@ -2,8 +2,8 @@
 :func:`tuning.training.fit`, their predicted class probabilities averaged.
 
 The export scores it as its own approach of the results tree (``--ensemble K``:
-:func:`tuning.export.reruns.run_job` trains the members beside the best configuration on every
-fold); ``benchmarks/ensemble.py`` measures it on its own.
+:func:`tuning.export.reruns.run_job` trains the members with :func:`fit_members` beside the
+best configuration on every fold and averages them with :func:`average_proba`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from tuning.data.readers import Dataset
 from tuning.metrics import classification_metrics
 from tuning.data.splits import cv_folds, tuning_split
 from tuning.search.trainable import torch_threads, trial_device
-from tuning.training import TaskData, fit
+from tuning.export.ensemble import average_proba, fit_members
+from tuning.training import TaskData
 
 ONE_SPLIT = "one_split"
 FULL_SPLIT = "full_split"
@@ -70,15 +71,14 @@ def run_job(family: str, config: dict, datasets: Sequence[Dataset], job: RerunJo
     """
     torch.set_num_threads(threads)
     tasks = [TaskData.from_rows(d, tr, va) for d, tr, va in zip(datasets, job.train, job.val)]
-    fits = [fit(family, c, tasks, max_epochs=max_epochs, seed=job.seed, metric=metric, patience=patience,
-                device=_device()) for c in (config, *members)]
+    fits = fit_members(family, [config, *members], tasks, max_epochs=max_epochs, seed=job.seed, metric=metric,
+                       patience=patience, device=_device())
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
     rows = []
     for task_index, (dataset, test) in enumerate(zip(datasets, job.test)):
-        probabilities = [f.predict_proba(dataset.X[test], task_index) for f in fits]
-        scored = [(False, fits[:1], probabilities[0])]
+        scored = [(False, fits[:1], fits[0].predict_proba(dataset.X[test], task_index))]
         if members:
-            scored.append((True, fits, np.mean(probabilities, axis=0)))
+            scored.append((True, fits, average_proba(fits, dataset.X[test], task_index)))
         for ensemble, networks, proba in scored:
             scores = classification_metrics(dataset.y[test], proba.argmax(1), dataset.n_classes)
             rows.append({
