@@ -26,7 +26,7 @@ command goes through the script too."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tuning.settings import SEARCHERS, TuneSettings  # the defaults live in one place
+    from tuning.settings import COLUMNS_HELP, SEARCHERS, TuneSettings  # the defaults live in one place
 
     defaults = TuneSettings()
     parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__.splitlines()[0])
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = tune.add_argument_group("data")
     data.add_argument("--data-dir", default=defaults.data_dir, help="folder of the dataset CSVs")
     data.add_argument("--label-column", default=None, help="label column name (default: found by name, else last)")
+    data.add_argument("--columns", default=None, metavar="PATTERN", help=COLUMNS_HELP)
     data.add_argument("--folds", type=int, default=defaults.folds, help="folds of the full-split reruns")
     data.add_argument("--repeats", type=int, default=defaults.repeats, help="repeats (seeds) of the full-split reruns")
     scale = tune.add_argument_group("resources and cluster")
@@ -149,6 +150,8 @@ def add_predict_parser(commands) -> None:
                          help="label spikes whose calibrated confidence is below this 'unsorted' (0..1)")
     predict.add_argument("--label-column", default=None,
                          help="INPUT's label column (default: found by name, else none)")
+    predict.add_argument("--columns", default=None, metavar="PATTERN",
+                         help="INPUT's waveform columns, as for tune (default: the bundle's, else found by rule)")
     predict.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                          help="run the bundle's weights.pt with torch or its model.onnx with ONNX Runtime")
     predict.add_argument("--chunk-rows", type=int, default=50_000, help="spikes read and predicted at a time")
@@ -162,7 +165,7 @@ def settings_from_args(args):
         samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,
         metric=args.metric, seed=args.seed, searcher=args.searcher, deterministic=args.deterministic,
         smoke=args.smoke, data_dir=args.data_dir,
-        label_column=args.label_column, folds=args.folds, repeats=args.repeats,
+        label_column=args.label_column, columns=args.columns, folds=args.folds, repeats=args.repeats,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage, resume=args.resume,
         verbose=2 if args.verbose else 1,

@@ -47,7 +47,7 @@ import models
 from tuning import atomic
 from tuning.data.readers import file_sha256
 from tuning.errors import InputError
-from tuning.settings import TuneSettings, check_ensemble, load_for_tuning
+from tuning.settings import COLUMNS_HELP, TuneSettings, check_ensemble, load_for_tuning
 
 STUDY_FOLDER = "Study"
 CURVE_SHARE = 0.15
@@ -97,6 +97,7 @@ def add_arguments(parser) -> None:
     search.add_argument("--seed", type=int, default=defaults.seed)
     search.add_argument("--data-dir", default=defaults.data_dir)
     search.add_argument("--label-column", default=None)
+    search.add_argument("--columns", default=None, metavar="PATTERN", help=COLUMNS_HELP)
     search.add_argument("--folds", type=int, default=defaults.folds)
     search.add_argument("--repeats", type=int, default=defaults.repeats)
     search.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial)
@@ -126,7 +127,8 @@ def search_repeats(args) -> int:
 def study_settings(args) -> TuneSettings:
     settings = TuneSettings(
         samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period, metric=args.metric,
-        seed=args.seed, data_dir=args.data_dir, label_column=args.label_column, folds=args.folds,
+        seed=args.seed, data_dir=args.data_dir, label_column=args.label_column, columns=args.columns,
+        folds=args.folds,
         repeats=args.repeats, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage)
     if args.smoke:
@@ -151,17 +153,18 @@ def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str
     from tuning.data.splits import min_rows_per_class
 
     names = [p.strip() for p in datasets_arg.split(",")] if "," in datasets_arg else datasets_arg
-    datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds))
+    datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds),
+                             columns=settings.columns)
     folder = Path(settings.storage).expanduser().resolve() / "study-smoke-data"
     rng = np.random.default_rng(settings.seed)
-    import gzip
+    from tuning.data.csv_files import open_text
 
     for dataset in datasets:
         keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dataset.y == c))[:SMOKE_ROWS_PER_CLASS]
                                        for c in range(dataset.n_classes)]))
         # The file's own lines (header if any, channel layout, label column): nothing re-encoded.
-        opener = gzip.open if str(dataset.path).endswith(".gz") else open
-        with opener(dataset.path, "rt", newline="") as handle:
+        _, handle = open_text(dataset.path)
+        with handle:
             lines = [line for line in handle.read().splitlines() if line.strip()]
         n_header = len(lines) - len(dataset.y)
         if n_header not in (0, 1):
@@ -186,6 +189,8 @@ def fingerprint(family: str, group, settings: TuneSettings, ensemble: int = 0) -
     out = {"family": family,
            "datasets": [{"name": d.name, "sha256": file_sha256(d.path), "rows": int(len(d.y))} for d in group],
            "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS}}
+    if settings.columns is not None:  # only then: records of studies without --columns stay valid
+        out["settings"]["columns"] = settings.columns
     if ensemble > 1:
         out["ensemble"] = ensemble
     return out
