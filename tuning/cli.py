@@ -111,18 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = commands.add_parser("import", help="labelled spikes from a SortingAnalyzer or Kilosort/Phy folder "
                               "-> a dataset CSV (needs the spikeinterface extra)",
+                              description="Waveforms come from the analyzer's own waveforms extension when it "
+                                          "has one (no recording needed), else SpikeInterface computes them "
+                                          "from the recording.",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     imp.add_argument("source", help="a SpikeInterface SortingAnalyzer folder or a Kilosort/Phy output folder")
     imp.add_argument("output", help="the dataset CSV to write (e.g. data/M1.csv); its JSON goes beside it")
     imp.add_argument("--recording", default=None,
-                     help="the recording, if the source's reference to it is gone: a SpikeInterface-saved "
-                          "recording folder, or (Phy) the raw binary that params.py describes")
+                     help="the recording, if the source's reference to it is gone and the analyzer has no "
+                          "waveforms extension: a SpikeInterface-saved recording folder, or (Phy) the raw "
+                          "binary that params.py describes")
     imp.add_argument("--units", default=None, help="comma list of unit ids to keep (unset: every unit of --groups)")
     imp.add_argument("--groups", default="good", help="Phy/Kilosort curation groups to keep, comma list")
     imp.add_argument("--max-spikes", type=int, default=1000,
-                     help="at most this many spikes per unit (seeded random subset); 0 keeps all")
-    imp.add_argument("--ms-before", type=float, default=1.0, help="window before the spike peak, ms")
-    imp.add_argument("--ms-after", type=float, default=2.0, help="window after the spike peak, ms")
+                     help="at most this many spikes per unit (seeded random subset; from an analyzer's "
+                          "extension, at most its random spikes); 0 keeps all")
+    imp.add_argument("--ms-before", type=float, default=None,
+                     help="window before the spike peak, ms (default: the analyzer's waveforms extension's, "
+                          "else 1.0)")
+    imp.add_argument("--ms-after", type=float, default=None,
+                     help="window after the spike peak, ms (default: the extension's, else 2.0)")
     imp.add_argument("--channels", default="extremum",
                      help="'extremum' (each unit's largest channel) or K: that channel and its K-1 "
                           "nearest on the probe")
@@ -279,8 +287,10 @@ def cmd_import(args) -> int:
         max_spikes_per_unit=args.max_spikes or None, ms_before=args.ms_before, ms_after=args.ms_after,
         channels=args.channels, seed=args.seed, folds=args.folds, bandpass=bandpass)
     counts = ", ".join(f"{u}: {n}" for u, n in summary.spike_counts.items())
+    origin = ("from the analyzer's waveforms extension" if summary.waveforms_from == "extension"
+              else "computed from the recording")
     print(f"Wrote {summary.csv_path} ({len(summary.units)} units, {summary.n_channels} channel(s) x "
-          f"{summary.n_samples} samples at {summary.sampling_frequency:g} Hz; spikes per unit {counts})")
+          f"{summary.n_samples} samples at {summary.sampling_frequency:g} Hz, {origin}; spikes per unit {counts})")
     print(f"      {summary.json_path}")
     print(f"Tune on it with: scripts/tune.sh cnn {summary.csv_path}")
     return 0

@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from tuning.data.columns import ColumnLayout, waveform_columns
-from tuning.data.csv_files import count_lines, is_data_line, is_gzip, open_csv, show
+from tuning.data.csv_files import count_lines, is_gzip, open_csv, show
 from tuning.data.labels import LABEL_COLUMN_NAMES, is_missing, map_labels
 from tuning.errors import InputError
 
