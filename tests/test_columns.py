@@ -202,3 +202,15 @@ def test_training_and_predict_read_the_same_labels_alike(tmp_path, spellings, cl
     trained_as = [dataset.class_names[k] for k in dataset.y]
     assert written["true_label"].tolist() == trained_as + [""] * len(missing)
     assert summary.scored == len(X) and not summary.scores()["unknown_labels"]
+
+
+def test_resume_needs_the_searchs_own_columns(tmp_path):
+    from tuning.search.driver import settings_for_resume
+    from tuning.search.run_record import write_run_record
+
+    path, _ = sorter_export(tmp_path / "Sorted.csv", lambda s: ["spike_time", *s, "label"])
+    settings = TuneSettings(storage=str(tmp_path / "rr"))
+    write_run_record(tmp_path, "ffn", [load_dataset(path, columns="s{t}")], settings)
+    with pytest.raises(InputError, match="read its waveform columns with --columns 's{t}', this command with no "):
+        settings_for_resume(tmp_path, [load_dataset(path)], settings)
+    assert settings_for_resume(tmp_path, [load_dataset(path, columns="s{t}")], settings).seed == settings.seed
