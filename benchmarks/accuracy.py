@@ -156,7 +156,7 @@ def short_name(approach: str) -> str:
 
 def build_tables(rows, ceiling: dict, provenance_svm: dict):
     from tuning.study.comparison import KIND_ORDER, MULTI, REFERENCE
-    from tuning.export.results_tree import natural_key
+    from tuning.data.readers import natural_key
     from tuning.statistics import mean_ci
 
     kinds = rows.groupby("approach")["kind"].first()
@@ -208,7 +208,7 @@ def reference_margins(rows, validation=None, alpha: float = ALPHA) -> list[dict]
 
     from tuning.study.comparison import ENSEMBLE, REFERENCE, best_by_validation, pair_rows, paired_differences
     from tuning.statistics import paired_test
-    from tuning.export.results_tree import natural_key
+    from tuning.data.readers import natural_key
     from tuning.statistics import holm
 
     out = []

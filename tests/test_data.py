@@ -103,7 +103,8 @@ def test_label_column_argument(tmp_path, write_csv):
     path = write_csv(tmp_path / "d.csv", ["neuron", "s0", "s1", "label"], rows)
     ds = load_dataset(path, label_column="neuron")
     assert ds.label_column == "neuron"
-    assert ds.X.shape == (10, 3)  # "label" is then a waveform column
+    # Waveform columns by name (s0, s1): "label", no longer the label, is a metadata column, not a sample.
+    assert ds.X.shape == (10, 2) and ds.metadata_columns == ("label",)
     assert load_dataset(path, label_column="NEURON").label_column == "neuron"
     assert (load_dataset(path, label_column="neuron").y == ds.y).all()
 

@@ -1,6 +1,8 @@
 """`python -m tuning import`: labelled spikes from a SpikeInterface SortingAnalyzer and from a
 Phy/Kilosort folder, checked against ground truth that SpikeInterface generates here, then
-tuned (a tiny search) on each import; and the bad-input cases (one error line, exit 2,
+tuned (a tiny search) on each import; an analyzer shared without its recording, read from its
+own waveforms extension, and the extension computed from a recording, both checked against
+SpikeInterface's own arrays (issue 27); and the bad-input cases (one error line, exit 2,
 nothing written)."""
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ N_CHANNELS, N_UNITS = 8, 4
 NOISE_UNIT = "3"  # curated as noise in the Phy folder
 MS_BEFORE, MS_AFTER = 1.0, 2.0
 NBEFORE, NAFTER = 20, 40  # the window in samples at FS
+MARGIN = max(NBEFORE, NAFTER)  # random_spikes' margin_size: no window past a segment's edge
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +60,13 @@ def session(tmp_path_factory):
 
 
 def expected_counts(session, units) -> dict[str, int]:
-    """Ground-truth spikes per unit whose whole window lies inside the recording."""
+    """Ground-truth spikes per unit that SpikeInterface's random_spikes may pick with a margin
+    of MARGIN samples (its rule: MARGIN <= sample < n - MARGIN)."""
     n = session["recording"].get_num_samples()
     counts = {}
     for u in units:
         train = session["truth"].get_unit_spike_train(u)
-        counts[str(u)] = int(np.sum((train - NBEFORE >= 0) & (train + NAFTER <= n)))
+        counts[str(u)] = int(np.sum((train >= MARGIN) & (train < n - MARGIN)))
     return counts
 
 
@@ -88,20 +92,25 @@ def test_analyzer_import_matches_ground_truth(session, imported):
 
     record = json.loads(summary.json_path.read_text())
     assert record["kind"] == "analyzer" and record["sampling_frequency"] == FS
+    assert record["waveforms"]["from"].startswith("computed in memory")  # the analyzer has no waveforms
     assert record["window_samples"] == {"before": NBEFORE, "after": NAFTER, "total": NBEFORE + NAFTER}
     assert record["units"] == [str(u) for u in truth.unit_ids]
     assert {u: c["imported"] for u, c in record["spike_counts"].items()} == counts
 
-    # Each unit's first row is its first spike, cut from the recording on its 4 channels,
-    # the unit's extremum channel first (as SpikeInterface finds it from the templates).
+    # Each unit's first row is its first spike, cut from the recording on its 4 channels: the
+    # unit's extremum channel (largest absolute template value) first, then the nearest.
     templates = session["analyzer"].get_extension("templates").get_data()  # (units, samples, channels)
     extremum = dict(zip(truth.unit_ids, session["recording"].get_channel_ids()[
         np.abs(templates).max(axis=1).argmax(axis=1)]))
     rec = session["recording"]
+    locations = rec.get_channel_locations()
     for u in truth.unit_ids:
         channels = record["channels"]["per_unit"][str(u)]
         assert len(channels) == 4 and str(channels[0]) == str(extremum[u])
-        frame = int(truth.get_unit_spike_train(u)[truth.get_unit_spike_train(u) >= NBEFORE][0])
+        index = [list(map(str, rec.get_channel_ids())).index(str(c)) for c in channels]
+        distance = np.linalg.norm(locations - locations[index[0]], axis=1)
+        assert sorted(distance[index]) == sorted(distance)[:4] and list(distance[index]) == sorted(distance[index])
+        frame = int(truth.get_unit_spike_train(u)[truth.get_unit_spike_train(u) >= MARGIN][0])
         raw = rec.get_traces(start_frame=frame - NBEFORE, end_frame=frame + NAFTER,
                              channel_ids=np.array(channels, dtype=rec.get_channel_ids().dtype),
                              return_in_uV=True)
@@ -195,12 +204,14 @@ def test_folder_that_is_neither_analyzer_nor_phy(session, tmp_path, capsys):
 
 
 def test_missing_recordings(session, tmp_path, capsys):
-    # An analyzer whose recording folder was deleted after it was saved.
+    # An analyzer whose recording folder was deleted after it was saved, without the waveforms
+    # extension: the error gives both ways out.
     copy = sc.load(session["base"] / "recording").save(folder=tmp_path / "rec_copy", verbose=False)
     sc.create_sorting_analyzer(session["truth"], copy, format="binary_folder", folder=tmp_path / "orphan")
     shutil.rmtree(tmp_path / "rec_copy")
     err = run_cli_error(capsys, [tmp_path / "orphan"], tmp_path / "out" / "X.csv")
-    assert "recording cannot be found" in err and "--recording" in err
+    assert "no waveforms extension" in err and "recording cannot be found" in err
+    assert "analyzer.compute(['random_spikes', 'waveforms'])" in err and "--recording" in err
     # Given again with --recording, it imports.
     summary = import_spikes(tmp_path / "orphan", tmp_path / "ok.csv", recording=session["base"] / "recording")
     assert len(summary.units) == N_UNITS
@@ -248,3 +259,100 @@ def test_option_errors(session, tmp_path):
     with pytest.raises(InputError, match="unit.*7 not found"):
         import_spikes(session["analyzer_dir"], tmp_path / "X.csv", units=["7"])
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------
+# Issue 27: the analyzer's own waveforms extension, with or without the recording
+# --------------------------------------------------------------------------------------
+
+
+def rows_of(dataset, frame: pd.DataFrame, unit) -> tuple[np.ndarray, np.ndarray]:
+    """(waveforms (n, channels, samples), sample_index) of one unit's rows of an imported dataset."""
+    mine = dataset.y == dataset.label_map()[str(unit)]
+    X = dataset.X[mine].reshape(int(mine.sum()), dataset.n_channels, dataset.length)
+    return X, frame.loc[mine, "sample_index"].to_numpy()
+
+
+def test_analyzer_shared_without_its_recording_imports_from_its_waveforms(session, tmp_path, capsys):
+    """A lab's analyzer: sparse (3 closest channels), random spikes and waveforms computed, then the
+    recording moved away. The import reads the extension: its random spikes, its arrays."""
+    recording = sc.load(session["base"] / "recording").save(folder=tmp_path / "rec", verbose=False)
+    analyzer = sc.create_sorting_analyzer(session["truth"], recording, format="binary_folder",
+                                          folder=tmp_path / "shared", sparse=True,
+                                          sparsity_kwargs=dict(method="closest_channels", num_channels=3))
+    analyzer.compute("random_spikes", max_spikes_per_unit=40, margin_size=MARGIN, seed=7, verbose=False)
+    analyzer.compute("waveforms", ms_before=MS_BEFORE, ms_after=MS_AFTER, verbose=False)
+    shutil.move(tmp_path / "rec", tmp_path / "rec_elsewhere")
+    shared = sc.load_sorting_analyzer(tmp_path / "shared")
+    assert not shared.has_recording()
+
+    out = tmp_path / "data" / "Shared.csv"
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "shared"), str(out), "--channels", "3"]) == 0
+    assert "from the analyzer's waveforms extension" in capsys.readouterr().out
+    dataset = load_dataset(out)
+    frame = pd.read_csv(out)
+    assert dataset.metadata_columns == ("sample_index",) and dataset.n_channels == 3
+    assert dataset.length == NBEFORE + NAFTER  # the extension's own window
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["waveforms"]["from"] == "the analyzer's waveforms extension" and record["recording"] is None
+    assert record["waveforms"]["random_spikes"]["seed"] == 7
+
+    spikes = shared.get_extension("random_spikes").get_random_spikes()
+    waveforms = shared.get_extension("waveforms")
+    per_unit = shared.sparsity.unit_id_to_channel_indices
+    main_channel = dict(zip(shared.unit_ids, shared.sorting.get_property("main_channel_id")))
+    # Labels and spike counts: the analyzer's random spikes.
+    assert list(dataset.class_names) == [str(u) for u in shared.unit_ids]
+    assert dataset.class_counts.tolist() == [int(np.sum(spikes["unit_index"] == k)) for k in range(N_UNITS)]
+    for k, u in enumerate(shared.unit_ids):
+        X, sample_index = rows_of(dataset, frame, u)
+        assert sample_index.tolist() == spikes["sample_index"][spikes["unit_index"] == k].tolist()
+        # The waveforms: the extension's array, on the unit's sparse channels, main channel first.
+        channels = [str(c) for c in record["channels"]["per_unit"][str(u)]]
+        assert channels[0] == str(main_channel[u])
+        assert sorted(channels) == sorted(str(c) for c in shared.channel_ids[per_unit[u]])
+        stored = waveforms.get_waveforms_one_unit(u)  # (n, samples, sparse channels)
+        order = [list(map(str, shared.channel_ids[per_unit[u]])).index(c) for c in channels]
+        np.testing.assert_allclose(X, stored[:, :, order].transpose(0, 2, 1), atol=5e-4)
+
+    # A narrower window is cut from the extension's; a wider one, or channels its sparsity
+    # dropped, need the recording: one error line that says so.
+    narrow = import_spikes(tmp_path / "shared", tmp_path / "narrow.csv", ms_before=0.5, ms_after=1.0)
+    assert narrow.n_samples == 10 + 20 and narrow.waveforms_from == "extension"
+    X = load_dataset(narrow.csv_path).X
+    first_unit = shared.unit_ids[0]
+    channel = list(map(str, shared.channel_ids[per_unit[first_unit]])).index(str(main_channel[first_unit]))
+    np.testing.assert_allclose(X[:int(np.sum(spikes["unit_index"] == 0))],
+                               waveforms.get_waveforms_one_unit(first_unit)[:, 10:40, channel], atol=5e-4)
+    err = run_cli_error(capsys, [tmp_path / "shared", "--ms-after", "3"], tmp_path / "out" / "W.csv")
+    assert "less than the window asked for" in err and "--recording" in err
+    err = run_cli_error(capsys, [tmp_path / "shared", "--channels", "5"], tmp_path / "out" / "C.csv")
+    assert "its sparsity" in err and "--recording" in err
+    # Given the recording again, what the extension cannot give is computed from it.
+    wide = import_spikes(tmp_path / "shared", tmp_path / "wide.csv", channels=5, max_spikes_per_unit=20,
+                         recording=tmp_path / "rec_elsewhere")
+    assert wide.waveforms_from == "computed" and wide.n_channels == 5
+
+
+def test_recording_without_the_extension_equals_spikeinterfaces_own_extension(session, tmp_path):
+    """The session's analyzer has its recording and no waveforms: the import computes them; the
+    result is SpikeInterface's own extension computed on the same recording, same parameters."""
+    summary = import_spikes(session["analyzer_dir"], tmp_path / "Computed.csv", channels=3, max_spikes_per_unit=25,
+                            seed=5, ms_before=MS_BEFORE, ms_after=MS_AFTER)
+    assert summary.waveforms_from == "computed"
+    record = json.loads(summary.json_path.read_text())
+    assert record["waveforms"]["random_spikes"] == {"method": "uniform", "max_spikes_per_unit": 25,
+                                                    "margin_size": MARGIN, "seed": 5}
+    reference = sc.create_sorting_analyzer(session["truth"], session["recording"], format="memory", sparse=False)
+    reference.compute("random_spikes", method="uniform", max_spikes_per_unit=25, margin_size=MARGIN, seed=5)
+    reference.compute("waveforms", ms_before=MS_BEFORE, ms_after=MS_AFTER)
+    spikes = reference.get_extension("random_spikes").get_random_spikes()
+    dataset, frame = load_dataset(summary.csv_path), pd.read_csv(summary.csv_path)
+    ids = [str(c) for c in reference.channel_ids]
+    for k, u in enumerate(reference.unit_ids):
+        X, sample_index = rows_of(dataset, frame, u)
+        assert sample_index.tolist() == spikes["sample_index"][spikes["unit_index"] == k].tolist()
+        channels = [ids.index(str(c)) for c in record["channels"]["per_unit"][str(u)]]
+        expected = reference.get_extension("waveforms").get_waveforms_one_unit(u)[:, :, channels]
+        np.testing.assert_allclose(X, expected.transpose(0, 2, 1), atol=5e-4)

@@ -85,8 +85,8 @@ def test_string_labels_with_spaces_any_position(tmp_path, position):
     header.insert(position, "Unit")
     path = tmp_path / "strings.csv"
     path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\r\n")
-    label, waves, X, y, class_names = both_readers(path)
-    assert waves == [f"s{k}" for k in range(6)]
+    label, layout, X, y, class_names = both_readers(path)
+    assert layout.waveform_names == tuple(f"s{k}" for k in range(6)) and layout.metadata_names == ()
     assert label == "Unit" and class_names == ("01", "10", "basket", "pyr")
 
 
@@ -102,8 +102,9 @@ def test_label_column_argument_fast(tmp_path):
     lines = ["neuron,s0,label"] + [f"{i % 2},{i}.25,{i % 3}" for i in range(12)]
     path = tmp_path / "arg.csv"
     path.write_text("\n".join(lines) + "\n")
-    label, _, X, _, _ = both_readers(path, "NEURON")
-    assert label == "neuron" and X.shape == (12, 2)
+    label, layout, X, _, _ = both_readers(path, "NEURON")
+    # s0 names the waveform columns: "label", no longer the label, is metadata on both paths.
+    assert label == "neuron" and X.shape == (12, 1) and layout.metadata_names == ("label",)
 
 
 def test_many_blocks(tmp_path, monkeypatch):

@@ -59,10 +59,13 @@ def search_options(defaults, *, planned: bool = False) -> argparse.ArgumentParse
 
 
 def data_options(defaults) -> argparse.ArgumentParser:
+    from tuning.settings import COLUMNS_HELP
+
     parent = argparse.ArgumentParser(add_help=False)
     data = parent.add_argument_group("data")
     data.add_argument("--data-dir", default=defaults.data_dir, help="folder of the dataset CSVs")
     data.add_argument("--label-column", default=None, help="label column name (default: found by name, else last)")
+    data.add_argument("--columns", default=None, metavar="PATTERN", help=COLUMNS_HELP)
     data.add_argument("--folds", type=int, default=defaults.folds, help="folds of the full-split reruns")
     data.add_argument("--repeats", type=int, default=defaults.repeats, help="repeats (seeds) of the full-split reruns")
     return parent
@@ -151,18 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = commands.add_parser("import", help="labelled spikes from a SortingAnalyzer or Kilosort/Phy folder "
                               "-> a dataset CSV (needs the spikeinterface extra)",
+                              description="Waveforms come from the analyzer's own waveforms extension when it "
+                                          "has one (no recording needed), else SpikeInterface computes them "
+                                          "from the recording.",
                               formatter_class=HelpFormatter)
     imp.add_argument("source", help="a SpikeInterface SortingAnalyzer folder or a Kilosort/Phy output folder")
     imp.add_argument("output", help="the dataset CSV to write (e.g. data/M1.csv); its JSON goes beside it")
     imp.add_argument("--recording", default=None,
-                     help="the recording, if the source's reference to it is gone: a SpikeInterface-saved "
-                          "recording folder, or (Phy) the raw binary that params.py describes")
+                     help="the recording, if the source's reference to it is gone and the analyzer has no "
+                          "waveforms extension: a SpikeInterface-saved recording folder, or (Phy) the raw "
+                          "binary that params.py describes")
     imp.add_argument("--units", default=None, help="comma list of unit ids to keep (unset: every unit of --groups)")
     imp.add_argument("--groups", default="good", help="Phy/Kilosort curation groups to keep, comma list")
     imp.add_argument("--max-spikes", type=int, default=1000,
-                     help="at most this many spikes per unit (seeded random subset); 0 keeps all")
-    imp.add_argument("--ms-before", type=float, default=1.0, help="window before the spike peak, ms")
-    imp.add_argument("--ms-after", type=float, default=2.0, help="window after the spike peak, ms")
+                     help="at most this many spikes per unit (seeded random subset; from an analyzer's "
+                          "extension, at most its random spikes); 0 keeps all")
+    imp.add_argument("--ms-before", type=float, default=None,
+                     help="window before the spike peak, ms (default: the analyzer's waveforms extension's, "
+                          "else 1.0)")
+    imp.add_argument("--ms-after", type=float, default=None,
+                     help="window after the spike peak, ms (default: the extension's, else 2.0)")
     imp.add_argument("--channels", default="extremum",
                      help="'extremum' (each unit's largest channel) or K: that channel and its K-1 "
                           "nearest on the probe")
@@ -190,6 +201,8 @@ def add_predict_parser(commands) -> None:
                          help="label spikes whose calibrated confidence is below this 'unsorted' (0..1)")
     predict.add_argument("--label-column", default=None,
                          help="INPUT's label column (default: found by name, else none)")
+    predict.add_argument("--columns", default=None, metavar="PATTERN",
+                         help="INPUT's waveform columns, as for tune (default: the bundle's, else found by rule)")
     predict.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                          help="run the bundle's weights.pt with torch or its model.onnx with ONNX Runtime")
     predict.add_argument("--chunk-rows", type=int, default=50_000, help="spikes read and predicted at a time")
@@ -203,7 +216,7 @@ def settings_from_args(args):
         samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,
         metric=args.metric, seed=args.seed, searcher=args.searcher, deterministic=args.deterministic,
         smoke=args.smoke, data_dir=args.data_dir,
-        label_column=args.label_column, folds=args.folds, repeats=args.repeats,
+        label_column=args.label_column, columns=args.columns, folds=args.folds, repeats=args.repeats,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage, resume=args.resume,
         verbose=2 if args.verbose else 1,
@@ -292,7 +305,8 @@ def cmd_study(args) -> int:
     from tuning.study.runner import run_study
 
     overrides = {name: getattr(args, name) for name in (
-        "samples", "max_epochs", "grace_period", "metric", "seed", "searcher", "data_dir", "label_column", "folds",
+        "samples", "max_epochs", "grace_period", "metric", "seed", "searcher", "data_dir", "label_column", "columns",
+        "folds",
         "repeats", "cpus_per_trial", "gpus_per_trial", "num_cpus", "address", "storage")}
     result = run_study(args.families, args.datasets, replicates=args.replicates, time_budget=args.time_budget or None,
                        results_dir=args.results_dir, smoke=args.smoke, export=not args.no_export,
@@ -326,8 +340,10 @@ def cmd_import(args) -> int:
         max_spikes_per_unit=args.max_spikes or None, ms_before=args.ms_before, ms_after=args.ms_after,
         channels=args.channels, seed=args.seed, folds=args.folds, bandpass=bandpass)
     counts = ", ".join(f"{u}: {n}" for u, n in summary.spike_counts.items())
+    origin = ("from the analyzer's waveforms extension" if summary.waveforms_from == "extension"
+              else "computed from the recording")
     print(f"Wrote {summary.csv_path} ({len(summary.units)} units, {summary.n_channels} channel(s) x "
-          f"{summary.n_samples} samples at {summary.sampling_frequency:g} Hz; spikes per unit {counts})")
+          f"{summary.n_samples} samples at {summary.sampling_frequency:g} Hz, {origin}; spikes per unit {counts})")
     print(f"      {summary.json_path}")
     print(f"Tune on it with: scripts/tune.sh cnn {summary.csv_path}")
     return 0

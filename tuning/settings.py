@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import models
+from tuning.data.columns import check_pattern
 from tuning.data.readers import Dataset, load_datasets
 from tuning.errors import InputError
 from tuning.metrics import METRICS
 from tuning.data.splits import min_rows_per_class
 
+COLUMNS_HELP = ("name template of the waveform columns, {t} = sample number, {c} = channel number "
+                "(e.g. 'wave_{t}'); default: s0.., ch{c}_s{t} or another numbered pattern, found by rule; "
+                "other columns but the label are metadata")
 SEARCHERS = ("tpe", "random", "bohb")
 """``--searcher`` choices (built in tuning.search.searchers): TPE + ASHA, random + ASHA, BOHB with
 its HyperBand scheduler."""
@@ -39,6 +43,7 @@ class TuneSettings:
     gpus_per_trial: float = 0.0
     data_dir: str = "data"
     label_column: str | None = None
+    columns: str | None = None  # the waveform columns' name template (--columns); None: found by rule
     storage: str = "ray_results"
     address: str | None = None
     num_cpus: int | None = None
@@ -78,6 +83,8 @@ class TuneSettings:
             raise InputError(f"--searcher bohb needs {' and '.join(missing)}: "
                              f"pip install -e \".[bohb]\" (pinned versions in setup.cfg)")
         check_output_folder(self.storage, "--storage")
+        if self.columns is not None:
+            check_pattern(self.columns)
 
 
 def check_output_folder(path: str | Path, option: str) -> None:
@@ -121,13 +128,26 @@ def check_same_channels(family: str, datasets: list[Dataset]) -> None:
         )
 
 
+_REPORTED: set[Path] = set()  # datasets whose metadata columns this process has named already
+
+
+def report_metadata_columns(datasets: list[Dataset]) -> None:
+    """Name, once per dataset and process, the columns read as metadata rather than samples."""
+    for dataset in datasets:
+        if dataset.metadata_columns and dataset.path not in _REPORTED:
+            _REPORTED.add(dataset.path)
+            print(f"{dataset.name}: metadata columns {', '.join(dataset.metadata_columns)} are not waveform "
+                  f"samples; skipped ({dataset.length} samples x {dataset.n_channels} channel(s) read)")
+
+
 def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[list[Dataset]]:
     """Validate everything the user gave, before Ray starts; return the experiment groups."""
     check_family(family)
     settings.validate()
     names = [part.strip() for part in dataset.split(",")] if "," in dataset else dataset
     datasets = load_datasets(names, settings.data_dir, settings.label_column,
-                             min_rows_per_class(settings.folds))
+                             min_rows_per_class(settings.folds), columns=settings.columns)
+    report_metadata_columns(datasets)
     if models.is_multitask(family):
         if len(datasets) < 2:
             raise InputError(f"{family} trains one network on several datasets; "

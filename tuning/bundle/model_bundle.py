@@ -171,6 +171,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
             "class_names": list(dataset.class_names),  # class id k is class_names[k]
             "label_map": dataset.label_map(),
             "label_column": dataset.label_column,
+            "columns": dataset.columns,  # the --columns template it was read with (None: the rule's own)
             "input_length": dataset.length,  # samples per channel
             "n_channels": final.fit.n_channels,
             "resampling": resampling_rule(dataset.length, final.fit.input_length),

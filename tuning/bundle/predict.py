@@ -11,21 +11,26 @@ run when its chunk is read. The output is written to a temporary file and rename
 Label column of INPUT: ``--label-column`` if given; else a column named like a label column
 (``label``, ``track``, ``class``, ``unit``, ``y``, or the bundle's own label column name);
 else the last column when the header has one column more than the waveform length; else
-none. Labels are matched to the bundle's class labels as the training loader canonicalises
-them (numeric labels by value: ``1.0`` is ``1``). With labels, accuracy, balanced accuracy
-and the confusion matrix are printed; a spike labelled ``unsorted`` (``--min-confidence``)
-or with a label the bundle does not know counts as wrong; rows with an empty label are
-left out of the scores.
+none. Labels are matched to the bundle's class labels by the training loader's own rule
+(:func:`tuning.data.labels.canonical_label`: numeric labels by value, ``1.0`` is ``1``).
+With labels, accuracy, balanced accuracy and the confusion matrix are printed; a spike
+labelled ``unsorted`` (``--min-confidence``) or with a label the bundle does not know counts
+as wrong; rows with an empty label are left out of the scores.
 
-Output columns: ``row`` (0-based position of the spike among the input's data rows),
-``label`` (the lab's own label, or ``unsorted``), ``p_<label>`` per class (calibrated
-probabilities, summing to 1), ``confidence`` (the largest probability), and ``true_label``
-when the input has labels.
+Waveform columns of INPUT: the training loader's rule (:func:`tuning.data.columns.waveform_columns`),
+with ``--columns`` if given, else the template the bundle was trained with (if any). The
+other columns (``spike_time``, ``channel``, ...) are metadata: copied, as text, beside each
+prediction so that it can be joined back to its spike.
+
+Output columns: ``row`` (0-based position of the spike among the input's data rows), the
+input's metadata columns (a name that clashes with an output column gets ``input_`` in
+front), ``label`` (the lab's own label, or ``unsorted``), ``p_<label>`` per class
+(calibrated probabilities, summing to 1), ``confidence`` (the largest probability), and
+``true_label`` when the input has labels.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections import Counter
@@ -34,7 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.data.readers import LABEL_COLUMN_NAMES, check_row_length, find_column, open_csv, waveform_array
+from tuning.data.columns import waveform_columns
+from tuning.data.csv_files import count_lines, is_gzip, open_csv
+from tuning.data.labels import LABEL_COLUMN_NAMES, all_numeric, canonical_label
+from tuning.data.readers import check_row_length, find_column, waveform_array
 from tuning.errors import InputError
 
 CHUNK_ROWS = 50_000
@@ -49,6 +57,7 @@ class PredictSummary:
     rows: int = 0
     unsorted: int = 0
     label_column: str | None = None
+    metadata_columns: tuple[str, ...] = ()  # copied beside each prediction
     scored: int = 0                     # rows with a label
     confusion: Counter = field(default_factory=Counter)  # (true label, predicted label) -> spikes
 
@@ -80,9 +89,12 @@ class PredictSummary:
 
 
 def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confidence: float | None = None,
-                label_column: str | None = None, backend: str = "torch", chunk_rows: int = CHUNK_ROWS,
-                progress: bool = True) -> PredictSummary:
-    """Predict every spike of ``input_csv`` with the bundle in ``model_dir``; write ``out``."""
+                label_column: str | None = None, columns: str | None = None, backend: str = "torch",
+                chunk_rows: int = CHUNK_ROWS, progress: bool = True) -> PredictSummary:
+    """Predict every spike of ``input_csv`` with the bundle in ``model_dir``; write ``out``.
+
+    ``columns``: the waveform columns' name template (``--columns``); ``None``: the one the
+    bundle was trained with, else the rule's own (see the module docstring)."""
     from tuning.bundle.model_bundle import load_model
 
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:  # also refuses NaN
@@ -94,51 +106,50 @@ def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confi
     out = check_output_path(out, input_csv)
     path, header, _, rows = open_csv(input_csv)
     try:
-        return _predict_rows(model, task, path, header, rows, out, label_column, min_confidence, chunk_rows,
-                             progress)
+        return _predict_rows(model, task, path, header, rows, out, label_column, columns, min_confidence,
+                             chunk_rows, progress)
     finally:
         rows.close()  # closes the file, also when a check fails before the first chunk
 
 
-def _predict_rows(model, task, path, header, rows, out, label_column, min_confidence, chunk_rows,
+def _predict_rows(model, task, path, header, rows, out, label_column, columns, min_confidence, chunk_rows,
                   progress) -> PredictSummary:
     from tuning import atomic
 
-    from tuning.data.channels import channel_layout
-
     spec = model.metadata["tasks"][model.tasks.index(task)]
-    label_j = find_label_column(path, header, label_column, spec, model.n_channels)
-    wave_names = [name for j, name in enumerate(header) if j != label_j]
-    n_channels, order = channel_layout(path, wave_names)  # ch{c}_s{t} columns: put them channel-major
-    if n_channels != model.n_channels:
-        raise InputError(f"{path}: waveforms of {n_channels} channel(s), but the bundle was trained on "
+    columns = columns if columns is not None else spec.get("columns")
+    label_j = find_label_column(path, header, label_column, spec, model.n_channels, columns)
+    layout = waveform_columns(path, header, label_j, columns)  # the training loader's rule
+    if layout.n_channels != model.n_channels:
+        raise InputError(f"{path}: waveforms of {layout.n_channels} channel(s), but the bundle was trained on "
                          f"{model.n_channels}; give it files with the same channels")
-    model.check_length(len(wave_names), task, source=str(path))
+    model.check_length(len(layout.waveform), task, source=str(path))
 
-    summary = PredictSummary(model, task, out, label_column=None if label_j is None else header[label_j])
+    summary = PredictSummary(model, task, out, label_column=None if label_j is None else header[label_j],
+                             metadata_columns=layout.metadata_names)
     classes = model.classes(task)
-    numeric = all(_number(c) is not None for c in classes)
-    columns = ["row", "label", *[f"p_{c}" for c in classes], "confidence"]
+    numeric = all_numeric(classes)
+    outputs = ["row", "label", *[f"p_{c}" for c in classes], "confidence"]
     if label_j is not None:
-        columns.append("true_label")
+        outputs.append("true_label")
+    outputs[1:1] = _metadata_names(layout.metadata_names, outputs)
     bar = _progress_bar(path, progress)
     try:
         with atomic.atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
-            stream.write(_csv_line(columns))
+            stream.write(_csv_line(outputs))
             for lines, chunk in _chunks(rows, chunk_rows):
                 for row, line in zip(chunk, lines):
                     check_row_length(path, row, line, len(header))
-                X = waveform_array(path, header, chunk, lines, label_j)
-                if order is not None:
-                    X = X[:, order]
+                X = waveform_array(path, header, chunk, lines, layout.waveform)
                 probabilities = model.predict_proba(X, task)
                 labels = model.labels_from_proba(probabilities, task, min_confidence)
                 true = None
                 if label_j is not None:
-                    true = [_canonical(row[label_j].strip(), numeric) for row in chunk]
+                    true = [canonical_label(row[label_j], numeric) for row in chunk]
                     summary.confusion.update((t, p) for t, p in zip(true, labels) if t)
                     summary.scored += sum(1 for t in true if t)
-                _write_chunk(stream, summary.rows, labels, probabilities, true)
+                metadata = [[row[j].strip() for j in layout.metadata] for row in chunk]
+                _write_chunk(stream, summary.rows, metadata, labels, probabilities, true)
                 summary.rows += len(chunk)
                 summary.unsorted += int(np.sum(labels == "unsorted")) if min_confidence is not None else 0
                 bar.update(len(chunk))
@@ -150,7 +161,7 @@ def _predict_rows(model, task, path, header, rows, out, label_column, min_confid
 
 
 def find_label_column(path: Path, header: list[str], label_column: str | None, spec: dict,
-                      n_channels: int = 1) -> int | None:
+                      n_channels: int = 1, columns: str | None = None) -> int | None:
     """Index of INPUT's label column, or None (see the module docstring)."""
     if label_column is not None:
         found = find_column(header, label_column)
@@ -163,9 +174,23 @@ def find_label_column(path: Path, header: list[str], label_column: str | None, s
     for j, name in enumerate(header):
         if name.lower() in names:
             return j
-    if len(header) == n_channels * int(spec["input_length"]) + 1:
-        return len(header) - 1
+    last = len(header) - 1
+    if len(header) == n_channels * int(spec["input_length"]) + 1 and \
+            last not in waveform_columns(path, header, None, columns).waveform:
+        return last
     return None
+
+
+def _metadata_names(names: tuple[str, ...], outputs: list[str]) -> list[str]:
+    """The metadata columns' names in the output: ``input_`` in front of one that an output
+    column (or an earlier metadata column) already has."""
+    taken, result = set(outputs), []
+    for name in names:
+        while name in taken:
+            name = f"input_{name}"
+        taken.add(name)
+        result.append(name)
+    return result
 
 
 def check_output_path(out, input_csv) -> Path:
@@ -201,26 +226,6 @@ def _chunks(rows, size: int):
         yield lines, chunk
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _canonical(label: str, numeric: bool) -> str:
-    """A label as the training loader names classes: numbers by value (``1.0`` -> ``1``);
-    ``""`` for a missing label (an empty cell or ``nan``, as pandas writes one)."""
-    if label.lower() == "nan":
-        return ""
-    if numeric and label:
-        value = _number(label)
-        if value is not None:
-            return str(int(value)) if value.is_integer() else repr(value)
-    return label
-
-
 def _csv_line(cells) -> str:
     import csv
     import io
@@ -230,11 +235,13 @@ def _csv_line(cells) -> str:
     return buffer.getvalue()
 
 
-def _write_chunk(stream, first_row: int, labels, probabilities, true) -> None:
+def _write_chunk(stream, first_row: int, metadata: list[list[str]], labels, probabilities, true) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(probabilities)
     frame.insert(0, "label", labels)
+    for k in range(len(metadata[0]) if metadata else 0):  # positional names: the header may repeat one
+        frame.insert(k, f"metadata {k}", [cells[k] for cells in metadata])
     frame.insert(0, "row", np.arange(first_row, first_row + len(labels)))
     frame["confidence"] = probabilities.max(axis=1)
     if true is not None:
@@ -247,21 +254,17 @@ def _progress_bar(path: Path, enabled: bool):
 
     size = path.stat().st_size
     show = enabled and size >= PROGRESS_MIN_BYTES
-    total = _count_lines(path) - 1 if show else None  # minus the header; blank lines overcount
+    # minus the header; blank lines overcount; a .gz file's lines are not counted (no total)
+    total = count_lines(path) - 1 if show and not is_gzip(path) else None
     return tqdm(total=total, desc="predict", unit="spike", unit_scale=True, disable=not show)
-
-
-def _count_lines(path: Path) -> int:
-    count = 0
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            count += block.count(b"\n")
-    return count
 
 
 def print_summary(summary: PredictSummary, min_confidence: float | None) -> None:
     model, task = summary.model, summary.task
     print(f"Predicted {summary.rows} spikes with {model.metadata['approach']} ({task}) -> {summary.out}")
+    if summary.metadata_columns:
+        print(f"  metadata columns (not waveform samples), copied beside each prediction: "
+              f"{', '.join(summary.metadata_columns)}")
     if min_confidence is not None:
         print(f"  unsorted (confidence below {min_confidence:g}): {summary.unsorted} "
               f"({100 * summary.unsorted / summary.rows:.1f}%)")
@@ -286,6 +289,6 @@ def print_summary(summary: PredictSummary, min_confidence: float | None) -> None
 def run(args) -> int:
     summary = predict_csv(args.model_dir, args.input, args.out, task=args.task,
                           min_confidence=args.min_confidence, label_column=args.label_column,
-                          backend=args.backend, chunk_rows=args.chunk_rows, progress=not args.no_progress)
+                          columns=args.columns, backend=args.backend, chunk_rows=args.chunk_rows, progress=not args.no_progress)
     print_summary(summary, args.min_confidence)
     return 0

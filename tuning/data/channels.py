@@ -21,7 +21,7 @@ import numpy as np
 
 from tuning.errors import InputError
 
-__all__ = ["CHANNEL_COLUMN", "column_name", "column_names", "channel_layout"]
+__all__ = ["CHANNEL_COLUMN", "column_name", "column_names", "channel_layout", "channel_grid"]
 
 #: A multi-channel column name: ``ch{channel}_s{sample}``, case-insensitive.
 CHANNEL_COLUMN = re.compile(r"ch(\d+)_s(\d+)", re.IGNORECASE)
@@ -66,6 +66,15 @@ def channel_layout(path: str | Path, names: Sequence[str]) -> tuple[int, np.ndar
             "..., ch1_s0, ...) or none of them"
         )
     pairs = [(int(m.group(1)), int(m.group(2))) for m in matches]
+    return channel_grid(path, names, pairs)
+
+
+def channel_grid(path: str | Path, names: Sequence[str], pairs: Sequence[tuple[int, int]]) -> tuple[int, np.ndarray | None]:
+    """Check that ``pairs`` (channel, sample) of columns ``names`` fill the grid ``C x T`` once each.
+
+    Returns ``(n_channels, order)`` as :func:`channel_layout`; InputError naming the columns
+    for a repeated pair or a hole.
+    """
     seen: dict[tuple[int, int], str] = {}
     for name, pair in zip(names, pairs):
         if pair in seen:
@@ -78,8 +87,8 @@ def channel_layout(path: str | Path, names: Sequence[str]) -> tuple[int, np.ndar
         missing = next((c, t) for c in range(n_channels) for t in range(n_samples) if (c, t) not in seen)
         raise InputError(
             f"{path}: multi-channel columns need every channel 0..{n_channels - 1} with every sample "
-            f"0..{n_samples - 1}, but {column_name(*missing)} is missing; every channel must have "
-            "the same samples"
+            f"0..{n_samples - 1}, but {column_name(*missing)} is missing (channel {missing[0]}, sample "
+            f"{missing[1]}); every channel must have the same samples"
         )
     order = np.array(sorted(range(len(pairs)), key=lambda k: pairs[k]), dtype=np.int64)
     if np.array_equal(order, np.arange(len(pairs))):

@@ -2,28 +2,37 @@
 
 Two sources, both read with SpikeInterface (the ``[spikeinterface]`` extra):
 
-* a SpikeInterface ``SortingAnalyzer`` folder (``binary_folder`` or ``.zarr``), whose
-  recording must still be reachable (or given with ``recording=``);
+* a SpikeInterface ``SortingAnalyzer`` folder (``binary_folder`` or ``.zarr``). When it has
+  the ``waveforms`` extension (with ``random_spikes``) computed, its waveforms are the
+  dataset, with or without the raw recording (labs share analyzers without it). Otherwise
+  its recording (still where it was, or ``recording=``) is needed, and the extension is
+  computed in memory;
 * a Kilosort / Phy output folder (``params.py``, ``spike_times.npy``, ...), read with
   ``read_phy``; its recording is ``params.py``'s ``dat_path`` (or ``recording=``). Only the
   units whose curated group (Phy's ``cluster_group.tsv``, else Kilosort's ``KSLabel``) is
   in ``groups`` are kept, ``good`` by default.
 
-For every kept unit, up to ``max_spikes_per_unit`` spikes (a seeded random subset, so a rerun
-gives the same file) are cut from the recording, ``ms_before`` / ``ms_after`` around the
-sorter's spike time (SpikeInterface and Kilosort put it at the spike's peak). Spikes whose
-window runs past either end of the recording are left out (counted in the JSON).
-Channels: ``"extremum"`` takes each unit's extremum channel (the largest absolute value of
-its mean waveform, over up to :data:`TEMPLATE_SPIKES` spikes); an integer K takes that
-channel and the K-1 channels nearest to it on the probe (ties by channel order). Columns
-are relative to the unit: channel 0 is always the unit's extremum channel, then nearest
-first, so a network learns waveform shapes across a neighbourhood, not probe positions.
+Waveforms come from SpikeInterface's own extensions, never from window-cutting code of ours
+(:mod:`tuning.data.spike_waveforms`): ``random_spikes`` picks up to ``max_spikes_per_unit``
+spikes per unit (seeded, so a rerun gives the same file) and ``waveforms`` cuts ``ms_before``
+/ ``ms_after`` around each spike time (the spike's peak for SpikeInterface and Kilosort).
+From an existing extension, the window may be cut narrower than the extension's, not wider,
+and the spikes are the extension's random spikes (fewer with a smaller ``max_spikes_per_unit``).
+Spikes whose window would run past either end of their segment are left out (counted in the
+JSON). Channels: ``"extremum"`` takes each unit's main channel (SpikeInterface's, largest
+absolute template value); an integer K takes that channel and the K-1 channels nearest to it
+on the probe. Columns are relative to the unit: channel 0 is always the unit's main channel,
+then nearest first, so a network learns waveform shapes across a neighbourhood, not probe
+positions.
 
 Output: ``OUTPUT.csv`` with one row per spike, the waveform columns (``s{t}`` for one
 channel, ``ch{c}_s{t}`` for several; :mod:`tuning.data.channels`) in microvolts where the
-recording knows its gain, and a ``unit`` column holding the unit id (the label); plus
-``OUTPUT.json`` beside it: source, sampling rate, window, channels per unit, spike counts.
-Both files are written together or not at all, and only after every check passed.
+recording knows its gain, the metadata column ``sample_index`` (the spike's sample in its
+segment; ``segment_index`` too when there are several), which training skips and ``predict``
+copies beside each prediction, and a ``unit`` column holding the unit id (the label); plus
+``OUTPUT.json`` beside it: source, where the waveforms came from and the extensions'
+parameters, sampling rate, window, channels per unit, spike counts. Both files are written
+together or not at all, and only after every check passed.
 """
 
 from __future__ import annotations
@@ -39,18 +48,16 @@ from typing import Sequence
 import numpy as np
 
 from tuning import atomic
+from tuning.data import spike_waveforms
 from tuning.data.channels import column_names
-from tuning.errors import InputError
 from tuning.data.splits import min_rows_per_class
+from tuning.errors import InputError
 
-__all__ = ["ImportSummary", "import_spikes", "TEMPLATE_SPIKES", "DEFAULT_GROUPS"]
+__all__ = ["ImportSummary", "import_spikes", "DEFAULT_GROUPS", "DEFAULT_WINDOW_MS"]
 
-#: Spikes per unit averaged to find its extremum channel.
-TEMPLATE_SPIKES = 200
 DEFAULT_GROUPS = ("good",)
-# A read covers consecutive spikes while it stays under this many samples, so dense spike
-# trains are read in blocks and sparse ones spike by spike (never a whole recording at once).
-_READ_BLOCK = 65536
+#: (ms before, ms after) each spike when the waveforms are computed and no window is given.
+DEFAULT_WINDOW_MS = (1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class ImportSummary:
     n_channels: int
     n_samples: int
     sampling_frequency: float
+    waveforms_from: str  # "extension" (the analyzer's own) | "computed" (from the recording)
 
 
 def import_spikes(
@@ -75,8 +83,8 @@ def import_spikes(
     units: Sequence[str | int] | None = None,
     groups: Sequence[str] = DEFAULT_GROUPS,
     max_spikes_per_unit: int | None = 1000,
-    ms_before: float = 1.0,
-    ms_after: float = 2.0,
+    ms_before: float | None = None,
+    ms_after: float | None = None,
     channels: str | int = "extremum",
     seed: int = 0,
     folds: int = 5,
@@ -93,66 +101,50 @@ def import_spikes(
         units: unit ids to keep (as given by the sorter); default all (after ``groups``).
         groups: Phy/Kilosort curation groups to keep (Phy folders only).
         max_spikes_per_unit: at most this many spikes per unit, a seeded random subset;
-            ``None`` keeps every spike.
-        ms_before, ms_after: the window around each spike time, in milliseconds.
+            ``None`` keeps every spike (every one the analyzer's extension holds).
+        ms_before, ms_after: the window around each spike time, in milliseconds; ``None``:
+            the analyzer's ``waveforms`` extension's own, else :data:`DEFAULT_WINDOW_MS`.
         channels: ``"extremum"`` or an integer K >= 1 (the K nearest channels).
         seed: seeds the spike subset.
         folds: the cross-validation folds the dataset must support (every unit needs
             ``tuning.data.splits.min_rows_per_class(folds)`` spikes).
         bandpass: ``(low_hz, high_hz)``: filter the recording first (raw Kilosort ``.dat``
-            files are unfiltered); ``None`` reads it as it is.
+            files are unfiltered); ``None`` reads it as it is. Needs the recording.
 
     Raises:
-        InputError: a source that is neither kind, a missing recording, no unit left after
-            the group or unit filter, a unit with too few spikes, bad options. Nothing is
-            written then.
+        InputError: a source that is neither kind, an analyzer with neither its waveforms
+            extension nor its recording, no unit left after the group or unit filter, a unit
+            with too few spikes, bad options. Nothing is written then.
     """
     source, output = Path(source).expanduser(), Path(output).expanduser()
     n_nearest = _check_options(output, channels, ms_before, ms_after, max_spikes_per_unit, folds, bandpass)
     si = _spikeinterface()
     kind = _source_kind(source)
+    analyzer = None
     if kind == "analyzer":
-        sorting, rec = _open_analyzer(si, source, recording)
-        group_filter = None
+        analyzer, rec = _open_analyzer(si, source, recording)
+        sorting, group_filter = analyzer.sorting, None
     else:
         sorting, rec = _open_phy(si, source, recording)
         sorting, group_filter = _filter_groups(source, sorting, groups)
-    if bandpass is not None:
-        import spikeinterface.preprocessing as spre
+    if rec is not None:
+        if bandpass is not None:
+            import spikeinterface.preprocessing as spre
 
-        rec = spre.bandpass_filter(rec, freq_min=float(bandpass[0]), freq_max=float(bandpass[1]))
-    fs = float(rec.get_sampling_frequency())
-    if abs(fs - float(sorting.get_sampling_frequency())) > 1e-6 * fs:
-        raise InputError(f"{source}: the sorting's sampling rate ({sorting.get_sampling_frequency()} Hz) is not "
-                         f"the recording's ({fs} Hz); give the recording that was sorted with --recording")
-    if sorting.get_num_segments() != rec.get_num_segments():
-        raise InputError(f"{source}: the sorting has {sorting.get_num_segments()} segments, the recording "
-                         f"{rec.get_num_segments()}; give the recording that was sorted with --recording")
+            rec = spre.bandpass_filter(rec, freq_min=float(bandpass[0]), freq_max=float(bandpass[1]))
+        _check_recording_matches(source, sorting, rec)
     unit_ids = _select_units(source, sorting, units, group_filter)
+    fs = float(sorting.get_sampling_frequency())
+    n_channels_there = rec.get_num_channels() if rec is not None else len(analyzer.channel_ids)
+    if n_nearest is not None and n_nearest > n_channels_there:
+        raise InputError(f"--channels {n_nearest} asks for more channels than the recording has ({n_channels_there})")
 
-    nbefore = int(round(ms_before * fs / 1000.0))
-    nafter = int(round(ms_after * fs / 1000.0))
-    if nbefore + nafter < 2:
-        raise InputError(f"the window {ms_before} + {ms_after} ms is under 2 samples at {fs:g} Hz; widen it")
-    n_rec_channels = rec.get_num_channels()
-    if n_nearest is not None and n_nearest > n_rec_channels:
-        raise InputError(f"--channels {n_nearest} asks for more channels than the recording has ({n_rec_channels})")
-
-    rng = np.random.default_rng(seed)
-    spikes = {}  # unit -> (segment array, frame array) of the chosen spikes
-    totals, dropped = {}, {}
-    for uid in unit_ids:
-        seg, frames = _unit_spikes(sorting, rec, uid, nbefore, nafter)
-        totals[uid] = int(sum(len(sorting.get_unit_spike_train(uid, segment_index=s))
-                              for s in range(sorting.get_num_segments())))
-        dropped[uid] = totals[uid] - len(frames)
-        if max_spikes_per_unit is not None and len(frames) > max_spikes_per_unit:
-            keep = np.sort(rng.choice(len(frames), size=max_spikes_per_unit, replace=False))
-            seg, frames = seg[keep], frames[keep]
-        spikes[uid] = (seg, frames)
+    found = _waveforms(source, analyzer, sorting, rec, unit_ids, n_nearest, ms_before, ms_after,
+                       max_spikes_per_unit, seed, bandpass, fs)
 
     need = min_rows_per_class(folds)
-    small = [(uid, len(spikes[uid][1])) for uid in unit_ids if len(spikes[uid][1]) < need]
+    counts = {uid: found.counts[uid]["imported"] for uid in unit_ids}
+    small = [(uid, n) for uid, n in counts.items() if n < need]
     if small:
         listed = ", ".join(f"unit {uid} has {n}" for uid, n in small)
         raise InputError(
@@ -163,32 +155,33 @@ def import_spikes(
         raise InputError(f"{source}: only unit {unit_ids[0]} is left; a classifier needs at least two units "
                          "(check --units and --groups)")
 
-    channel_of = _unit_channels(rec, spikes, unit_ids, nbefore, nafter, n_nearest, rng)
     n_channels = 1 if n_nearest is None else n_nearest
-    waveforms = {uid: _read_windows(rec, *spikes[uid], nbefore, nafter, channel_of[uid]) for uid in unit_ids}
-
-    in_uv = bool(rec.has_scaleable_traces())
-    header = column_names(n_channels, nbefore + nafter) + ["unit"]
-    csv_text = _csv_text(header, unit_ids, waveforms)
-    channel_ids = rec.get_channel_ids()
+    width = found.nbefore + found.nafter
+    segments = sorting.get_num_segments() > 1
+    metadata = ["sample_index", *(["segment_index"] if segments else [])]
+    header = column_names(n_channels, width) + metadata + ["unit"]
+    csv_text = _csv_text(header, unit_ids, found, segments)
+    channel_ids = analyzer.channel_ids if analyzer is not None else rec.get_channel_ids()
     record = {
         "source": str(source.resolve()),
         "kind": kind,
-        "recording": _describe(rec),
+        "recording": _describe(rec) if rec is not None else None,
+        "waveforms": found.origin,
         "sampling_frequency": fs,
-        "units_of_values": "uV" if in_uv else "raw (the recording has no gain to microvolts)",
+        "units_of_values": "uV" if found.in_uv else "raw (the recording has no gain to microvolts)",
         "bandpass_hz": list(bandpass) if bandpass is not None else None,
-        "window_ms": {"before": ms_before, "after": ms_after},
-        "window_samples": {"before": nbefore, "after": nafter, "total": nbefore + nafter},
+        "window_ms": {"before": 1000.0 * found.nbefore / fs, "after": 1000.0 * found.nafter / fs},
+        "window_samples": {"before": found.nbefore, "after": found.nafter, "total": width},
         "channels": {"mode": "extremum" if n_nearest is None else "nearest", "count": n_channels,
-                     "per_unit": {str(uid): [_plain(channel_ids[c]) for c in channel_of[uid]] for uid in unit_ids}},
+                     "per_unit": {str(uid): [_plain(channel_ids[c]) for c in found.channels[uid]]
+                                  for uid in unit_ids}},
         "groups": list(groups) if kind == "phy" else None,
         "units": [str(uid) for uid in unit_ids],
-        "spike_counts": {str(uid): {"imported": int(len(spikes[uid][1])), "in_sorting": totals[uid],
-                                    "outside_recording": dropped[uid]} for uid in unit_ids},
+        "spike_counts": {str(uid): found.counts[uid] for uid in unit_ids},
         "max_spikes_per_unit": max_spikes_per_unit,
         "seed": seed,
         "label_column": "unit",
+        "metadata_columns": metadata,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": {"spikeinterface": si.__version__},
     }
@@ -196,8 +189,49 @@ def import_spikes(
     atomic.write_all({output: csv_text.encode("utf-8"),
                       json_path: (json.dumps(record, indent=2) + "\n").encode("utf-8")})
     return ImportSummary(output.resolve(), json_path.resolve(), kind, tuple(str(u) for u in unit_ids),
-                         {str(uid): int(len(spikes[uid][1])) for uid in unit_ids}, n_channels,
-                         nbefore + nafter, fs)
+                         {str(uid): counts[uid] for uid in unit_ids}, n_channels, width, fs,
+                         "extension" if found.origin["from"].startswith("the analyzer") else "computed")
+
+
+def _waveforms(source, analyzer, sorting, rec, unit_ids, n_nearest, ms_before, ms_after, max_spikes, seed,
+               bandpass, fs) -> spike_waveforms.UnitWaveforms:
+    """From the analyzer's extension when it has one that serves the request, else computed
+    from the recording; InputError with the ways out when neither can be done."""
+    nbefore = None if ms_before is None else spike_waveforms.samples(ms_before, fs)
+    nafter = None if ms_after is None else spike_waveforms.samples(ms_after, fs)
+    has_extension = analyzer is not None and analyzer.has_extension("waveforms") and \
+        analyzer.has_extension("random_spikes")
+    if has_extension:
+        why_not = ("--bandpass filters the recording, not the waveforms the extension holds" if bandpass else
+                   spike_waveforms.extension_mismatch(analyzer, unit_ids, n_nearest, nbefore, nafter))
+        if why_not is None:
+            return spike_waveforms.from_extension(analyzer, unit_ids, n_nearest, nbefore, nafter, max_spikes, seed)
+        if rec is None:
+            raise InputError(f"{source}: {why_not}; and the analyzer's recording cannot be found (moved or deleted "
+                             "since it was saved) to compute others: give it with --recording, or ask for what the "
+                             "extension holds")
+    if rec is None:
+        raise InputError(
+            f"{source}: the analyzer has no waveforms extension and its recording cannot be found (moved or deleted "
+            "since it was saved); either compute the extension where the recording is (analyzer.compute(["
+            "'random_spikes', 'waveforms'])) and share that analyzer, or give the recording with --recording "
+            "(a SpikeInterface-saved recording folder)"
+        )
+    before = DEFAULT_WINDOW_MS[0] if ms_before is None else ms_before
+    after = DEFAULT_WINDOW_MS[1] if ms_after is None else ms_after
+    if spike_waveforms.samples(before, fs) + spike_waveforms.samples(after, fs) < 2:
+        raise InputError(f"the window {before} + {after} ms is under 2 samples at {fs:g} Hz; widen it")
+    return spike_waveforms.compute(sorting, rec, unit_ids, n_nearest, before, after, max_spikes, seed, analyzer)
+
+
+def _check_recording_matches(source: Path, sorting, rec) -> None:
+    fs = float(rec.get_sampling_frequency())
+    if abs(fs - float(sorting.get_sampling_frequency())) > 1e-6 * fs:
+        raise InputError(f"{source}: the sorting's sampling rate ({sorting.get_sampling_frequency()} Hz) is not "
+                         f"the recording's ({fs} Hz); give the recording that was sorted with --recording")
+    if sorting.get_num_segments() != rec.get_num_segments():
+        raise InputError(f"{source}: the sorting has {sorting.get_num_segments()} segments, the recording "
+                         f"{rec.get_num_segments()}; give the recording that was sorted with --recording")
 
 
 # --------------------------------------------------------------------------------------
@@ -211,8 +245,8 @@ def _check_options(output: Path, channels, ms_before, ms_after, max_spikes, fold
         raise InputError(f"{output}: the output must be a .csv file (the dataset the tool reads)")
     if output.exists() and not output.is_file():
         raise InputError(f"{output}: exists and is not a file")
-    if ms_before < 0 or ms_after <= 0:
-        raise InputError(f"the window must have ms_before >= 0 and ms_after > 0, got {ms_before} and {ms_after}")
+    if (ms_before is not None and ms_before < 0) or (ms_after is not None and ms_after <= 0):
+        raise InputError(f"the window must have --ms-before >= 0 and --ms-after > 0, got {ms_before} and {ms_after}")
     if max_spikes is not None and max_spikes < 1:
         raise InputError(f"--max-spikes must be at least 1, got {max_spikes}")
     if folds < 2:
@@ -273,20 +307,16 @@ def _source_kind(source: Path) -> str:
 
 
 def _open_analyzer(si, source: Path, recording):
+    """``(analyzer, recording or None)``: read-only, so the lab's folder is never written to."""
     import spikeinterface.core as sc
 
     try:
-        analyzer = sc.load_sorting_analyzer(source, load_extensions=False)
+        analyzer = sc.load_sorting_analyzer(source, load_extensions=False, read_only=True)
     except Exception as exc:  # a damaged folder: say which, not a traceback
         raise InputError(f"{source}: cannot be read as a SortingAnalyzer ({type(exc).__name__}: {exc})") from None
     if recording is not None:
-        return analyzer.sorting, _load_recording(si, Path(recording).expanduser(), None)
-    if not analyzer.has_recording():
-        raise InputError(
-            f"{source}: the analyzer's recording cannot be found (moved or deleted since the analyzer "
-            "was saved); give it with --recording (a SpikeInterface-saved recording folder)"
-        )
-    return analyzer.sorting, analyzer.recording
+        return analyzer, _load_recording(si, Path(recording).expanduser(), None)
+    return analyzer, analyzer.recording if analyzer.has_recording() else None
 
 
 def _open_phy(si, source: Path, recording):
@@ -410,83 +440,25 @@ def _select_units(source: Path, sorting, units, group_filter) -> list:
 
 
 # --------------------------------------------------------------------------------------
-# Spikes, channels, waveforms
+# Writing
 # --------------------------------------------------------------------------------------
 
 
-def _unit_spikes(sorting, rec, uid, nbefore: int, nafter: int):
-    """(segment, frame) of every spike of ``uid`` whose window lies inside the recording."""
-    segs, frames = [], []
-    for s in range(sorting.get_num_segments()):
-        train = np.asarray(sorting.get_unit_spike_train(uid, segment_index=s), dtype=np.int64)
-        n = rec.get_num_samples(segment_index=s)
-        train = train[(train - nbefore >= 0) & (train + nafter <= n)]
-        segs.append(np.full(len(train), s, dtype=np.int64))
-        frames.append(train)
-    return np.concatenate(segs), np.concatenate(frames)
-
-
-def _unit_channels(rec, spikes, unit_ids, nbefore, nafter, n_nearest, rng) -> dict:
-    """Channel indices per unit: [extremum] or the n_nearest nearest to it, extremum first."""
-    all_channels = np.arange(rec.get_num_channels())
-    locations = None
-    if n_nearest is not None:
-        try:
-            locations = np.asarray(rec.get_channel_locations(), dtype=np.float64)
-        except Exception:
-            locations = None
-        if locations is None or len(locations) != len(all_channels):
-            raise InputError("the recording has no probe geometry (channel locations); attach a probe to it "
-                             "or use --channels extremum")
-    chosen = {}
-    for uid in unit_ids:
-        seg, frames = spikes[uid]
-        pick = rng.choice(len(frames), size=min(TEMPLATE_SPIKES, len(frames)), replace=False)
-        mean = _read_windows(rec, seg[pick], frames[pick], nbefore, nafter, all_channels).mean(axis=0)
-        extremum = int(np.argmax(np.abs(mean).max(axis=1)))
-        if n_nearest is None:
-            chosen[uid] = np.array([extremum])
-        else:
-            distance = np.linalg.norm(locations - locations[extremum], axis=1)
-            chosen[uid] = np.argsort(distance, kind="stable")[:n_nearest]
-    return chosen
-
-
-def _read_windows(rec, segments, frames, nbefore, nafter, channel_indices) -> np.ndarray:
-    """float32 ``(n_spikes, n_channels, nbefore + nafter)``, in uV where the recording can scale."""
-    channel_ids = rec.get_channel_ids()[np.asarray(channel_indices)]
-    in_uv = bool(rec.has_scaleable_traces())
-    width = nbefore + nafter
-    out = np.empty((len(frames), len(channel_ids), width), dtype=np.float32)
-    for s in np.unique(segments):
-        rows = np.flatnonzero(segments == s)
-        rows = rows[np.argsort(frames[rows], kind="stable")]
-        i = 0
-        while i < len(rows):
-            start = int(frames[rows[i]]) - nbefore
-            j = i + 1  # the block: following spikes whose window ends within _READ_BLOCK of start
-            while j < len(rows) and int(frames[rows[j]]) + nafter - start <= _READ_BLOCK:
-                j += 1
-            end = int(frames[rows[j - 1]]) + nafter
-            traces = rec.get_traces(segment_index=int(s), start_frame=start, end_frame=end,
-                                    channel_ids=channel_ids, return_in_uV=in_uv)
-            for r in rows[i:j]:
-                offset = int(frames[r]) - nbefore - start
-                out[r] = traces[offset:offset + width].T
-            i = j
-    return out
-
-
-def _csv_text(header: list[str], unit_ids, waveforms: dict) -> str:
+def _csv_text(header: list[str], unit_ids, found: spike_waveforms.UnitWaveforms, segments: bool) -> str:
+    """The dataset's text: per unit, its spikes in time order, waveform channel-major then
+    the metadata (sample index, segment index when ``segments``) and the unit id."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for uid in unit_ids:
-        flat = waveforms[uid].reshape(len(waveforms[uid]), -1)  # channel-major rows
+        waveforms = found.waveforms[uid]
+        flat = waveforms.reshape(len(waveforms), -1)  # channel-major rows
         label = io.StringIO()
         csv.writer(label, lineterminator="\n").writerow([str(uid)])  # quoted if it needs it
+        where = [found.sample_index[uid], *([found.segment_index[uid]] if segments else [])]
         # savetxt formats whole rows at once; the label ends every row of this unit.
-        np.savetxt(buffer, flat, fmt="%.3f", delimiter=",", newline="," + label.getvalue())
+        np.savetxt(buffer, np.column_stack([flat, *where]), fmt=["%.3f"] * flat.shape[1] + ["%d"] * len(where),
+                   delimiter=",", newline="," + label.getvalue())
     return buffer.getvalue()
 
 

@@ -2,9 +2,13 @@
 
 File format
 -----------
-One row per spike. Every column except one is a waveform sample (any count >= 1, in
-file order, the lab's files use microvolts at 32 kHz, 48 samples = 1.5 ms); the remaining
-column holds the label. The label column is:
+One row per spike: waveform samples (any count >= 1; the lab's files use microvolts at
+32 kHz, 48 samples = 1.5 ms), one label column, and optionally metadata columns. Which
+columns are samples is decided by their names (:mod:`tuning.data.columns`: ``s0..``,
+``ch{c}_s{t}``, another numbered pattern, or ``--columns PATTERN``); the other columns
+(``spike_time``, ``channel``, ``amplitude``, ...) are metadata and are not read. A header
+with no numbered names keeps the old rule: every column but the label is a sample, in file
+order. The label column is:
 
 1. ``label_column`` (the CLI's ``--label-column``) if given: an exact name, else a
    case-insensitive match;
@@ -16,7 +20,8 @@ column holds the label. The label column is:
 Labels may be numbers (0-based, 1-based, sparse such as 3, 7, 12) or strings. They map to
 class ids ``0..K-1`` in sorted order: numeric order when every label parses as a finite
 number (``"12"`` after ``"7"``), string order otherwise. Numeric labels that denote the same
-number (``"1"``, ``"1.0"``, ``"01"``) are one class, named by its canonical form (``"1"``).
+number (``"1"``, ``"1.0"``, ``"01"``) are one class, named by its canonical form (``"1"``);
+:mod:`tuning.data.labels` holds the rule, which ``predict`` shares.
 ``Dataset.class_names[i]`` is the label of class ``i``; the mapping is written next to
 the results so predictions can be read back in the lab's own labels.
 
@@ -32,6 +37,7 @@ wrong and what to do. Blank lines are skipped. Cells may carry surrounding space
 
 Multi-channel files name their waveform columns ``ch{c}_s{t}`` (:mod:`tuning.data.channels`);
 their rows are stored channel-major and ``Dataset.n_channels`` says how many channels.
+Numbered columns are stored in number order, whatever their order in the file.
 
 Shapes and types of a loaded :class:`Dataset`:
 ``X`` float32, ``(n_rows, n_channels * n_samples)``, C-contiguous, in the file's units;
@@ -42,11 +48,7 @@ must treat them as read-only.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
-import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -55,22 +57,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.data.channels import channel_layout
+from tuning.data.columns import ColumnLayout, waveform_columns
+from tuning.data.csv_files import count_lines, is_gzip, open_csv, show
+from tuning.data.labels import LABEL_COLUMN_NAMES, is_missing, map_labels
 from tuning.errors import InputError
 
 __all__ = [
     "LABEL_COLUMN_NAMES",
     "Dataset",
+    "natural_key",
     "resolve_dataset_paths",
     "load_dataset",
     "load_datasets",
 ]
-
-#: Column names (compared case-insensitively) taken as the label column, first match wins.
-LABEL_COLUMN_NAMES = ("label", "track", "class", "unit", "y")
-
-# Label cells that mean "no label": pandas writes a missing value as an empty cell or "nan".
-_MISSING_LABELS = {"", "nan"}
 
 #: File names taken as datasets: NAME.csv, or NAME.csv.gz (gzip-compressed), any case.
 DATASET_SUFFIXES = (".csv", ".csv.gz")
@@ -87,10 +86,6 @@ def dataset_name(path: str | Path) -> str:
 
 def _is_dataset_file(path: Path) -> bool:
     return path.name.lower().endswith(DATASET_SUFFIXES) and dataset_name(path) != path.name
-
-
-def _is_gzip(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
 
 
 # eq=False: dataclass equality would compare numpy arrays elementwise and fail; identity
@@ -110,6 +105,10 @@ class Dataset:
         class_names: ``class_names[i]`` is the original label (as a string) of class ``i``.
         n_channels: channels per waveform; a row of ``X`` is ``(n_channels, length)``
             flattened channel-major (1 for a plain single-channel file).
+        columns: the ``--columns`` template the file was read with; ``None``: the rule's
+            own (:mod:`tuning.data.columns`). Reloading the file needs the same.
+        metadata_columns: the header's columns that are neither samples nor the label,
+            skipped (``spike_time``, ...).
     """
 
     name: str
@@ -119,6 +118,8 @@ class Dataset:
     label_column: str
     class_names: tuple[str, ...]
     n_channels: int = 1
+    columns: str | None = None
+    metadata_columns: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -156,8 +157,9 @@ class Dataset:
 # --------------------------------------------------------------------------------------
 
 
-def _natural_key(name: str) -> tuple:
-    """Sort key putting A2 before A12: digit runs compare as numbers."""
+def natural_key(name: str) -> tuple:
+    """Sort key putting A2 before A12: digit runs compare as numbers (case ignored, then the
+    name itself breaks ties). Used wherever datasets are listed: folders, result tables, reports."""
     # re.split with a capture group alternates text (even positions) and digits (odd
     # positions), so the types at each position always match between two keys.
     parts = re.split(r"(\d+)", name)
@@ -168,7 +170,7 @@ def _available(data_dir: Path) -> list[Path]:
     if not data_dir.is_dir():
         return []
     files = [p for p in data_dir.iterdir() if _is_dataset_file(p) and p.is_file()]
-    return sorted(files, key=lambda p: _natural_key(dataset_name(p)))
+    return sorted(files, key=lambda p: natural_key(dataset_name(p)))
 
 
 def resolve_dataset_paths(arg: str, data_dir: str | Path = "data") -> list[Path]:
@@ -235,12 +237,6 @@ def resolve_dataset_paths(arg: str, data_dir: str | Path = "data") -> list[Path]
 # --------------------------------------------------------------------------------------
 
 
-def _show(value: str, limit: int = 40) -> str:
-    """A cell for an error message: quoted, escaped to one line, shortened."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
 def _col(header: list[str], j: int) -> str:
     return f"column {header[j]!r} (field {j + 1})"
 
@@ -278,42 +274,8 @@ def _pick_label_column(path: Path, header: list[str], label_column: str | None) 
     return len(header) - 1
 
 
-def _looks_like_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _map_labels(labels: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Labels (stripped strings) -> (int64 class ids, class names)."""
-    uniq = set(labels)
-    numeric: dict[str, float] = {}
-    for s in uniq:
-        try:
-            v = float(s)
-        except ValueError:
-            break
-        if not math.isfinite(v):
-            break
-        numeric[s] = v
-    else:
-        # All labels are numbers: group equal numbers, order numerically.
-        def canon(v: float) -> str:
-            return str(int(v)) if v.is_integer() else repr(v)
-
-        values = sorted(set(numeric.values()))
-        class_names = tuple(canon(v) for v in values)
-        ids = {v: i for i, v in enumerate(values)}
-        lookup = {s: ids[v] for s, v in numeric.items()}
-        return np.fromiter((lookup[s] for s in labels), dtype=np.int64, count=len(labels)), class_names
-    class_names = tuple(sorted(uniq))
-    lookup = {s: i for i, s in enumerate(class_names)}
-    return np.fromiter((lookup[s] for s in labels), dtype=np.int64, count=len(labels)), class_names
-
-
-def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per_class: int = 5) -> Dataset:
+def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per_class: int = 5,
+                 columns: str | None = None) -> Dataset:
     """Read and validate one dataset CSV.
 
     Args:
@@ -322,9 +284,11 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
             detects it (see the module docstring).
         min_rows_per_class: every class needs at least this many rows; pass
             ``tuning.data.splits.min_rows_per_class(n_folds)`` so the splits cannot fail.
+        columns: the waveform columns' name template (``--columns``, e.g. ``"wave_{t}"``);
+            ``None`` finds them by :mod:`tuning.data.columns`'s rule.
 
     Returns:
-        A :class:`Dataset` with ``X`` float32 ``(n_rows, n_samples)`` and ``y`` int64.
+        A :class:`Dataset` with ``X`` float32 ``(n_rows, n_channels * n_samples)`` and ``y`` int64.
 
     Raises:
         InputError: one line naming the file and, where it applies, the line and column.
@@ -335,11 +299,8 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     if not path.is_file():
         raise InputError(f"{path}: is not a file; pass a CSV file")
     path = path.resolve()
-    parsed = _read_fast(path, label_column) or _read_checked(path, label_column)
-    label_name, wave_names, X, y, class_names = parsed
-    n_channels, order = channel_layout(path, wave_names)
-    if order is not None:  # ch{c}_s{t} columns in another order: store them channel-major
-        X = np.ascontiguousarray(X[:, order])
+    parsed = _read_fast(path, label_column, columns) or _read_checked(path, label_column, columns)
+    label_name, layout, X, y, class_names = parsed
     counts = np.bincount(y, minlength=len(class_names))
     if len(class_names) < 2:
         raise InputError(
@@ -363,137 +324,55 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
         y=y,
         label_column=label_name,
         class_names=class_names,
-        n_channels=n_channels,
+        n_channels=layout.n_channels,
+        columns=columns,
+        metadata_columns=layout.metadata_names,
     )
 
 
-# What both readers return: (label column name, waveform column names in file order,
-# X float32 (n, samples) C-contiguous, y int64 class ids, class names).
-_Parsed = tuple[str, list[str], np.ndarray, np.ndarray, tuple[str, ...]]
+# What both readers return: (label column name, the waveform columns' layout, X float32
+# (n, channels x samples) C-contiguous in the layout's order, y int64 class ids, class names).
+_Parsed = tuple[str, ColumnLayout, np.ndarray, np.ndarray, tuple[str, ...]]
 
 
-def _read_checked(path: Path, label_column: str | None) -> _Parsed:
+def _read_checked(path: Path, label_column: str | None, columns: str | None = None) -> _Parsed:
     """Read ``path`` line by line, checking everything; the first problem raises InputError
     naming its line and column. The reference for what a dataset file may hold."""
-    try:
-        # utf-8-sig drops the byte-order mark that spreadsheet programs write.
-        if _is_gzip(path):
-            text = gzip.decompress(path.read_bytes()).decode("utf-8-sig")
-        else:
-            text = path.read_text(encoding="utf-8-sig")
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: is not a complete gzip file ({exc}); compress it again or pass the plain CSV") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: is not UTF-8 text (byte {exc.start}); save it as a UTF-8 CSV") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-    if not text.strip():
-        raise InputError(f"{path}: the file is empty; it needs a header line and one row per spike")
-
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    header_line = 0
+    path, header, _, stream = open_csv(path)
     rows: list[list[str]] = []
     lines: list[int] = []  # file line number of each data row (1-based, header = line 1)
     try:
-        for row in reader:
-            # Blank lines (trailing newlines, spacing) carry no data.
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in row]
-                header_line = reader.line_num
-                continue
+        for line, row in stream:
             rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc}); check the quoting on that line") from None
-    assert header is not None  # the file is not blank, so it has a first row
-
-    if _is_data_line(header):
-        raise InputError(
-            f"{path}: line {header_line} looks like data, not a header (it starts {_show(header[0])}); "
-            "add a header line such as s0,...,s47,label"
-        )
+            lines.append(line)
+    finally:
+        stream.close()
     if not rows:
         raise InputError(f"{path}: has a header but no data rows; add one row per spike")
 
     n_cols = len(header)
     label_j = _pick_label_column(path, header, label_column)
     label_name = header[label_j]
+    layout = waveform_columns(path, header, label_j, columns)
 
     for row, line in zip(rows, lines):
         check_row_length(path, row, line, n_cols)
 
     labels = [row[label_j].strip() for row in rows]
     for lab, line in zip(labels, lines):
-        if lab.lower() in _MISSING_LABELS:
+        if is_missing(lab):
             raise InputError(
                 f"{path}: line {line}: the label column {label_name!r} is empty"
                 f"{'' if not lab else f' ({lab!r})'}; give every row a label or remove the row"
             )
 
-    X = waveform_array(path, header, rows, lines, label_j)
-    y, class_names = _map_labels(labels)
-    return label_name, [header[j] for j in range(n_cols) if j != label_j], X, y, class_names
+    X = waveform_array(path, header, rows, lines, layout.waveform)
+    y, class_names = map_labels(labels)
+    return label_name, layout, X, y, class_names
 
 
 # Reading in pieces: the checked reader's own checks, which the predict command applies to
 # chunks of a large file (it cannot hold every row's text at once).
-
-
-def open_csv(path: str | Path):
-    """Open a waveform CSV (or ``.csv.gz``): ``(resolved path, header, header line, rows)``.
-
-    ``rows`` yields ``(line, cells)`` for every non-blank data row, lazily, so a caller can
-    read a large file in chunks; close it to close the file. Raises :class:`InputError` as
-    the checked reader does for a missing, unreadable, empty or malformed file (non-UTF-8
-    text or a malformed line when its row is reached) and for a first line that is data.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path")
-    if not path.is_file():
-        raise InputError(f"{path}: is not a file; pass a CSV file")
-    path = path.resolve()
-    opener = gzip.open if _is_gzip(path) else open
-    try:
-        # utf-8-sig drops the byte-order mark that spreadsheet programs write.
-        handle = opener(path, "rt", encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-    rows = _csv_rows(path, handle)
-    first = next(rows, None)
-    if first is None:
-        raise InputError(f"{path}: the file is empty; it needs a header line and one row per spike")
-    header_line, header = first[0], [name.strip() for name in first[1]]
-    if _is_data_line(header):
-        rows.close()
-        raise InputError(
-            f"{path}: line {header_line} looks like data, not a header (it starts {_show(header[0])}); "
-            "add a header line such as s0,...,s47,label"
-        )
-    return path, header, header_line, rows
-
-
-def _csv_rows(path: Path, handle):
-    reader = csv.reader(handle)
-    with handle:
-        try:
-            for row in reader:
-                # Blank lines (trailing newlines, spacing) carry no data.
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                yield reader.line_num, row
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: is not UTF-8 text (near line {reader.line_num + 1}); "
-                             "save it as a UTF-8 CSV") from None
-        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise InputError(f"{path}: is not a complete gzip file ({exc}); compress it again or pass "
-                             "the plain CSV") from None
-        except csv.Error as exc:
-            raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({exc}); "
-                             "check the quoting on that line") from None
 
 
 def check_row_length(path: Path, row: list[str], line: int, n_cols: int) -> None:
@@ -505,20 +384,18 @@ def check_row_length(path: Path, row: list[str], line: int, n_cols: int) -> None
 
 
 def waveform_array(path: Path, header: list[str], rows: list[list[str]], lines: list[int],
-                   label_j: int | None) -> np.ndarray:
-    """The waveform cells of ``rows`` (every column but ``label_j``; None: every column) as
-    float32 ``(n_rows, n_samples)`` in file order; InputError naming the line and column of
-    the first empty, non-numeric, NaN/inf or too large cell."""
+                   wave_cols: Sequence[int]) -> np.ndarray:
+    """The cells of columns ``wave_cols`` (header indices, in sample order) of ``rows`` as
+    float32 ``(n_rows, len(wave_cols))``; InputError naming the line and column of the first
+    empty, non-numeric, NaN/inf or too large cell."""
     n_cols = len(header)
-    wave_cols = [j for j in range(n_cols) if j != label_j]
-    if label_j is None:
+    wave_cols = list(wave_cols)
+    if wave_cols == list(range(n_cols)):
         cells = rows
-    elif label_j == n_cols - 1:
-        cells = [row[:-1] for row in rows]
-    elif label_j == 0:
-        cells = [row[1:] for row in rows]
+    elif wave_cols == list(range(wave_cols[0], wave_cols[0] + len(wave_cols))):  # one block: a slice
+        cells = [row[wave_cols[0]:wave_cols[0] + len(wave_cols)] for row in rows]
     else:
-        cells = [row[:label_j] + row[label_j + 1 :] for row in rows]
+        cells = [[row[j] for j in wave_cols] for row in rows]
     try:
         X64 = np.array(cells, dtype=np.float64)
     except ValueError:
@@ -530,56 +407,34 @@ def waveform_array(path: Path, header: list[str], rows: list[list[str]], lines: 
     if not finite.all():
         i, k = np.argwhere(~finite)[0]
         raise InputError(
-            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
+            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {show(cells[i][k].strip())} "
             "is not a finite number; repair or remove that row (waveforms must not hold NaN or inf)"
         )
     too_big = np.abs(X64) > np.finfo(np.float32).max  # finite, but would become inf in float32
     if too_big.any():
         i, k = np.argwhere(too_big)[0]
         raise InputError(
-            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {_show(cells[i][k].strip())} "
+            f"{path}: line {lines[i]}, {_col(header, wave_cols[k])}: value {show(cells[i][k].strip())} "
             "is too large for float32; rescale the waveforms"
         )
     return np.ascontiguousarray(X64, dtype=np.float32)
 
 
-def _is_data_line(cells: list[str]) -> bool:
-    """True when a first line is a spike rather than a header: every cell is a number.
-
-    Raw ADC counts (integers) included, so the first spike never silently becomes the
-    column names. The one all-number header kept is ``0,1,...,n-1``: the column names
-    ``pandas.DataFrame(X).to_csv(index=False)`` writes.
-    """
-    if not all(_looks_like_number(c) for c in cells):
-        return False
-    return [c.strip() for c in cells] != [str(i) for i in range(len(cells))]
-
-
-def _first_row(path: Path) -> tuple[list[str], int] | None:
-    """The first non-blank CSV row of ``path`` (cells stripped) and its line number."""
-    opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as stream:
-        reader = csv.reader(stream)
-        for row in reader:
-            if row and not (len(row) == 1 and not row[0].strip()):
-                return [name.strip() for name in row], reader.line_num
-    return None
-
-
-def _count_lines(path: Path) -> int:
-    """Newlines in ``path`` plus one: at least its number of data rows."""
-    count = 1
-    with open(path, "rb") as stream:
-        while block := stream.read(1 << 24):
-            count += block.count(b"\n")
-    return count
+def _header(path: Path) -> list[str] | None:
+    """The header of a file whose header is its line 1, else None (the checked reader explains)."""
+    try:
+        _, header, header_line, rows = open_csv(path)
+    except InputError:
+        return None
+    rows.close()
+    return header if header_line == 1 else None
 
 
 #: Bytes of CSV text pyarrow parses at a time: the fast reader's memory beyond the array.
 FAST_BLOCK_BYTES = 1 << 20  # measured: 4 MiB blocks cost a third more CPU
 
 
-def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
+def _read_fast(path: Path, label_column: str | None, columns: str | None = None) -> _Parsed | None:
     """pyarrow's CSV reader, for files that need no explanation; ``None`` for any other.
 
     Returns exactly what :func:`_read_checked` returns for the same file, or ``None``
@@ -587,28 +442,25 @@ def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
     line, a ragged row, a quoted cell, a cell that is not a finite number, an empty label,
     bad UTF-8, ...): the line-by-line reader then reads it and explains the problem, or
     accepts what this one was too strict for (``1_000``, blank lines between rows).
-    Waveform cells are parsed as float64 then rounded to float32, as the checked reader
-    does, in blocks written straight into the final array (sized by counting the file's
-    lines): peak memory is about the final array plus one block; for ``.csv.gz``, whose
-    lines are not counted first, about twice the array.
+    Metadata columns are not parsed at all. Waveform cells are parsed as float64 then
+    rounded to float32, as the checked reader does, in blocks written straight into the
+    final array (sized by counting the file's lines): peak memory is about the final array
+    plus one block; for ``.csv.gz``, whose lines are not counted first, about twice the array.
     """
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
     except ImportError:  # pragma: no cover - pyarrow comes with ray[tune]
         return None
-    try:
-        first = _first_row(path)
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile, zlib.error):
+    header = _header(path)
+    if header is None or len(header) < 2:
         return None
-    if first is None or first[1] != 1 or _is_data_line(first[0]) or len(first[0]) < 2:
-        return None
-    header = first[0]
     try:
         label_j = _pick_label_column(path, header, label_column)
+        layout = waveform_columns(path, header, label_j, columns)
     except InputError:
         return None
-    n_cols, wave_cols = len(header), [j for j in range(len(header)) if j != label_j]
+    n_cols, wave_cols = len(header), layout.waveform
     names = [f"c{j}" for j in range(n_cols)]  # the header's own names may repeat
     types = {names[j]: pa.float64() for j in wave_cols}
     types[names[label_j]] = pa.string()
@@ -618,11 +470,12 @@ def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
         parse_options=pa_csv.ParseOptions(quote_char=False),
         # No cell is null: an empty or "NaN" cell must fail here and be explained there.
         convert_options=pa_csv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
-                                              quoted_strings_can_be_null=False, include_columns=names),
+                                              quoted_strings_can_be_null=False,
+                                              include_columns=[names[j] for j in [*wave_cols, label_j]]),
     )
-    gz = _is_gzip(path)
+    gz = is_gzip(path)
     blocks: list[np.ndarray] = []
-    X = None if gz else np.empty((_count_lines(path), len(wave_cols)), dtype=np.float32)
+    X = None if gz else np.empty((count_lines(path), len(wave_cols)), dtype=np.float32)
     label_codes: dict[str, int] = {}
     codes: list[np.ndarray] = []
     n = 0
@@ -636,12 +489,12 @@ def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
                 block = np.empty((m, len(wave_cols)), dtype=np.float32) if gz else X[n:n + m]
                 with np.errstate(over="ignore"):  # beyond float32: inf, refused below
                     for k, j in enumerate(wave_cols):
-                        block[:, k] = batch.column(j).to_numpy()
+                        block[:, k] = batch.column(names[j]).to_numpy()
                 if not np.isfinite(block).all():
                     return None
                 if gz:
                     blocks.append(block)
-                encoded = batch.column(label_j).dictionary_encode()
+                encoded = batch.column(names[label_j]).dictionary_encode()
                 local = np.fromiter((label_codes.setdefault(s, len(label_codes))
                                      for s in encoded.dictionary.to_pylist()), dtype=np.int64)
                 codes.append(local[encoded.indices.to_numpy()])
@@ -653,12 +506,12 @@ def _read_fast(path: Path, label_column: str | None) -> _Parsed | None:
     raw_labels = list(label_codes)
     labels = [lab.strip() for lab in raw_labels]
     # A quote inside a label cell or a NUL: leave such labels to the csv module's reading.
-    if any(lab.lower() in _MISSING_LABELS or '"' in lab or "\0" in lab for lab in labels):
+    if any(is_missing(lab) or '"' in lab or "\0" in lab for lab in labels):
         return None
-    ids, class_names = _map_labels(labels)
+    ids, class_names = map_labels(labels)
     y = ids[np.concatenate(codes)]
     X = np.concatenate(blocks) if gz else X[:n]
-    return header[label_j], [header[j] for j in wave_cols], X, y, class_names
+    return header[label_j], layout, X, y, class_names
 
 
 def _raise_bad_cell(path: Path, header: list[str], wave_cols: list[int], cells: list[list[str]], lines: list[int]):
@@ -675,8 +528,9 @@ def _raise_bad_cell(path: Path, header: list[str], wave_cols: list[int], cells: 
                         "(waveforms must not have missing values)"
                     ) from None
                 raise InputError(
-                    f"{where}: {_show(cell.strip())} is not a number; waveform columns must hold "
-                    "numbers (or name this column with --label-column if it is the label)"
+                    f"{where}: {show(cell.strip())} is not a number; waveform columns must hold "
+                    "numbers (name this column with --label-column if it is the label, or the waveform "
+                    "columns with --columns if it is metadata)"
                 ) from None
     # numpy refused the block but every cell parses alone: should not happen, stay specific.
     raise InputError(f"{path}: the waveform columns could not be read as numbers; check the file's format")
@@ -692,14 +546,15 @@ def load_datasets(
     data_dir: str | Path = "data",
     label_column: str | None = None,
     min_rows_per_class: int = 5,
+    columns: str | None = None,
 ) -> list[Dataset]:
     """Resolve a dataset argument (or a list of them) and load every dataset.
 
     Args:
         arg: as :func:`resolve_dataset_paths` (a name, a path, or ``"all"``); a sequence
             of such arguments is also accepted and loaded in order.
-        data_dir, label_column, min_rows_per_class: as :func:`resolve_dataset_paths` and
-            :func:`load_dataset`.
+        data_dir, label_column, min_rows_per_class, columns: as :func:`resolve_dataset_paths`
+            and :func:`load_dataset`.
 
     Raises:
         InputError: from resolving or loading, or when two files share a name (file stem,
@@ -720,7 +575,8 @@ def load_datasets(
                 "stems) must be unique, rename one file"
             )
         seen[key] = p
-    return [load_dataset(p, label_column=label_column, min_rows_per_class=min_rows_per_class) for p in paths]
+    return [load_dataset(p, label_column=label_column, min_rows_per_class=min_rows_per_class, columns=columns)
+            for p in paths]
 
 
 def file_sha256(path: str | Path) -> str:

@@ -112,7 +112,7 @@ def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
     """The experiment's datasets, checked against what the search saw."""
     datasets = []
     for entry in record["datasets"]:
-        dataset = load_dataset(entry["path"], entry["label_column"], min_rows)
+        dataset = load_dataset(entry["path"], entry["label_column"], min_rows, columns=entry.get("columns"))
         if len(dataset.y) != entry["rows"] or dataset.label_map() != entry["label_map"]:
             raise InputError(f"{entry['path']}: changed since the search ({entry['rows']} rows then, "
                              f"{len(dataset.y)} now, or other labels); tune again on the new data")
@@ -305,6 +305,7 @@ def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds
         files[folder / f"folds_{dataset.name}.csv"] = tree.csv_bytes(fold_assignment(fold_list, len(dataset.y)))
         run = {
             "dataset": dataset.name, "path": str(dataset.path), "label_column": dataset.label_column,
+            "columns": dataset.columns,
             "label_map": dataset.label_map(), "folds": folds, "repeats": repeats, "seed": settings["seed"],
             "inner_val_fraction": INNER_VAL_FRACTION, "val_fraction": settings["val_fraction"],
             "test_fraction": settings["test_fraction"], "max_epochs": settings["max_epochs"],

@@ -21,7 +21,6 @@ existing files, merging and writing, so neither overwrites the other's rows.
 from __future__ import annotations
 
 import io
-import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tuning import atomic
+from tuning.data.readers import natural_key
 from tuning.metrics import SCORES
 from tuning.statistics import mean_ci
 
@@ -137,10 +137,6 @@ def sort_datasets(frame: pd.DataFrame) -> pd.DataFrame:
     """Natural order (A2, A3, A4, A12, A21), ``overall`` last."""
     key = frame["dataset"].map(lambda name: (name == OVERALL, natural_key(str(name))))
     return frame.iloc[sorted(range(len(frame)), key=lambda i: key.iloc[i])].reset_index(drop=True)
-
-
-def natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def read_individual(folder: Path, prefix: str) -> dict[str, pd.DataFrame]:

@@ -261,6 +261,10 @@ def settings_for_resume(path, datasets: Sequence[Dataset], settings: TuneSetting
         print("Resuming with the experiment's own settings: " + ", ".join(
             f"{k}={old!r} (not {new!r})" for k, (old, new) in changed.items()), file=sys.stderr)
     for entry, dataset in zip(record["datasets"], datasets):
+        if entry.get("columns") != dataset.columns:
+            given = [f"--columns {c!r}" if c else "no --columns" for c in (entry.get("columns"), dataset.columns)]
+            raise InputError(f"{dataset.path}: the search in {path} read its waveform columns with {given[0]}, "
+                             f"this command with {given[1]}; resume with the search's own")
         if entry["rows"] != len(dataset.y) or entry["label_map"] != dataset.label_map():
             raise InputError(f"{dataset.path}: changed since the search in {path} was started "
                              f"({entry['rows']} rows then, {len(dataset.y)} now, or other labels); "

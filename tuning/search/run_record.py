@@ -36,7 +36,7 @@ def write_run_record(path, family: str, datasets: Sequence[Dataset], settings: T
         "family": family,
         "datasets": [{"name": d.name, "path": str(d.path), "rows": int(len(d.y)),
                       "length": d.length, "n_channels": d.n_channels, "label_column": d.label_column,
-                      "label_map": d.label_map()} for d in datasets],
+                      "columns": d.columns, "label_map": d.label_map()} for d in datasets],
         "settings": dataclasses.asdict(settings),
         "metric": f"val_{settings.metric}", "mode": metric_mode(settings.metric),
         "command": shlex.join(sys.argv),

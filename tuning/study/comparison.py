@@ -35,7 +35,8 @@ from tuning.study.tree_rows import (ENSEMBLE, KIND_ORDER, MULTI, REFERENCE, SCOR
 from tuning.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRESHOLD, EQUIVALENT, NO_DIFFERENCE,
                                WORSE, corrected_mean_ci)
 from tuning.errors import InputError
-from tuning.export.results_tree import INDIVIDUAL, RUN_CONFIG, natural_key
+from tuning.data.readers import natural_key
+from tuning.export.results_tree import INDIVIDUAL, RUN_CONFIG
 
 __all__ = ["compare", "paired_tests", "best_by_validation", "summarise", "add_references", "run",
            "run_comparison", "check_options",

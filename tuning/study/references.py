@@ -153,7 +153,8 @@ def rebuild_folds(config: dict, run_config_path: Path, dataset: str):
     params = fold_params(config)
     data_path = Path(str(config["path"])).expanduser()
     try:
-        data = load_dataset(data_path, params["label_column"], min_rows_per_class=min_rows_per_class(int(params["folds"])))
+        data = load_dataset(data_path, params["label_column"], min_rows_per_class=min_rows_per_class(int(params["folds"])),
+                            columns=config.get("columns"))
         folds = cv_folds(data.y, int(params["folds"]), int(params["repeats"]), int(params["seed"]),
                          float(params["inner_val_fraction"]))
     except (InputError, ValueError) as err:

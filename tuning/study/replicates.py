@@ -62,10 +62,13 @@ def replicate_settings(settings: TuneSettings, replicate: int) -> TuneSettings:
 
 def fingerprint(family: str, group: Sequence[Dataset], settings: TuneSettings, fractions: Sequence[float]) -> dict:
     """What a replicate's record depends on: the data's content, the settings and the curve fractions."""
-    return {"family": family,
-            "datasets": [{"name": d.name, "sha256": file_sha256(d.path), "rows": int(len(d.y))} for d in group],
-            "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS},
-            "fractions": [float(f) for f in fractions]}
+    out = {"family": family,
+           "datasets": [{"name": d.name, "sha256": file_sha256(d.path), "rows": int(len(d.y))} for d in group],
+           "settings": {k: getattr(settings, k) for k in FINGERPRINT_SETTINGS},
+           "fractions": [float(f) for f in fractions]}
+    if settings.columns is not None:  # only then: records of studies without --columns stay valid
+        out["settings"]["columns"] = settings.columns
+    return out
 
 
 def record_path(results_dir, replicate: int, family: str, group: Sequence[Dataset]) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tuning import atomic
-from tuning.export.results_tree import natural_key
+from tuning.data.readers import natural_key
 
 PRIMARY, EXPLORATORY = "primary", "exploratory"
 _COLOURS = {"single-task": "tab:blue", "multi-task": "tab:orange", "ensemble": "tab:green", "reference": "tab:gray"}

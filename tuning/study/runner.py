@@ -117,21 +117,21 @@ def smoke_data_dir(settings: TuneSettings, datasets_arg: str) -> tuple[Path, str
     """Small stratified copies of the datasets (``SMOKE_ROWS_PER_CLASS`` rows per class, seeded)
     under ``<storage>/study-smoke-data``, so that a smoke study runs in minutes. Returns the folder
     and the datasets' names (a dataset argument for that folder)."""
-    import gzip
-
+    from tuning.data.csv_files import open_text
     from tuning.data.readers import load_datasets
     from tuning.data.splits import min_rows_per_class
 
     names = [p.strip() for p in datasets_arg.split(",")] if "," in datasets_arg else datasets_arg
-    datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds))
+    datasets = load_datasets(names, settings.data_dir, settings.label_column, min_rows_per_class(settings.folds),
+                             columns=settings.columns)
     folder = Path(settings.storage).expanduser().resolve() / "study-smoke-data"
     rng = np.random.default_rng(settings.seed)
     for dataset in datasets:
         keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dataset.y == c))[:SMOKE_ROWS_PER_CLASS]
                                        for c in range(dataset.n_classes)]))
         # The file's own lines (header if any, channel layout, label column): nothing re-encoded.
-        opener = gzip.open if str(dataset.path).endswith(".gz") else open
-        with opener(dataset.path, "rt", newline="") as handle:
+        _, handle = open_text(dataset.path)
+        with handle:
             lines = [line for line in handle.read().splitlines() if line.strip()]
         n_header = len(lines) - len(dataset.y)
         if n_header not in (0, 1):

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from tuning.errors import InputError
-from tuning.export.results_tree import ENSEMBLE_SUFFIX, INDIVIDUAL, SCORES, natural_key
+from tuning.data.readers import natural_key
+from tuning.export.results_tree import ENSEMBLE_SUFFIX, INDIVIDUAL, SCORES
 
 __all__ = [
     "SCORES", "KEY", "SINGLE", "MULTI", "ENSEMBLE", "REFERENCE", "KIND_ORDER", "TAIL_COLUMNS", "METRICS_MARK", "REFERENCE_FOLDER",
