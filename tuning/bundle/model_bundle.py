@@ -156,7 +156,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     ``full_split`` / ``one_split``: the export's summary frames (one row per dataset);
     ``source``: where the configuration came from (experiment, trial, objective).
     """
-    from tuning.search.run_record import package_versions
+    from tuning.search.run_record import package_versions, versions_of
 
     model = final.fit.model
     names = [d.name for d in datasets]
@@ -210,7 +210,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
                  "input_columns": final.fit.n_channels * final.fit.input_length,
                  "note": "input: normalised and resampled waveforms (see docs/bundle.md); "
                          "probabilities = softmax(logits / temperature)"},
-        "versions": {**package_versions(), **_versions("onnx", "onnxruntime")},
+        "versions": {**package_versions(), **versions_of("onnx", "onnxruntime")},
     }
     folder = Path(folder)
     return {folder / METADATA_FILE: (json.dumps(metadata, indent=2, default=_json_default) + "\n").encode(),
@@ -252,18 +252,6 @@ def _json_default(value):
     if hasattr(value, "item"):
         return value.item()
     return str(value)
-
-
-def _versions(*names: str) -> dict:
-    import importlib.metadata as metadata
-
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def dataset_sha256(dataset) -> str:

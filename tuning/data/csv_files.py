@@ -23,6 +23,16 @@ def is_gzip(path: str | Path) -> bool:
     return Path(path).name.lower().endswith(".gz")
 
 
+def existing_file(path: str | Path) -> Path:
+    """``path`` resolved, once it is known to be an existing file; else one InputError line."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path or the dataset name")
+    if not path.is_file():
+        raise InputError(f"{path}: is not a file; pass a CSV file")
+    return path.resolve()
+
+
 def open_text(path: str | Path):
     """``(resolved path, text handle)`` of a file that exists and can be opened.
 
@@ -30,12 +40,7 @@ def open_text(path: str | Path):
     spreadsheet programs write; ``newline=""`` as the csv module wants. Decoding errors show
     when the handle is read: :func:`open_csv` turns them into InputError.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path or the dataset name")
-    if not path.is_file():
-        raise InputError(f"{path}: is not a file; pass a CSV file")
-    path = path.resolve()
+    path = existing_file(path)
     opener = gzip.open if is_gzip(path) else open
     try:
         return path, opener(path, "rt", encoding="utf-8-sig", newline="")

@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from tuning.data.columns import ColumnLayout, waveform_columns
-from tuning.data.csv_files import count_lines, is_gzip, open_csv, show
+from tuning.data.csv_files import count_lines, existing_file, is_gzip, open_csv, show
 from tuning.data.labels import LABEL_COLUMN_NAMES, is_missing, map_labels
 from tuning.errors import InputError
 
@@ -293,12 +293,7 @@ def load_dataset(path: str | Path, label_column: str | None = None, min_rows_per
     Raises:
         InputError: one line naming the file and, where it applies, the line and column.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"{path}: file not found; check the path or the dataset name")
-    if not path.is_file():
-        raise InputError(f"{path}: is not a file; pass a CSV file")
-    path = path.resolve()
+    path = existing_file(path)
     parsed = _read_fast(path, label_column, columns) or _read_checked(path, label_column, columns)
     label_name, layout, X, y, class_names = parsed
     counts = np.bincount(y, minlength=len(class_names))

@@ -89,17 +89,23 @@ def was_exported(path) -> bool:
     return (Path(path) / EXPORT_RECORD).is_file()
 
 
-def package_versions() -> dict:
+def versions_of(*names: str) -> dict:
+    """Installed version of each distribution (None where it is not installed)."""
     import importlib.metadata as metadata
-    names = ("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "hpbandster", "ConfigSpace",
-             "spikesort-tune")
-    versions = {"python": sys.version.split()[0]}
+
+    found = {}
     for name in names:
         try:
-            versions[name] = metadata.version(name)
+            found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+            found[name] = None
+    return found
+
+
+def package_versions() -> dict:
+    return {"python": sys.version.split()[0],
+            **versions_of("torch", "ray", "optuna", "numpy", "pandas", "scikit-learn", "hpbandster", "ConfigSpace",
+                          "spikesort-tune")}
 
 
 def join_storage(storage: str, name: str) -> str:
