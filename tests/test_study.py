@@ -96,6 +96,7 @@ def test_the_report_leads_with_the_replicated_answer_in_honest_words(tiny_study)
     assert set(result.pairs["verdict"]) <= set(st.REPLICATE_VERDICTS)
     assert set(zip(result.pairs["approach"], result.pairs["vs_approach"])) == {("mtl-ffn", "ffn")}
     assert "## For the configurations picked (secondary)" in text  # replicate 0 exported and compared per fold
+    assert "## Every unit" in text and "- **T2, ffn**: unit recall" in text
     for name in ("replicate_scores", "replicate_pairs", "replicate_curves", "replicate_spread", "search_effort"):
         assert (work / "results" / "Study" / f"{name}.csv").is_file()
     assert (work / "results" / "Classic FFN PyTorch" / "Model" / "T2" / "bundle.json").is_file()

@@ -69,7 +69,7 @@ class PredictSummary:
         import pandas as pd
 
         from tuning.bundle.model_bundle import UNSORTED
-        from tuning.metrics import scores_from_confusion
+        from tuning.metrics import scores_from_confusion, unit_recalls
 
         classes = self.model.classes(self.task)
         unknown = sorted({t for t, _ in self.confusion} - set(classes))
@@ -84,8 +84,12 @@ class PredictSummary:
         pred_cols = [n for n in names if n in classes or n == UNSORTED and UNSORTED in predicted]
         frame = pd.DataFrame(matrix, index=names, columns=names).loc[true_rows, pred_cols]
         frame.index.name, frame.columns.name = "true \\ predicted", None
+        known = [index[c] for c in classes]
+        units = [u for u in unit_recalls(matrix, names) if u["unit"] in classes]
+        for u, k in zip(units, known):  # "never predicted" among the bundle's own units only
+            u["never_predicted"] = bool(matrix[:, k].sum() == 0)
         return {"accuracy": scores["accuracy"], "balanced_accuracy": scores["balanced_accuracy"],
-                "unknown_labels": unknown, "confusion": frame}
+                "unknown_labels": unknown, "confusion": frame, "units": units}
 
 
 def predict_csv(model_dir, input_csv, out, *, task: str | None = None, min_confidence: float | None = None,
@@ -273,6 +277,11 @@ def print_summary(summary: PredictSummary, min_confidence: float | None) -> None
         return
     print(f"Against the labels in column {summary.label_column!r} ({summary.scored} spikes):")
     print(f"  accuracy {100 * found['accuracy']:.1f}%  balanced accuracy {100 * found['balanced_accuracy']:.1f}%")
+    from tuning.metrics import unit_recall_line, weak_unit_lines
+
+    print(f"  {unit_recall_line(found['units'])}")
+    for line in weak_unit_lines(found["units"], model.metadata.get("training", {}).get("metric", "accuracy")):
+        print(f"  warning: {line}")
     recorded = model.metadata["tasks"][model.tasks.index(task)]["scores"]
     full, one = recorded.get("full_split", {}), recorded.get("one_split", {})
     if "accuracy_mean" in full:

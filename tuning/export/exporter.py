@@ -29,6 +29,7 @@ from tuning.data.readers import Dataset, load_dataset
 from tuning.search.driver import ExperimentOutcome
 from tuning.search.run_record import mark_exported, package_versions, read_run_record
 from tuning.errors import InputError
+from tuning.metrics import unit_recall_line, unit_recalls, weak_unit_lines
 from tuning.export.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
 from tuning.settings import check_ensemble, check_output_folder
 from tuning.data.splits import cv_folds, fold_assignment, min_rows_per_class
@@ -56,6 +57,8 @@ class ExportSummary:
     one_split: pd.DataFrame
     full_split: pd.DataFrame
     ensemble_full_split: pd.DataFrame | None = None  # with --ensemble: its approach's summary
+    units: dict = dataclasses.field(default_factory=dict)  # dataset -> metrics.unit_recalls over the full split
+    metric: str = "accuracy"  # the search's objective (what a weak unit's advice depends on)
 
 
 def rerun_patience(max_epochs: int) -> int:
@@ -176,7 +179,11 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
         Path(results_dir), record, experiment_dir, best, datasets, rows, folds, repeats, final, members)
     mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
-    return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split)
+    units = {d.name: unit_recalls(np.sum([r["confusion_matrix"] for r in rows if r["kind"] == FULL_SPLIT
+                                          and r["dataset"] == d.name and not r.get("ensemble")], axis=0),
+                                  d.class_names) for d in datasets}
+    return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split,
+                         units, settings["metric"])
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
@@ -321,6 +328,10 @@ def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds
 
 def print_summary(summary: ExportSummary) -> None:
     _print_full_split(summary.approach, summary.full_split)
+    for dataset, units in summary.units.items():
+        print(f"  {dataset:>8}: {unit_recall_line(units)}")
+        for line in weak_unit_lines(units, summary.metric):
+            print(f"  {dataset:>8}: warning: {line}")
     if summary.ensemble_full_split is not None:
         _print_full_split(summary.approach + tree.ENSEMBLE_SUFFIX, summary.ensemble_full_split)
     print(f"Results: {summary.results_dir / summary.approach}")

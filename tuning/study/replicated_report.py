@@ -123,9 +123,32 @@ def curve_lines(curves: pd.DataFrame, rope: float) -> list[str]:
     return out
 
 
+def unit_lines(records: Sequence[dict], unit_names: dict, metric: str) -> list[str]:
+    """Per dataset and approach: each unit's recall over every replicate's test rows (the
+    confusion matrices summed) and a warning for each unit below the floor."""
+    from tuning.metrics import UNIT_RECALL_FLOOR, unit_recall_line, unit_recalls, weak_unit_lines
+
+    summed: dict[tuple[str, str], np.ndarray] = {}
+    for record in records:
+        for score in record.get("scores", []):
+            if score["fraction"] == 1.0 and "confusion_matrix" in score:
+                key = (score["dataset"], record["family"])
+                summed[key] = summed.get(key, 0) + np.asarray(score["confusion_matrix"])
+    if not summed:
+        return ["No scores yet."]
+    out = [f"Each unit's recall on every replicate's test rows (summed), and its share of the spikes; a unit "
+           f"below {100 * UNIT_RECALL_FLOOR:.0f}% is flagged: for a lab each unit is a neuron.", ""]
+    for (dataset, family), confusion in sorted(summed.items()):
+        units = unit_recalls(confusion, unit_names.get(dataset) or range(len(confusion)))
+        out.append(f"- **{dataset}, {family}**: {unit_recall_line(units)}")
+        out += [f"  - warning: {line}" for line in weak_unit_lines(units, metric)]
+    return out
+
+
 def render(pairs: pd.DataFrame, curves: pd.DataFrame, spread: pd.DataFrame, effort: pd.DataFrame,
            scores: pd.DataFrame, *, plan: Plan, families: Sequence[str], fractions: Sequence[float],
-           run_lines: list[str], alpha: float, rope: float, fold_level: dict | None) -> str:
+           run_lines: list[str], alpha: float, rope: float, fold_level: dict | None,
+           units: list[str] | None = None) -> str:
     out = ["# Does multi-task learning help? Study report", "", "## Answer", "", *answer_lines(pairs, rope), "",
            f"Words: \"better\"/\"worse\" when Holm-adjusted p < {alpha:g}; \"practically equivalent\" when the "
            f"equivalence test against +-{rope:g} points passes (Holm-adjusted p < {alpha:g}); otherwise \"not shown "
@@ -135,6 +158,7 @@ def render(pairs: pd.DataFrame, curves: pd.DataFrame, spread: pd.DataFrame, effo
            "## How much each approach's pick moves between replicates", "",
            "Test accuracy of each approach's pick in every replicate: the spread a single search cannot show.", "",
            *spread_table(spread), "",
+           "## Every unit", "", *(units or ["Not computed."]), "",
            "## What was run", "", *run_lines, "", *effort_lines(effort, plan), "",
            "## Learning curves", "", *curve_lines(curves, rope), ""]
     if len(curves):

@@ -164,7 +164,7 @@ def describe(record: dict) -> str:
 def _score_row(row: dict) -> dict:
     kind = str(row["kind"])
     fraction = float(kind.split(":", 1)[1]) if kind.startswith(CURVE_KIND) else 1.0
-    keep = ("dataset", "accuracy", "balanced_accuracy", "macro_f1", "per_class_recall", "confusion_matrix", "n_train",
+    keep = ("dataset", "accuracy", "balanced_accuracy", "macro_f1", "recall", "confusion_matrix", "n_train",
             "n_val", "n_test", "epochs", "best_epoch", "train_seconds")
     return {"fraction": fraction, **{k: row[k] for k in keep if k in row}}
 

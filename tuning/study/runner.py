@@ -247,9 +247,11 @@ def run_study(families: str | Sequence[str] = DEFAULT_FAMILIES, datasets: str | 
                  f"- Time budget: {f'{time_budget:g} h' if time_budget else 'none'}; this run took "
                  f"{(time.time() - started_at) / 60:.1f} min (searches reused from earlier runs are not timed "
                  "again)" + (f"; predicted {plan.total_s / 60:.0f} min" if budget_s else "") + "."]
+    unit_names = {d.name: d.class_names for _, group in searches for d in group}
     markdown = replicated_report.render(pairs, curves, spread, effort, scores, plan=plan, families=families,
                                         fractions=fractions, run_lines=run_lines, alpha=alpha, rope=rope,
-                                        fold_level=fold_level)
+                                        fold_level=fold_level,
+                                        units=replicated_report.unit_lines(records, unit_names, settings.metric))
     replicated_report.plot_pairs(pairs, results_dir / "replicate_differences.png")
     if len(curves):
         replicated_report.plot_curves(scores, families, results_dir / "learning_curves.png")
