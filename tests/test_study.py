@@ -151,18 +151,24 @@ def plan(budget_h, *, wanted=10, samples=16, fixed=False):
                                    curve_fractions={"ffn": (0.1, 0.25, 0.5), "mtl-ffn": (0.1, 0.25, 0.5)})
 
 
-def test_the_plan_keeps_the_wanted_replicates_when_they_fit_and_otherwise_says_what_it_changed():
+def test_the_plan_keeps_the_most_replicates_then_the_most_trials_that_fit():
     roomy = plan(100)
     assert (roomy.replicates, roomy.samples) == (10, 16) and roomy.total_s <= 100 * 3600
-    one = roomy.replicate_s
-    tight = plan((5 * one + roomy.export_s) / 3600)  # room for five replicates at 16 trials
-    assert (tight.replicates, tight.samples) == (5, 16) and "10 wanted" in tight.reason
-    smaller = plan((3 * one * 0.7 + roomy.export_s) / 3600)
-    assert smaller.replicates == 3 and budgets.MIN_SAMPLES <= smaller.samples < 16
-    assert smaller.total_s <= (3 * one * 0.7 + roomy.export_s)
+    at_8 = plan(None, samples=8)
+    budget = roomy.export_s + 10 * (roomy.replicate_s + at_8.replicate_s) / 2  # between 10 x 8 and 10 x 16 trials
+    fewer_trials = plan(budget / 3600)
+    assert fewer_trials.replicates == 10 and 8 <= fewer_trials.samples < 16 and fewer_trials.total_s <= budget
+    assert plan(None, samples=fewer_trials.samples + 1).replicate_s * 10 + roomy.export_s > budget  # the most
+    assert "trials per search (not 16)" in fewer_trials.reason
+    budget = at_8.export_s + 5.5 * at_8.replicate_s  # six replicates do not fit even at the floor
+    fewer_replicates = plan(budget / 3600)
+    assert fewer_replicates.replicates == 5 and "10 wanted" in fewer_replicates.reason
+    assert fewer_replicates.total_s <= budget
+    assert plan(None, samples=fewer_replicates.samples + 1).replicate_s * 5 + at_8.export_s > budget
     with pytest.raises(budgets.BudgetTooSmall) as refused:
-        plan((3 * one * 0.7 + roomy.export_s) / 3600, fixed=True)  # --samples given: never shrunk
-    assert refused.value.needed_hours * 3600 >= 3 * one
+        plan((roomy.export_s + 3 * roomy.replicate_s * 0.9) / 3600, fixed=True)  # --samples given: never shrunk
+    assert refused.value.needed_hours * 3600 >= 3 * roomy.replicate_s
+    assert plan((roomy.export_s + 3 * roomy.replicate_s * 0.9) / 3600).samples < 16  # not fixed: it shrinks
     assert plan(None, wanted=4).replicates == 4
 
 

@@ -330,12 +330,11 @@ def least_detectable_difference(sd: float, n: int, ratio: float, alpha: float, p
     noncentral t with ``n - 1`` degrees of freedom and noncentrality ``delta / (sd *
     sqrt(1/n + ratio))``. Solved exactly (scipy's noncentral t), close to the textbook
     ``(t_{1-alpha/2} + t_{power}) * sd * sqrt(1/n + ratio)``. Same unit as ``sd``; NaN when
-    ``n < 2`` or ``sd`` is not finite; 0 for ``sd == 0``.
+    ``n < 2``, ``sd`` is not finite, or ``sd == 0`` (no spread observed: nothing to size a
+    test by, which with few replicates says more about the replicates than about the data).
     """
-    if n < 2 or not math.isfinite(sd):
+    if n < 2 or not math.isfinite(sd) or sd == 0:
         return math.nan
-    if sd == 0:
-        return 0.0
     from scipy.optimize import brentq
 
     df = n - 1

@@ -14,7 +14,8 @@ each pick on the replicate's split (plus one per learning-curve fraction). Its s
   starts and stops the experiment);
 * its scoring: ``(1 + sum(fractions)) x SCORE_EPOCH_SHARE x max_epochs x seconds_per_epoch``
   (early stopping ends most reruns before max_epochs; trainings on a fraction of the rows
-  cost that fraction), the runs of one pick side by side on the CPUs;
+  cost that fraction), the runs of one pick side by side on the CPUs, plus
+  ``SCORE_OVERHEAD_S`` (Ray tasks started, the data handed over);
 
 ``seconds_per_epoch`` of a family is one epoch over its datasets' training rows,
 measured (:func:`calibrate`: a few seeded configurations of the family's own space
@@ -23,10 +24,12 @@ earlier run's records (:func:`measured_from_records`). ``expected_epochs`` is wh
 leaves a trial on average (:func:`expected_epochs`). The model is rough; the report
 prints its prediction beside what each replicate took.
 
-**The plan** (:func:`plan_replicates`): the wanted R (default 10) if it fits; else the
-most that fit, if at least :data:`MIN_REPLICATES`; else fewer trials per search (never
-below :data:`MIN_SAMPLES`, never when ``--samples`` was given) so that
-:data:`MIN_REPLICATES` fit; else the budget is refused, with the budget that would fit.
+**The plan** (:func:`plan_replicates`): the most replicates, up to the wanted R (default
+10) and at least :data:`MIN_REPLICATES`, that fit; for that R the most trials per search
+that fit (never fewer than :data:`MIN_SAMPLES`, never changed when ``--samples`` was given).
+Replicates come first because they carry the answer's power; a smaller search costs each
+approach alike. A budget that fits not even :data:`MIN_REPLICATES` is refused, with the
+budget that would fit.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ REDUCTION_FACTOR = 3           # ASHA's, as tuning.search.searchers sets it
 SEARCH_OVERHEAD_S = 12.0       # Tune's start and stop of one experiment, measured on 2 CPUs (8-15 s)
 TRIAL_START_S = 1.5            # a trial's actor start and data hand-over
 TRIAL_EPOCH_OVERHEAD_S = 0.15  # a trial's report and checkpoint each epoch
+SCORE_OVERHEAD_S = 6.0         # a pick's scoring tasks: start and data hand-over (6-14 s seen on 2 CPUs)
 SCORE_EPOCH_SHARE = 0.7        # share of max_epochs a rerun with early stopping trains, on average
 ASYNC_PROMOTION = 1.3          # asynchronous ASHA promotes early trials more than 1/rf: seen 1.2-1.4x
 EXPORT_RUNS_OVERHEAD = 2       # the export's one-split rerun and final model beside the k x r folds
@@ -82,7 +86,7 @@ def search_seconds(seconds_per_epoch: float, effort: Effort) -> float:
 def score_seconds(seconds_per_epoch: float, effort: Effort, fractions: Sequence[float]) -> float:
     runs = 1.0 + sum(fractions)
     side_by_side = max(1.0, min(effort.concurrency, 1 + len(fractions)))
-    return runs * SCORE_EPOCH_SHARE * effort.max_epochs * seconds_per_epoch / side_by_side
+    return runs * SCORE_EPOCH_SHARE * effort.max_epochs * seconds_per_epoch / side_by_side + SCORE_OVERHEAD_S
 
 
 def replicate_seconds(costs: Mapping[str, Sequence[float]], effort: Effort,
@@ -138,20 +142,17 @@ def plan_replicates(costs: Mapping[str, Sequence[float]], effort: Effort, *, bud
     one, export, per_family = predict(effort.samples)
     if budget_s is None:
         return Plan(wanted, effort.samples, one, export, per_family, f"{wanted} replicates as asked (no time budget)")
-    fits = int((budget_s - export) // one) if budget_s > export else 0
-    if fits >= wanted:
-        return Plan(wanted, effort.samples, one, export, per_family,
-                    f"{wanted} replicates of {effort.samples} trials fit the budget")
-    if fits >= MIN_REPLICATES:
-        return Plan(fits, effort.samples, one, export, per_family,
-                    f"{fits} replicates of {effort.samples} trials fit the budget ({wanted} wanted)")
-    if not samples_fixed:
-        for samples in range(effort.samples - 1, MIN_SAMPLES - 1, -1):
+    sample_options = [effort.samples] if samples_fixed else range(effort.samples, MIN_SAMPLES - 1, -1)
+    for replicates in range(wanted, MIN_REPLICATES - 1, -1):  # most replicates first, then most trials
+        for samples in sample_options:
             one_s, export_s, per = predict(samples)
-            if export_s + MIN_REPLICATES * one_s <= budget_s:
-                return Plan(MIN_REPLICATES, samples, one_s, export_s, per,
-                            f"{MIN_REPLICATES} replicates fit only with {samples} trials per search "
-                            f"(not {effort.samples})")
+            if export_s + replicates * one_s <= budget_s:
+                changed = [f"{replicates} replicates ({wanted} wanted)" if replicates < wanted else "",
+                           f"{samples} trials per search (not {effort.samples})" if samples < effort.samples else ""]
+                reason = " and ".join(c for c in changed if c)
+                return Plan(replicates, samples, one_s, export_s, per,
+                            f"the budget fits {reason}" if reason else
+                            f"{replicates} replicates of {samples} trials fit the budget")
     floor = effort.samples if samples_fixed else MIN_SAMPLES
     one_s, export_s, _ = predict(floor)
     needed = (export_s + MIN_REPLICATES * one_s) / 3600.0
