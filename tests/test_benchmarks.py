@@ -309,6 +309,7 @@ def test_gpu_benchmark_skips_without_cuda(tmp_path, capsys):
     assert not md.exists()
 
 
+@pytest.mark.subprocess
 def test_loader_quick(tmp_path):
     from benchmarks import loader
 
@@ -324,6 +325,7 @@ def test_loader_quick(tmp_path):
     assert (md.read_text(), common.RESULTS_MD.read_text()) == before  # --quick alone: prints only
 
 
+@pytest.mark.subprocess
 def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     md = tmp_path / "RESULTS.md"
     assert predict_throughput.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",

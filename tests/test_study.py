@@ -45,6 +45,7 @@ def smoke_study(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_smoke_study_end_to_end(smoke_study):
     work, first, _, seconds = smoke_study
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -80,6 +81,7 @@ def test_smoke_study_end_to_end(smoke_study):
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_smoke_study_rerun_skips_what_is_up_to_date(smoke_study):
     work, first, second, _ = smoke_study
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
