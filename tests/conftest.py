@@ -251,6 +251,20 @@ def ray_2cpu():
         ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def ray_1cpu():
+    """A local 1-CPU Ray runtime for the module (one trial worker at a time: worker start-up is
+    most of a tiny run's time); shut down only if this fixture started it."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
 # --------------------------------------------------------------------------------------
 # Added for the model bundle and predict tests: bundles trained in-process (no Ray)
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 The export scores it as its own approach of the results tree (``--ensemble K``:
 :func:`tuning.export.reruns.run_job` trains the members beside the best configuration on every
-fold); ``benchmarks/ensemble.py`` measures it on its own.
+fold); ``benchmarks/archive/ensemble.py`` measured it on its own.
 """
 
 from __future__ import annotations
