@@ -127,6 +127,11 @@ def pytest_runtest_call(item):
     _started.clear()
     return _fail_if_started((yield))
 
+
+# --------------------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------------------
+
 TINY_LENGTH = 48  # samples per waveform in the tiny datasets
 TINY_ROWS_PER_CLASS = 60  # T2: 120 rows, T3: 180 rows
 
