@@ -44,9 +44,9 @@ reruns). Measured on a 2-CPU machine: a default cnn experiment 3.5-7 min, lstm 8
 ffn 1-2 min, the multi-task ones much longer (mtl-lstm's export alone 30 min), so the default
 families take hours; use a bigger machine or ``--address`` a cluster.
 
-    .venv/bin/python benchmarks/accuracy.py                              # reads results/
-    .venv/bin/python benchmarks/accuracy.py --results-dir /path/to/results
-    .venv/bin/python benchmarks/accuracy.py --run                        # tunes first (long)
+    python -m benchmarks.accuracy                              # reads results/
+    python -m benchmarks.accuracy --results-dir /path/to/results
+    python -m benchmarks.accuracy --run                        # tunes first (long)
 """
 
 from __future__ import annotations
@@ -58,10 +58,8 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "accuracy"
 TARGET_GAP = 1.0

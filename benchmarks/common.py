@@ -19,17 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tuning import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 OUT_DIR = ROOT / "benchmarks" / "out"  # git-ignored: Ray storage and raw measurements
 HEADER = ("# Benchmark results\n\n"
           "Written by the scripts in `benchmarks/` (see `benchmarks/README.md`); each section is\n"
           "replaced by the next run of its script. Figures are from the machine named in each section.\n")
-
-if str(ROOT) not in sys.path:  # `python benchmarks/x.py` from a fresh clone
-    sys.path.insert(0, str(ROOT))
-
-from tuning import atomic  # noqa: E402  (needs the path above)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -184,13 +181,14 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that ran a benchmark, as typed at the repository root:
+    ``python -m benchmarks.x ARGS`` (``argv[0]`` is the module's file, as under ``-m``)."""
     argv = list(sys.argv if argv is None else argv)
-    script = Path(argv[0])
     try:
-        script = script.resolve().relative_to(ROOT)
-    except ValueError:
-        pass
-    return shlex.join([".venv/bin/python", str(script), *argv[1:]])
+        module = ".".join(Path(argv[0]).resolve().relative_to(ROOT).with_suffix("").parts)
+    except ValueError:  # not a file of this repository
+        return shlex.join(["python", str(argv[0]), *argv[1:]])
+    return shlex.join(["python", "-m", module, *argv[1:]])
 
 
 def provenance(command: str, load: LoadSampler | None, started: float) -> str:
@@ -202,6 +200,18 @@ def provenance(command: str, load: LoadSampler | None, started: float) -> str:
     if load is not None:
         lines.append(f"- Load average (1 min) during the run: {load.summary()} on {os.cpu_count()} CPUs")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- statistics
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation of two equally long sequences (ties get their average
+    rank, as ``scipy.stats.spearmanr`` gives them); NaN when either side is constant."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
 
 
 # ----------------------------------------------------------------------------- RESULTS.md

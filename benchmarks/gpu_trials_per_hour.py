@@ -12,7 +12,7 @@ Trials per hour = trials / wall seconds x 3600; epochs per hour likewise.
 
 Without a CUDA device it prints why and exits 0 without writing anything.
 
-    .venv/bin/python benchmarks/gpu_trials_per_hour.py
+    python -m benchmarks.gpu_trials_per_hour
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "gpu"
 

@@ -18,8 +18,8 @@ against the final float32 array (rows x samples x 4 bytes).
 Targets (issue 13): load_dataset's median time at most 2x bare's; its peak memory at most
 3x the final array.
 
-    .venv/bin/python benchmarks/loader.py            # 1,000,000 x 64, 3 rounds
-    .venv/bin/python benchmarks/loader.py --quick    # 20,000 x 64, 1 round, prints only
+    python -m benchmarks.loader            # 1,000,000 x 64, 3 rounds
+    python -m benchmarks.loader --quick    # 20,000 x 64, 1 round, prints only
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "loader"
 TARGET_TIME_RATIO = 2.0
@@ -120,7 +118,7 @@ def _rss_bytes() -> int:
 
 
 def run_measurement(reader: str, path: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--measure", reader, str(path)], check=True,
+    done = subprocess.run([sys.executable, "-m", "benchmarks.loader", "--measure", reader, str(path)], check=True,
                           capture_output=True, text=True, cwd=common.ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -169,7 +167,7 @@ def main(argv=None) -> int:
     size = path.stat().st_size / 2**20
     body = "\n\n".join([
         f"## Loading a large dataset ({args.rows:,} spikes x {args.samples} samples)",
-        common.provenance(common.script_command("benchmarks/loader.py", argv), load, started_at),
+        common.provenance(common.script_command(__file__, argv), load, started_at),
         f"One generated CSV, {size:.0f} MiB (two-decimal values, integer labels, from the page cache); "
         f"each measurement in a fresh process, the two readers alternating for {args.reps} rounds. "
         "`bare` is `pandas.read_csv(path)` with pandas' defaults and no checks; `load_dataset` is "

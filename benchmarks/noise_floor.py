@@ -20,8 +20,8 @@ approaches each tuned by one search differ by about sqrt(2) x sd from the search
 ``--add-raw`` takes the ``TPE + ASHA`` experiments of a ``search_efficiency.py --both-rules``
 raw file (same budget) instead of running that family again.
 
-    .venv/bin/python benchmarks/noise_floor.py --families cnn,lstm --add-raw benchmarks/out/search_eff.json
-    .venv/bin/python benchmarks/noise_floor.py --quick --data-dir DIR --datasets T2
+    python -m benchmarks.noise_floor --families cnn,lstm --add-raw benchmarks/out/search_eff.json
+    python -m benchmarks.noise_floor --quick --data-dir DIR --datasets T2
 """
 
 from __future__ import annotations
@@ -35,10 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common, search_efficiency  # noqa: E402
+from benchmarks import common, search_efficiency
 
 SECTION = "noise_floor"
 METHOD = search_efficiency.CANDIDATE  # the project's default search

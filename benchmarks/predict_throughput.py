@@ -20,8 +20,8 @@ peak after the spikes were made and the model loaded). Wall-clock and CPU-time r
 ``python -m tuning predict`` on a CSV of ``--cli-spikes`` spikes (reading, checking,
 predicting and writing, in chunks of 50,000).
 
-    .venv/bin/python benchmarks/predict_throughput.py
-    .venv/bin/python benchmarks/predict_throughput.py --bundle "results/Classic CNN PyTorch/Model/A12"
+    python -m benchmarks.predict_throughput
+    python -m benchmarks.predict_throughput --bundle "results/Classic CNN PyTorch/Model/A12"
 """
 
 from __future__ import annotations
@@ -38,10 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "predict_throughput"
 TARGET = 100_000  # spikes per second on 2 cores
@@ -126,7 +124,7 @@ def worker(args) -> int:
 
 
 def measure(args, backend: str, bundle: Path, labels_out: Path | None = None) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", backend, "--bundle", str(bundle),
+    command = [sys.executable, "-m", "benchmarks.predict_throughput", "--worker", backend, "--bundle", str(bundle),
                "--dataset", args.dataset, "--data-dir", args.data_dir, "--spikes", str(args.spikes),
                "--chunk", str(args.chunk), "--threads", str(args.threads)]
     if labels_out is not None:

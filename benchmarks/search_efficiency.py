@@ -50,8 +50,8 @@ as it arrives:
 A method that never reaches the target is "censored": its epochs to target are at least its
 total, and ratios that use it are bounds (shown with >= or <=).
 
-    .venv/bin/python benchmarks/search_efficiency.py                # A4 and A12, 5 seeds
-    .venv/bin/python benchmarks/search_efficiency.py --quick --data-dir DIR --datasets T2
+    python -m benchmarks.search_efficiency                # A4 and A12, 5 seeds
+    python -m benchmarks.search_efficiency --quick --data-dir DIR --datasets T2
 """
 
 from __future__ import annotations
@@ -66,11 +66,9 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
-from tuning import atomic  # noqa: E402
+from benchmarks import common
+from tuning import atomic
 
 SECTION = "search_efficiency"
 RAY_OPTUNA = "TPE + ASHA (Ray's OptunaSearch)"
@@ -444,28 +442,6 @@ SENSITIVITY_HEADER = ["tolerance (points)", "TPE + ASHA reached", "random + FIFO
                       "epochs-to-target ratio", "wall-time ratio"]
 
 
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):  # average ranks for ties
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2
-        i = j + 1
-    return ranks
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    ma, mb = statistics.mean(ra), statistics.mean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    var = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
-    return cov / var if var else float("nan")
-
-
 def diagnostics(runs: list[dict], datasets: list[str], args, n_val: dict) -> list[list]:
     """Why TPE + ASHA does (not) get there: how well the accuracy at the grace period ranks
     trials by their final best (from the FIFO runs, where every trial ran to the end), how many
@@ -483,7 +459,7 @@ def diagnostics(runs: list[dict], datasets: list[str], args, n_val: dict) -> lis
                 best[e["trial"]] = max(best.get(e["trial"], 0.0), e["val_accuracy"])
             trials = sorted(at_grace)
             if len(trials) > 2:
-                rhos.append(spearman([at_grace[t] for t in trials], [best[t] for t in trials]))
+                rhos.append(common.spearman([at_grace[t] for t in trials], [best[t] for t in trials]))
         full = []
         for r in runs:
             if r["dataset"] == name and r["method"] == CANDIDATE:

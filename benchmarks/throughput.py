@@ -34,9 +34,9 @@ report, as Ray times them) instead. The wall time is ``run_experiment``'s, from 
 the trainable to the summary of the results; the rest is broken down from the driver's
 event times.
 
-    .venv/bin/python benchmarks/throughput.py
-    .venv/bin/python benchmarks/throughput.py --profile      # where the project loop's time goes
-    .venv/bin/python benchmarks/throughput.py --experiments ray_results/cnn-A12-*   # finished runs
+    python -m benchmarks.throughput
+    python -m benchmarks.throughput --profile      # where the project loop's time goes
+    python -m benchmarks.throughput --experiments ray_results/cnn-A12-*   # finished runs
 
 ``--experiments`` skips the measurements above and computes, from finished experiment
 folders, the same training share over the span of their trials (first trial's start to
@@ -54,10 +54,8 @@ import shutil
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "throughput"
 TARGET_RATIO = 0.9

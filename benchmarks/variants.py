@@ -16,8 +16,8 @@ settings) and computes the references and the margin of the best tuned approach 
 (corrected resampled t-test against each reference, Holm over the tuned approaches). This
 script collects the margins into one section.
 
-    .venv/bin/python benchmarks/variants.py --datasets A12 --variants r64,noisy --families ffn,cnn
-    .venv/bin/python benchmarks/variants.py --quick --data-dir tests/... --datasets T3   # a test of the script
+    python -m benchmarks.variants --datasets A12 --variants r64,noisy --families ffn,cnn
+    python -m benchmarks.variants --quick --data-dir tests/... --datasets T3   # a test of the script
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import accuracy, common  # noqa: E402
+from benchmarks import accuracy, common
 
 SECTION = "variants"
 VARIANTS = ("r64", "relabelled", "label-first", "fewer", "noisy")
@@ -138,7 +136,7 @@ def main(argv=None) -> int:
     print(summary)
     body_md = "\n".join([
         "## Variants the defaults were not tuned on (`benchmarks/variants.py`)", "",
-        common.provenance(common.script_command("benchmarks/variants.py", argv), load, started),
+        common.provenance(common.script_command(__file__, argv), load, started),
         f"- Families tuned: {args.families}; variants: {args.variants} of {args.datasets} "
         "(see the script's docstring for each).", "",
         summary, "",

@@ -3,15 +3,134 @@
 Fixtures:
     write_csv: the helper ``write_csv(path, header, rows) -> Path``.
     tiny_dataset_dir: a folder with two small, separable synthetic datasets (T2, T3).
+
+Test tiers (docs/testing.md): ``pytest --fast`` (``scripts/test.sh --fast``) runs only the
+tests that start no Ray runtime and no subprocess. A test leaves the fast tier by a marker
+(``ray``, ``subprocess``, ``cluster``, ``slow``) or by using a fixture that starts Ray
+(``RAY_FIXTURES``, marked ``ray`` here). In fast mode ``ray.init`` and ``subprocess.Popen``
+are guarded: an unmarked test that starts either fails with a message saying how to mark
+it, so a slow test cannot slip into the fast tier. Tests of ``benchmarks/archive/`` are
+marked ``archive`` and run only with ``--archive``.
 """
 
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest_plugins = ["pytester"]  # tests/test_tiers.py runs the tier rules in an inner pytest
+
+# --------------------------------------------------------------------------------------
+# Test tiers
+# --------------------------------------------------------------------------------------
+
+NOT_FAST = ("ray", "subprocess", "cluster", "slow")
+"""Markers that keep a test out of the fast tier."""
+
+RAY_FIXTURES = frozenset({"ray_2cpu", "ray_1cpu"})
+"""Fixtures that start a Ray runtime: a test using one (directly or through another
+fixture) is marked ``ray``."""
+
+_started: list[str] = []  # what the running test started against the fast tier's rule
+
+
+class FastTierViolation(RuntimeError):
+    """Raised in fast mode when a test starts a Ray runtime or a subprocess."""
+
+
+def _refuse(what: str, marker: str):
+    message = (f"fast tier: this test started {what}, which the fast tier (scripts/test.sh --fast) "
+               f"does not allow. Mark it @pytest.mark.{marker} (or the module: pytestmark = "
+               f"pytest.mark.{marker}); a test that needs Ray can use the ray_2cpu fixture, which marks it.")
+    _started.append(message)
+    raise FastTierViolation(message)
+
+
+def _install_guards(config) -> None:
+    """Replace ``ray.init`` and ``subprocess.Popen`` by refusals until the session ends."""
+    import platform
+
+    import ray
+    import ray._private.worker as ray_worker
+
+    # platform.processor() runs `uname -p` once per process and caches it (the run record
+    # asks for it): ask now, so no test is blamed for a fact of the machine.
+    platform.processor()
+    real_popen, real_init = subprocess.Popen, ray.init
+
+    class GuardedPopen(real_popen):  # a subclass, so isinstance checks still hold
+        def __init__(self, args, *rest, **kwargs):
+            _refuse(f"a subprocess ({args!r})", "subprocess")
+
+    def guarded_init(*args, **kwargs):
+        _refuse("a Ray runtime (ray.init)", "ray")
+
+    subprocess.Popen, ray.init, ray_worker.init = GuardedPopen, guarded_init, guarded_init
+
+    def restore():
+        subprocess.Popen, ray.init, ray_worker.init = real_popen, real_init, real_init
+
+    config.add_cleanup(restore)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("spikesort-tune test tiers")
+    group.addoption("--fast", action="store_true",
+                    help="run only tests that start no Ray runtime and no subprocess; fail any that do")
+    group.addoption("--archive", action="store_true", help="also run the tests of benchmarks/archive/")
+
+
+def pytest_configure(config):
+    if config.getoption("--fast"):
+        _install_guards(config)
+
+
+def pytest_collection_modifyitems(config, items):
+    fast, archive = config.getoption("--fast"), config.getoption("--archive")
+    keep, drop = [], []
+    for item in items:
+        if RAY_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.ray)
+        if item.get_closest_marker("archive") and not archive:
+            drop.append(item)
+        elif fast and any(item.get_closest_marker(name) for name in NOT_FAST):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _fail_if_started(outcome):
+    """Fail a setup or call that started Ray or a subprocess even if the code swallowed the
+    refusal (``outcome`` is the phase's result; an exception the phase raised is left as is)."""
+    if _started:
+        message = _started[0]
+        _started.clear()
+        pytest.fail(message, pytrace=False)
+    return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    _started.clear()
+    return _fail_if_started((yield))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    _started.clear()
+    return _fail_if_started((yield))
+
+
+# --------------------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------------------
 
 TINY_LENGTH = 48  # samples per waveform in the tiny datasets
 TINY_ROWS_PER_CLASS = 60  # T2: 120 rows, T3: 180 rows
@@ -132,6 +251,20 @@ def ray_2cpu():
     if started:
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
                  log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_1cpu():
+    """A local 1-CPU Ray runtime for the module (one trial worker at a time: worker start-up is
+    most of a tiny run's time); shut down only if this fixture started it."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     yield ray
     if started:
         ray.shutdown()

@@ -11,31 +11,18 @@ writes what it should.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, variants,  # noqa: E402
+from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, variants,
                         search_efficiency, throughput)
 
-
-@pytest.fixture(scope="module")
-def ray_1cpu():
-    """A local 1-CPU Ray runtime for the module; shut down only if this fixture started it."""
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _section(md: Path, name: str) -> str:
@@ -43,6 +30,49 @@ def _section(md: Path, name: str) -> str:
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     assert text.count(begin) == 1 and text.count(end) == 1, text
     return text[text.index(begin):text.index(end)]
+
+
+BENCHMARK_MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    for path in [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("benchmarks/archive/*.py")]
+    if path.name not in ("__init__.py", "common.py"))
+
+
+@pytest.mark.parametrize("module", BENCHMARK_MODULES)
+def test_each_benchmark_is_a_module_with_a_main_and_no_path_prologue(module):
+    import importlib
+
+    source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+    assert "sys.path" not in source, f"{module}: run it as python -m {module}, not by path"
+    assert callable(importlib.import_module(module).main)
+    assert f"python -m {module}" in source  # its usage line says how to run it
+
+
+def test_the_recorded_command_names_the_module():
+    assert common.command_line([str(ROOT / "benchmarks" / "archive" / "selection.py"), "--quick"]) == (
+        "python -m benchmarks.archive.selection --quick")
+    assert common.command_line([str(ROOT / "benchmarks" / "variants.py"), "--datasets", "A12,A21"]) == (
+        "python -m benchmarks.variants --datasets A12,A21")
+
+
+@pytest.mark.subprocess
+def test_benchmarks_run_as_modules_from_the_repository_root():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the working folder
+    for module in ("benchmarks.search_efficiency", "benchmarks.archive.selection"):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr[-2000:]
+
+
+def test_spearman_is_scipys_with_ties_averaged_and_nan_when_constant():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 5, 30).astype(float), rng.normal(size=30)  # many ties in a
+    assert common.spearman(list(a), list(b)) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert common.spearman([1, 2, 2, 3], [10, 20, 20, 30]) == pytest.approx(1.0)  # tied alike: still 1
+    assert common.spearman([1, 2, 3], [4, 5, 4]) == pytest.approx(0.0)
+    assert np.isnan(common.spearman([1, 1, 1], [1, 2, 3])) and np.isnan(common.spearman([1], [2]))
 
 
 def test_replace_section_keeps_other_sections(tmp_path):
@@ -309,6 +339,7 @@ def test_gpu_benchmark_skips_without_cuda(tmp_path, capsys):
     assert not md.exists()
 
 
+@pytest.mark.subprocess
 def test_loader_quick(tmp_path):
     from benchmarks import loader
 
@@ -324,6 +355,7 @@ def test_loader_quick(tmp_path):
     assert (md.read_text(), common.RESULTS_MD.read_text()) == before  # --quick alone: prints only
 
 
+@pytest.mark.subprocess
 def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     md = tmp_path / "RESULTS.md"
     assert predict_throughput.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
@@ -332,29 +364,3 @@ def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     assert "| torch | 3,000 |" in section and "| onnx | 3,000 |" in section
     assert "`predict` command" in section and "| 500 |" in section
     assert "labels differ on 0 of them" in section and "- Machine: " in section
-
-
-def test_determinism_cost_quick(module_tiny_dataset_dir, ray_1cpu, tmp_path):
-    from benchmarks import determinism_cost
-
-    md = tmp_path / "RESULTS.md"
-    assert determinism_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
-                                  "--results-md", str(md)]) == 0
-    section = _section(md, determinism_cost.SECTION)
-    assert "--deterministic / default wall time" in section and "- Machine: " in section
-
-
-def test_lever_cost_quick_times_every_lever_against_off(module_tiny_dataset_dir, tmp_path):
-    from benchmarks import lever_cost
-    from benchmarks.levers import LEVERS
-
-    md = tmp_path / "RESULTS.md"
-    assert lever_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
-                            "--results-md", str(md)]) == 0
-    section = _section(md, lever_cost.SECTION)
-    rows = {line.split("|")[2].strip(): line.split("|")[3:5] for line in section.splitlines()
-            if line.startswith("| ffn |")}
-    assert list(rows) == list(LEVERS)  # one row per variant, in the levers benchmark's order
-    assert all(float(ms) > 0 for ms, _ in rows.values())
-    assert float(rows["off"][1]) == 1.0  # "off" against itself
-    assert "- Machine: " in section

@@ -202,6 +202,7 @@ def test_onnx_backend_checks_its_file(cnn_bundle, tmp_path):
     model_bundle.load_model(folder)  # the torch side does not need it
 
 
+@pytest.mark.subprocess
 def test_load_model_from_the_package_without_importing_torch_on_import_tuning(cnn_bundle):
     code = ("import sys, tuning; assert 'torch' not in sys.modules, 'import tuning loaded torch'; "
             "from tuning import load_model; "

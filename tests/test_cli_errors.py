@@ -238,6 +238,7 @@ def assert_nothing_started(work: Path) -> None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.subprocess
 def test_bad_input_is_one_error_line(cli_results, name):
     result, work, fragments = cli_results[name]
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
@@ -259,10 +260,12 @@ def check_debug(cli_results, name):
     assert_nothing_started(work)
 
 
+@pytest.mark.subprocess
 def test_debug_shows_traceback(cli_results):
     check_debug(cli_results, "test_debug_shows_traceback")
 
 
+@pytest.mark.subprocess
 def test_debug_after_the_subcommand_shows_traceback(cli_results):
     check_debug(cli_results, "test_debug_after_the_subcommand_shows_traceback")
 

@@ -119,6 +119,7 @@ def test_reporter_pickles_without_its_stream():
     assert copy.stream is sys.stdout and copy.objective == METRIC
 
 
+@pytest.mark.subprocess
 def test_verbose_brings_back_rays_own_output(tiny_dataset_dir, tmp_path):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     command = [sys.executable, "-m", "tuning", "tune", "ffn", "T2", "--data-dir", str(tiny_dataset_dir),

@@ -311,6 +311,7 @@ def _tune(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_multitask_tune_and_export_end_to_end(tiny_dataset_dir, tmp_path):
     common = ["--data-dir", str(tiny_dataset_dir), "--storage", str(tmp_path / "rr"),
               "--results-dir", str(tmp_path / "results"), "--samples", "2", "--max-epochs", "2",

@@ -223,6 +223,7 @@ def test_unwritable_output_paths(cnn_bundle, tmp_path, capsys, sentinel):
                    sentinel, "--min-confidence must be between 0 and 1")
 
 
+@pytest.mark.subprocess
 def test_predict_script_from_another_folder(cnn_bundle, tmp_path):
     folder, _, dataset = cnn_bundle
     (tmp_path / "work").mkdir()

@@ -117,6 +117,7 @@ def test_run_record_and_every_results_file_honour_the_umask(tmp_path, tiny_datas
 # ---------------------------------------------------------------- concurrent exports
 
 
+@pytest.mark.subprocess
 def test_two_concurrent_exports_both_land(tmp_path, tiny_dataset_dir):
     """Two processes export T2 and T3 into one new tree at the same moment.
 

@@ -226,6 +226,7 @@ def test_registry_errors_and_source():
     assert "search_spaces/ffn.py" in space_source("ffn")
 
 
+@pytest.mark.subprocess
 def test_dependency_direction():
     # models must stay pure torch; search spaces must not pull in the pipeline or Ray.
     checks = {

@@ -46,7 +46,7 @@ def tiny_study(tmp_path_factory, module_tiny_dataset_dir):
 
 
 # ---------------------------------------------------------------------------------------------- the design
-@pytest.mark.cluster
+@pytest.mark.ray
 def test_approaches_of_a_replicate_share_its_split_and_replicates_differ(tiny_study):
     work, data_dir, result = tiny_study
     records = [json.loads(p.read_text()) for p in sorted((work / "results" / reps.FOLDER).rglob("*.json"))]
@@ -76,7 +76,7 @@ def test_approaches_of_a_replicate_share_its_split_and_replicates_differ(tiny_st
     assert (n_test == 1).all()
 
 
-@pytest.mark.cluster
+@pytest.mark.ray
 def test_every_search_got_the_same_trials_and_epochs(tiny_study):
     _, _, result = tiny_study
     effort = result.effort
@@ -86,7 +86,7 @@ def test_every_search_got_the_same_trials_and_epochs(tiny_study):
     assert (effort["trial_epochs"] >= TINY["samples"]).all()  # every trial trained at least one epoch
 
 
-@pytest.mark.cluster
+@pytest.mark.ray
 def test_the_report_leads_with_the_replicated_answer_in_honest_words(tiny_study):
     work, _, result = tiny_study
     text = result.report.read_text()
@@ -104,7 +104,7 @@ def test_the_report_leads_with_the_replicated_answer_in_honest_words(tiny_study)
     assert "/replicate-00/" in str(run["experiment"])
 
 
-@pytest.mark.cluster
+@pytest.mark.ray
 def test_an_interrupted_study_redoes_no_finished_search(tiny_study, monkeypatch):
     work, data_dir, _ = tiny_study
     finished = {p: p.stat().st_mtime_ns for p in (work / "results" / reps.FOLDER).rglob("*.json")}

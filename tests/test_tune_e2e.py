@@ -50,6 +50,7 @@ def read_results(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.subprocess
 def test_cli_tune_prints_best_config_and_experiment(cli_run, experiment):
     result, work = cli_run
     out = result.stdout
@@ -85,6 +86,7 @@ def test_cli_tune_prints_best_config_and_experiment(cli_run, experiment):
     assert sorted(p.name for p in work.iterdir()) == ["ray_results", "results"]
 
 
+@pytest.mark.subprocess
 def test_the_export_leaves_a_bundle_that_predict_uses(cli_run, experiment, module_tiny_dataset_dir, tmp_path):
     _, work = cli_run
     bundle = work / "results" / "Classic CNN PyTorch" / "Model" / "T3"
@@ -98,6 +100,7 @@ def test_the_export_leaves_a_bundle_that_predict_uses(cli_run, experiment, modul
     assert len(out.read_text().splitlines()) == 181
 
 
+@pytest.mark.subprocess
 def test_every_trial_logs_val_accuracy_to_tensorboard(experiment):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -118,6 +121,7 @@ def test_every_trial_logs_val_accuracy_to_tensorboard(experiment):
         assert [s.value for s in scalars] == pytest.approx([r["val_accuracy"] for r in reported])
 
 
+@pytest.mark.subprocess
 def test_asha_runs_two_trials_at_once(cli_run, experiment):
     # Two trials trained at the same time: their spans (start of the first epoch to the
     # report of the last, as Tune logged them) overlap.
@@ -131,6 +135,7 @@ def test_asha_runs_two_trials_at_once(cli_run, experiment):
     assert len(pids) >= 2
 
 
+@pytest.mark.subprocess
 def test_console_is_a_line_per_trial_then_the_summary(cli_run, experiment):
     result, _ = cli_run
     out, err = result.stdout, result.stderr
@@ -161,6 +166,7 @@ def test_console_is_a_line_per_trial_then_the_summary(cli_run, experiment):
     assert "INFO ray.tune" in logged
 
 
+@pytest.mark.subprocess
 def test_export_takes_a_relative_experiment_path(ray_2cpu, experiment, monkeypatch):
     from tuning.cli import main
 

@@ -15,7 +15,7 @@ Rules:
     the best mean over 3 consecutive epochs (all of them if the trial ran fewer): a
     trial must be good for several epochs running, which one lucky epoch is not.
 
-Why ``window3`` is the default (measured with ``benchmarks/selection.py``, sections
+Why ``window3`` is the default (measured with ``benchmarks/archive/selection.py``, sections
 ``selection-ffn-A12`` and ``selection-ffn-A12r64`` of ``benchmarks/RESULTS.md``: every
 trial of a 24- and a 16-trial random ffn search, 20 epochs each, rerun on 3 full-split
 folds): at that scale the two rules are tied. Both pick the same trial overall; over 500

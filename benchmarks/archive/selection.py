@@ -1,5 +1,11 @@
 """Which best-trial rule picks configurations that score best on the full split?
 
+Archived, settled: RESULTS.md sections ``selection-ffn-A12`` (written at commit 46c6c8f) and
+``selection-ffn-A12r64`` (commit 702d9da): both rules picked the same trial, regret about
+0.1 point.
+``git show COMMIT:benchmarks/selection.py`` is the script as it ran then; this copy still runs
+(``python -m benchmarks.archive.selection``) and is tested only with ``pytest --archive``.
+
 One small search, then the truth for every trial it ran:
 
 1. *Search*: ``--trials`` configurations drawn from the family's space (seeded random
@@ -20,9 +26,9 @@ Because every trial's truth is measured, the augmentation and schedule choices a
 an (indicative) marginal comparison: mean full-split accuracy of the trials with and
 without each choice.
 
-    .venv/bin/python benchmarks/best_trial.py                         # ffn on A12, 16 trials
-    .venv/bin/python benchmarks/best_trial.py --resample 64           # A12 resampled to 64 samples
-    .venv/bin/python benchmarks/best_trial.py --quick --data-dir tests/... --dataset T2
+    python -m benchmarks.archive.selection                         # ffn on A12, 16 trials
+    python -m benchmarks.archive.selection --resample 64           # A12 resampled to 64 samples
+    python -m benchmarks.archive.selection --quick --data-dir tests/... --dataset T2
 """
 
 from __future__ import annotations
@@ -36,10 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "selection"
 
@@ -174,13 +178,6 @@ def measure(args, dataset) -> dict:
             "references": references}
 
 
-def spearman(a, b) -> float:
-    ra, rb = (np.argsort(np.argsort(v)).astype(float) for v in (a, b))
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def analyse(raw: dict, subsets: int, seed: int) -> dict:
     from tuning.search import best_trial
 
@@ -199,7 +196,7 @@ def analyse(raw: dict, subsets: int, seed: int) -> dict:
         regrets = [max(truth[t] for t in d) - p for d, p in zip(draws, picked)]
         out[rule] = {"pick": pick.trial_id, "pick_val": pick.score, "pick_full": truth[pick.trial_id],
                      "subset_full_mean": float(np.mean(picked)), "subset_regret_mean": float(np.mean(regrets)),
-                     "spearman": spearman([scores[t].score for t in ids], [truth[t] for t in ids])}
+                     "spearman": common.spearman([scores[t].score for t in ids], [truth[t] for t in ids])}
     return out
 
 
@@ -260,7 +257,7 @@ def main(argv=None) -> int:
                 Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.raw).write_text(json.dumps(raw, indent=1, default=str))
     analysis = analyse(raw, args.subsets, args.seed)
-    body = report(raw, analysis, args, common.provenance(common.script_command("benchmarks/best_trial.py", argv),
+    body = report(raw, analysis, args, common.provenance(common.script_command(__file__, argv),
                                                           load_sampler, started))
     print(body)
     name = f"{SECTION}-{raw['family']}-{raw['dataset']}"

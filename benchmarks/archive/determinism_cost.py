@@ -1,12 +1,17 @@
 """Wall-time cost of ``--deterministic`` (trials one at a time) against the default (as
 many trials at once as the CPUs allow), on the same small search, side by side.
 
+Archived, settled: RESULTS.md section ``determinism_cost`` (written at commit f036bc7):
+1.41x the default's wall time for cnn on A12, 1.22x for ffn on A4.
+``git show COMMIT:benchmarks/determinism_cost.py`` is the script as it ran then; this copy still runs
+(``python -m benchmarks.archive.determinism_cost``) and is tested only with ``pytest --archive``.
+
 The two settings alternate (default first in odd rounds, deterministic first in even ones)
 so that they share the machine's conditions; each experiment is the project's own
 (``tuning.search.driver.run_experiment``), without the export.
 
-    .venv/bin/python benchmarks/determinism_cost.py                 # ffn on A4, 2 rounds
-    .venv/bin/python benchmarks/determinism_cost.py --quick --data-dir DIR --dataset T2
+    python -m benchmarks.archive.determinism_cost                 # ffn on A4, 2 rounds
+    python -m benchmarks.archive.determinism_cost --quick --data-dir DIR --dataset T2
 """
 
 from __future__ import annotations
@@ -17,12 +22,9 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 SECTION = "determinism_cost"
 
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     table = common.markdown_table(["setting", "trials at once", "wall s per experiment", "mean wall s"], rows)
     print(table)
     print(text)
-    body = "\n".join(["## Cost of --deterministic (`benchmarks/determinism_cost.py`)", "",
+    body = "\n".join(["## Cost of --deterministic (`benchmarks/archive/determinism_cost.py`)", "",
                       common.provenance(common.script_command(__file__, argv), load, started_at), "",
                       text, "", table, "",
                       "On a loaded machine the default's parallel trials share the same busy cores, so "

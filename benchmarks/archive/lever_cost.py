@@ -1,8 +1,13 @@
 """What each training lever of issue 12 costs in training time: seconds per epoch of the
 same configurations with the levers off, each lever on alone, and all on, side by side.
 
+Archived, settled: RESULTS.md section ``lever_cost`` (written at commit 8d85a75): every
+lever within the 1.5x run-time budget.
+``git show COMMIT:benchmarks/lever_cost.py`` is the script as it ran then; this copy still runs
+(``python -m benchmarks.archive.lever_cost``) and is tested only with ``pytest --archive``.
+
 Configurations: ``--configs`` drawn at random (seeded) from the family's search space, the
-levers then set as ``benchmarks/levers.py`` sets them (``levers.LEVERS``: off; augmentation
+levers then set as ``benchmarks/archive/levers.py`` sets them (``levers.LEVERS``: off; augmentation
 shift 2, scale 0.1, noise 0.1; cosine schedule; label smoothing 0.1; all three). Each
 variant trains with ``tuning.training.fit`` (the loop of trials and reruns) for
 ``--epochs`` epochs without early stopping on the tuning split's training rows, one torch
@@ -16,7 +21,7 @@ The other levers cost nothing per epoch or are priced by structure: the best-tri
 networks per rerun (about K times the export's reruns); the export's bundle trains one
 network more than the reruns.
 
-    .venv/bin/python benchmarks/lever_cost.py --families cnn,ffn,lstm --dataset A12
+    python -m benchmarks.archive.lever_cost --families cnn,ffn,lstm --dataset A12
 """
 
 from __future__ import annotations
@@ -25,13 +30,10 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
-from benchmarks.levers import LEVERS, with_lever  # noqa: E402
+from benchmarks import common
+from benchmarks.archive.levers import LEVERS, with_lever
 
 SECTION = "lever_cost"
 
@@ -64,7 +66,7 @@ def seconds_per_epoch(family, config, task, epochs: int, seed: int) -> float:
 def main(argv=None) -> int:
     import torch
 
-    from benchmarks.selection import sample_configs
+    from benchmarks.archive.selection import sample_configs
     from tuning.data.readers import load_datasets
     from tuning.data.splits import tuning_split
     from tuning.training import TaskData
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
     table = common.markdown_table(["family", "variant", "ms per epoch (median)", "ratio to off (median)",
                                    "ratio range"], rows)
     body = "\n".join([
-        "## Cost of the training levers (`benchmarks/lever_cost.py`)", "",
+        "## Cost of the training levers (`benchmarks/archive/lever_cost.py`)", "",
         common.provenance(common.script_command(__file__, argv), load, started), "",
         f"{args.configs} random configurations per family from its search space, on {args.dataset} "
         f"({len(split.train)} training rows), {args.epochs} epochs per variant, {args.rounds} round(s), one "

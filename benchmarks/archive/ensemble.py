@@ -1,12 +1,17 @@
 """Does averaging the top-k configurations' probabilities beat the single best one?
 
-Takes the ``--k`` best configurations of a ``benchmarks/selection.py --raw`` file (ranked by
+Archived, settled: RESULTS.md sections ``ensemble-ffn-A12`` and ``ensemble-ffn-A12r64``
+(written at commit e3a4552): +0.7 and +0.8 points, not separated from the best one alone.
+``git show COMMIT:benchmarks/ensemble.py`` is the script as it ran then; this copy still runs
+(``python -m benchmarks.archive.ensemble``) and is tested only with ``pytest --archive``.
+
+Takes the ``--k`` best configurations of a ``benchmarks/archive/selection.py --raw`` file (ranked by
 ``tuning.search.best_trial``'s default rule), trains each on every full-split fold of that file
 (``tuning.export.ensemble``: same rows, seed and early stopping as the export's reruns) and scores
 the best one alone and the average of all k probabilities on the same test rows. Paired by
 fold; the raw file's PCA+SVM figure is on the same folds.
 
-    .venv/bin/python benchmarks/ensemble.py --raw benchmarks/out/selection-ffn-A12.json --k 3
+    python -m benchmarks.archive.ensemble --raw benchmarks/out/selection-ffn-A12.json --k 3
 """
 
 from __future__ import annotations
@@ -18,18 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
-from benchmarks.selection import read_raw_search  # noqa: E402
+from benchmarks import common
+from benchmarks.archive.selection import read_raw_search
 
 SECTION = "ensemble"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--raw", required=True, help="a benchmarks/selection.py --raw file")
+    p.add_argument("--raw", required=True, help="a benchmarks/archive/selection.py --raw file")
     p.add_argument("--data-dir", default=str(common.ROOT / "data"))
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--folds", type=int, default=None, help="default: the raw file's")
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
 
     body = "\n\n".join([
         f"## Ensemble of the top {len(members)}: {raw['family']} on {raw['dataset']}",
-        common.provenance(common.script_command("benchmarks/ensemble.py", argv), load_sampler, started),
+        common.provenance(common.script_command(__file__, argv), load_sampler, started),
         f"Members: trials {', '.join(members)} of `{Path(args.raw).name}` (default selection rule), each trained "
         f"on every fold ({folds} folds x {repeats} repeats, up to {raw['epochs']} epochs, early "
         f"stopping on the inner validation part); their softmax probabilities averaged. References on the "

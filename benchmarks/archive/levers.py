@@ -1,13 +1,18 @@
 """What each training lever does to a fixed configuration's full-split accuracy.
 
-Takes the best ``--configs`` configurations of a ``benchmarks/selection.py --raw`` file
+Archived, settled: RESULTS.md section ``levers-ffn-A12`` (written at commit 46c6c8f): no
+lever moved the full-split accuracy by more than the folds' noise.
+``git show COMMIT:benchmarks/levers.py`` is the script as it ran then; this copy still runs
+(``python -m benchmarks.archive.levers``) and is tested only with ``pytest --archive``.
+
+Takes the best ``--configs`` configurations of a ``benchmarks/archive/selection.py --raw`` file
 (ranked by ``tuning.search.best_trial``'s default rule, as a search would pick them), switches the
 levers of issue 12 off (no augmentation, constant learning rate, no label smoothing), then
 turns each on alone and all together, and reruns every variant on the same full-split
 folds (``tuning.export.reruns.run_job``, early stopping on an inner validation part, as the
 export). Differences are paired by fold.
 
-    .venv/bin/python benchmarks/levers.py --raw benchmarks/out/selection-ffn-A12.json
+    python -m benchmarks.archive.levers --raw benchmarks/out/selection-ffn-A12.json
 """
 
 from __future__ import annotations
@@ -19,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
-from benchmarks.selection import read_raw_search  # noqa: E402
+from benchmarks import common
+from benchmarks.archive.selection import read_raw_search
 
 SECTION = "levers"
 OFF = {"augment": False, "lr_schedule": "none", "label_smoothing": 0.0}
@@ -45,7 +48,7 @@ def with_lever(config: dict, change: dict) -> dict:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--raw", required=True, help="a benchmarks/selection.py --raw file")
+    p.add_argument("--raw", required=True, help="a benchmarks/archive/selection.py --raw file")
     p.add_argument("--data-dir", default=str(common.ROOT / "data"))
     p.add_argument("--configs", type=int, default=2)
     p.add_argument("--epochs", type=int, default=None, help="default: the raw file's search epochs")
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
                      f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)}"])
     body = "\n\n".join([
         f"## Training levers on fixed configurations: {raw['family']} on {raw['dataset']}",
-        common.provenance(common.script_command("benchmarks/levers.py", argv), load_sampler, started),
+        common.provenance(common.script_command(__file__, argv), load_sampler, started),
         f"The {len(scores)} best configurations of `{Path(args.raw).name}` (default selection rule), levers off, "
         f"then each lever on; full-split accuracy (%) over the same {args.folds} folds x {args.repeats} repeats, "
         f"up to {epochs} epochs with early stopping. Paired by fold; few folds, so a difference under ~1 point "
