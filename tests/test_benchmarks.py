@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, variants,
-                        search_efficiency, throughput)
+from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, search_efficiency,
+                        study_budget, throughput, variants)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -364,3 +364,13 @@ def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     assert "| torch | 3,000 |" in section and "| onnx | 3,000 |" in section
     assert "`predict` command" in section and "| 500 |" in section
     assert "labels differ on 0 of them" in section and "- Machine: " in section
+
+
+def test_study_budget_quick_scores_both_budgets_on_the_same_split(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md = tmp_path / "RESULTS.md"
+    assert study_budget.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2",
+                              "--seeds", "0", "--num-cpus", "1", "--results-md", str(md)]) == 0
+    section = _section(md, study_budget.SECTION)
+    (row,) = [line for line in section.splitlines() if line.startswith("| ffn | T2 | 1 |")]
+    study_acc, default_acc, difference = (cell.strip() for cell in row.split("|")[4:7])
+    assert float(difference.split()[0]) == pytest.approx(float(study_acc) - float(default_acc), abs=0.02)
