@@ -75,7 +75,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as error:
-        translated = machine_error(error, path.parent, _size(tmp_path), at_least=True)
+        # What the caller had written when the disk filled: a lower bound of what it needed.
+        translated = machine_error(error, path.parent, _size(tmp_path) or None, at_least=True)
         if translated is None:
             raise
         raise translated from error

@@ -218,8 +218,10 @@ class ConsoleReporter(tune.Callback):
         return f"{prefix}: {plural(epochs, 'epoch')}, {score}, {how}"
 
     def progress_line(self, trials, now: float) -> str:
-        ended = [t for t in trials if t.trial_id in self._ended or t.status in ENDED]
-        running = [t for t in trials if t.status == "RUNNING" and t not in ended]
+        # Ended: what Tune reported as ended (a search stopped by Ctrl-C or a failure marks
+        # the trials it cut off TERMINATED too, without reporting them).
+        ended = [t for t in trials if t.trial_id in self._ended]
+        running = [t for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended]
         scores = [s for s in (self.best_of(t) for t in trials) if s is not None]
         best = None
         if scores:

@@ -57,7 +57,8 @@ def storage_problem(experiment_path: str | Path, storage: str | Path,
         return storage_lost(storage, f"the experiment folder {experiment.name} is gone from it during the "
                                      f"search (an unmounted share, a moved folder?)", KEPT)
     if not os.access(experiment, os.W_OK):
-        return storage_lost(storage, "became read-only during the search", KEPT)
+        return storage_lost(storage, f"the experiment folder {experiment.name} became read-only during the search",
+                            KEPT)
     try:
         free = shutil.disk_usage(experiment).free
     except OSError:
