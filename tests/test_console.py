@@ -161,3 +161,31 @@ def test_trial_lines_name_the_scheduler_and_a_trial_cut_before_its_first_epoch()
     assert [l for l in out.getvalue().splitlines() if l.startswith("[")] == [
         "[1/2] trial e_00000: 2 epochs, best val_accuracy 0.6000, stopped early by HyperBand",
         "[2/2] trial e_00001: 0 epochs, no val_accuracy, ended before its first epoch"]
+
+
+def test_the_console_is_the_same_under_tunes_new_output_engine(ray_2cpu, tiny_dataset_dir, tmp_path, monkeypatch,
+                                                              capsys):
+    """The console is a ``tune.Callback``, not a reporter of Tune's legacy output engine: run
+    under the new engine (``RAY_AIR_NEW_OUTPUT`` left alone, as with a Tune that has dropped
+    the legacy one), a search prints the same lines, then its summary. The new engine at
+    ``verbose=0`` adds only its experiment box and path lines at the start."""
+    from tuning.search.driver import TuneSettings, load_for_tuning, run_experiment
+
+    monkeypatch.setattr(console, "QUIET_ENGINE", None)
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    settings = TuneSettings(samples=2, max_epochs=2, grace_period=2, folds=2, repeats=1,
+                            data_dir=str(tiny_dataset_dir), storage=str(tmp_path / "ray_results")).effective()
+    (group,) = load_for_tuning("ffn", "T2", settings)
+    outcome = run_experiment("ffn", group, settings)
+    assert outcome.complete
+    lines = capsys.readouterr().out.splitlines()
+    trial_lines = [i for i, l in enumerate(lines)
+                   if re.match(r"^\[\d/2\] trial \w+: 2 epochs, best val_accuracy \d\.\d{4}, ran to the end$", l)]
+    assert len(trial_lines) == 2, lines
+    done = [i for i, l in enumerate(lines) if l.startswith("2/2 trials done, 0 running | best val_accuracy ")]
+    summary = lines.index("== ffn on T2: 2 trials, 0 stopped early by ASHA, 0 errored")
+    assert max(trial_lines) < done[-1] < summary, lines
+    assert not any("Trial status" in l or "started with configuration" in l for l in lines)
+    tune_header = lines[:min(trial_lines)]
+    assert all(not l or l[0] in "╭│├╰" or l.startswith(("View detailed results here", "To visualize"))
+               for l in tune_header), tune_header

@@ -23,8 +23,8 @@ in a 48-trial search. By default (``TuneSettings.verbose == 1``) a search instea
 At ``verbose=0`` Tune's legacy output engine prints nothing at all, so :func:`search_output`
 selects it (``RAY_AIR_NEW_OUTPUT=0``) while the search runs; the console does not depend on
 it. Should a Tune release drop that engine (the variable then does nothing), its new engine
-at ``verbose=0`` still prints the experiment's path at the start and a block per failed
-trial; the console's own lines stay as they are (tested with the new engine).
+at ``verbose=0`` still prints its experiment box and path at the start and a block per
+failed trial; the console's own lines stay as they are (tested with the new engine).
 
 ``verbose=2`` (``--verbose``) gives Ray's own output back (its new engine, tables and
 boxes, and worker output on the console), without this reporter; ``verbose=0`` prints
