@@ -24,7 +24,6 @@ epoch, with its checkpoint saved, before the fault is injected.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -45,8 +44,10 @@ from test_resume import (  # noqa: F401 (runs: the fixture that starts and stops
 EXIT_MACHINE_FAILURE = 75
 SMALL_DISK_SIZE = "32m"
 FILE_SIZE_LIMIT = 2048  # bytes: what the fallback lets a file grow to
-SEARCH = ["--samples", "2", "--max-epochs", "4", "--grace-period", "4", "--folds", "2", "--repeats", "1",
-          "--num-cpus", "2"]
+def search(epochs: int = 4) -> list[str]:
+    """Two trials at once (2 CPUs) of ``epochs`` epochs each (none stopped early), 2x1 folds."""
+    return ["--samples", "2", "--max-epochs", str(epochs), "--grace-period", str(epochs), "--folds", "2",
+            "--repeats", "1", "--num-cpus", "2"]
 APPROACH = "Classic FFN PyTorch"
 
 
@@ -256,8 +257,8 @@ def test_export_into_a_full_disk_keeps_the_tree_and_the_printed_command_exports(
         tiny_dataset_dir, small_tmpfs, tmp_path):
     results = small_tmpfs.folder / "results"
     storage = tmp_path / "ray_results"
-    tuned = cli(["tune", "ffn", "T2", *SEARCH, "--max-epochs", "2", "--grace-period", "2",
-                 "--data-dir", str(tiny_dataset_dir), "--storage", str(storage), "--results-dir", str(results)])
+    tuned = cli(["tune", "ffn", "T2", *search(2), "--data-dir", str(tiny_dataset_dir), "--storage", str(storage),
+                 "--results-dir", str(results)])
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     before = tree_bytes(results)
     experiment = experiment_dir(storage)
@@ -290,7 +291,7 @@ def test_a_full_storage_disk_stops_the_search_then_resume_finishes_it_through_a_
         tmp_path / "hold", tmp_path / "logs"
     hold.mkdir()
     logs.mkdir()
-    args = ["ffn", "T2", *SEARCH, "--data-dir", str(tiny_dataset_dir), "--storage", str(storage),
+    args = ["ffn", "T2", *search(), "--data-dir", str(tiny_dataset_dir), "--storage", str(storage),
             "--results-dir", str(results)]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TUNE_GLOBAL_CHECKPOINT_S")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -351,7 +352,7 @@ def test_a_storage_folder_that_turns_read_only_then_vanishes_stops_the_search_an
     subprocess.run(["mount", "--bind", str(share), str(storage)], check=True)  # the "network share"
     try:
         prefix = without_file_mode_override()
-        args = ["ffn", "T2", *SEARCH, "--data-dir", str(tiny_dataset_dir), "--storage", str(storage), "--no-export"]
+        args = ["ffn", "T2", *search(), "--data-dir", str(tiny_dataset_dir), "--storage", str(storage), "--no-export"]
         env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "TUNE_GLOBAL_CHECKPOINT_S")}
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         tune = [*prefix, sys.executable, "-m", "tuning", "tune"]
@@ -412,14 +413,15 @@ def test_trials_killed_by_rays_memory_monitor_are_named_in_the_summary_and_resum
     memory monitor and the memory per trial, the command ends with exit 75 (no trial to
     export); the printed command, with the threshold back to Ray's default, finishes it."""
     storage, results = tmp_path / "ray_results", tmp_path / "results"
-    args = ["tune", "ffn", "T2", *SEARCH, "--max-epochs", "2", "--grace-period", "2",
-            "--data-dir", str(tiny_dataset_dir), "--storage", str(storage), "--results-dir", str(results)]
+    args = ["tune", "ffn", "T2", *search(2), "--data-dir", str(tiny_dataset_dir), "--storage", str(storage),
+            "--results-dir", str(results)]
     killed = cli(args, env={"RAY_memory_usage_threshold": "0.001"})
     assert killed.returncode == EXIT_MACHINE_FAILURE, killed.stdout[-3000:] + killed.stderr[-3000:]
     out = killed.stdout
-    retries = re.findall(r"^trial \w+ failed after 0 epochs \(failure \d\); Tune restarts it from its last checkpoint\. "
-                         r"Cause: Ray's memory monitor killed its worker: the node used ([\d.]+) of ([\d.]+) GB, above "
-                         r"the monitor's threshold of 0\.1%, a trial's worker used ([\d.]+) GB", out, re.MULTILINE)
+    retries = re.findall(r"^trial \w+ failed after \d+ epochs? \(failure \d\); Tune restarts it from its last "
+                         r"checkpoint\. Cause: Ray's memory monitor killed its worker: the node used ([\d.]+) of "
+                         r"([\d.]+) GB, above the monitor's threshold of 0\.1%, a trial's worker used ([\d.]+) GB",
+                         out, re.MULTILINE)
     assert len(retries) == 4, out  # 2 trials x 2 retries (FailureConfig(max_failures=2))
     assert all(float(used) < float(limit) for used, limit, _ in retries)
     summary = re.search(r"^Ray's memory monitor killed trial workers (\d+) time\(s\): a trial's worker used up to "
