@@ -24,6 +24,7 @@ epoch, with its checkpoint saved, before the fault is injected.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import resource
@@ -177,6 +178,39 @@ def the_error_line(stderr: str) -> tuple[str, str]:
 def tree_bytes(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` by relative path, with its content."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------------------------------
+# Which errors are the machine's (tuning/errors.py: the one translation)
+# ---------------------------------------------------------------------------------------
+
+
+def test_only_the_machines_os_errors_become_a_machine_error(tmp_path):
+    from ray.exceptions import RayTaskError
+
+    from tuning.errors import MachineError, as_machine_error, machine_error
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "a" / "results.csv"))
+    found = as_machine_error(full)
+    assert isinstance(found, MachineError) and found.remedy == "free some space"
+    usage = shutil.disk_usage(tmp_path)
+    assert str(found).startswith(f"{tmp_path / 'a'}: the disk is full (")  # the nearest folder that exists
+    assert f" free of {usage.total / 2 ** 30:.1f} GiB" in str(found)
+    assert str(found).endswith(f"; the command stopped while writing {tmp_path / 'a' / 'results.csv'}")
+    read_only = as_machine_error(OSError(errno.EROFS, "Read-only file system", "/mnt/share/x"))
+    assert str(read_only) == "/mnt/share: cannot be written (Read-only file system); " \
+                             "the command stopped while writing /mnt/share/x"
+    for other in (OSError(errno.ENOENT, "No such file or directory", "x.csv"), PermissionError(errno.EACCES, "no")):
+        assert as_machine_error(other) is None  # bad input, handled where it is read or checked
+    # A trial's error carries the worker's exception (Ray wraps it): found through the wrapper.
+    try:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    except OSError as worker_error:
+        wrapped = RayTaskError("train", "traceback text", worker_error)
+    quota = machine_error(wrapped, tmp_path, 3 * 2 ** 20, kept="nothing changed")
+    assert str(quota).startswith(f"{tmp_path}: the disk quota is used up (")
+    assert str(quota).endswith("; this step needed about 3.0 MiB); nothing changed")
+    assert machine_error(RuntimeError("a bug"), tmp_path) is None
 
 
 # ---------------------------------------------------------------------------------------

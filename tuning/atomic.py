@@ -77,7 +77,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except OSError as error:
         # What the caller had written when the disk filled: a lower bound of what it needed.
         translated = machine_error(error, path.parent, _size(tmp_path) or None, at_least=True)
-        if translated is None:
+        if translated is None or translated is error:
             raise
         raise translated from error
     finally:
@@ -152,7 +152,7 @@ def write_all(files: Mapping[str | Path, bytes]) -> None:
         if isinstance(error, OSError):
             folder = Path(os.path.commonpath([Path(p).absolute().parent for p in files]))
             translated = machine_error(error, folder, sum(len(content) for content in files.values()))
-            if translated is not None:
+            if translated is not None and translated is not error:
                 raise translated from error
         raise
     for _, backup in backups:

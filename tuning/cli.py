@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from tuning.errors import InputError, MachineError
+from tuning.errors import InputError, as_machine_error
 from tuning.metrics import SCORES
 
 EXIT_INPUT_ERROR = 2
@@ -205,9 +205,14 @@ def cmd_tune(args) -> int:
             finished += 1
     except KeyboardInterrupt:  # between searches, in an export, or a second Ctrl-C
         return interrupted(args, groups, finished)
-    except MachineError as error:  # the datasets not finished continue, as after Ctrl-C
-        error.continue_command = continue_tune_command(args, groups, finished)
-        raise
+    except OSError as error:  # a full disk, a storage folder gone: the datasets not finished continue
+        machine = as_machine_error(error)
+        if machine is None:
+            raise
+        machine.continue_command = continue_tune_command(args, groups, finished)
+        if machine is error:
+            raise
+        raise machine from error
     finally:
         if started:
             import ray
@@ -346,12 +351,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except MachineError as error:
-        if args.debug:
+    except OSError as error:  # the machine's (tuning.errors.MachineError), or another error: raised
+        machine = as_machine_error(error)
+        if machine is None or args.debug:
             raise
-        command = error.continue_command or (resume_command(args.argv) if args.command == "tune"
-                                             else same_command(args.argv))
-        print(f"error: {error}. {error.remedy[:1].upper()}{error.remedy[1:]}, then continue with: {command}",
+        command = machine.continue_command or (resume_command(args.argv) if args.command == "tune"
+                                               else same_command(args.argv))
+        print(f"error: {machine}. {machine.remedy[:1].upper()}{machine.remedy[1:]}, then continue with: {command}",
               file=sys.stderr)
         return EXIT_MACHINE_FAILURE
     except KeyboardInterrupt:  # before the searches began (cmd_tune handles the rest)

@@ -29,10 +29,11 @@ class InputError(Exception):
     """Bad input from the user: a file, a dataset or family name, an option value."""
 
 
-class MachineError(Exception):
+class MachineError(OSError):
     """The machine stopped the command: a full disk, a storage folder gone or read-only.
 
-    ``remedy``: what the user does first ("free some space"); ``continue_command``: the
+    An ``OSError``, so that code which treats a failed write as best effort (``except
+    OSError``) still does. ``remedy``: what the user does first ("free some space"); ``continue_command``: the
     command that continues the work once that is done (None: the CLI names the command as
     typed; ``tune`` sets it to its ``--resume`` command). The message is one line.
     """
@@ -106,6 +107,16 @@ def machine_error(error: BaseException, folder: str | Path, needed: int | None =
     if found.errno in STORAGE_LOST_ERRNOS:
         return storage_lost(folder, f"cannot be written ({found.strerror or os.strerror(found.errno)})", kept)
     return None
+
+
+def as_machine_error(error: OSError) -> MachineError | None:
+    """The last resort, for an ``OSError`` of the machine raised outside :mod:`tuning.atomic`
+    (a lock file, a log): the folder of the file it names, and that the command stopped
+    while writing it (what it had written before is not known here). None: not the machine's."""
+    if isinstance(error, MachineError):
+        return error
+    where = Path(error.filename).parent if error.filename else Path.cwd()
+    return machine_error(error, where, kept=f"the command stopped while writing {error.filename or 'a file'}")
 
 
 def _existing(folder: str | Path) -> Path:

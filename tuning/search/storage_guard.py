@@ -60,10 +60,10 @@ def storage_problem(experiment_path: str | Path, storage: str | Path,
         return storage_lost(storage, f"the experiment folder {experiment.name} became read-only during the search",
                             KEPT)
     try:
-        free = shutil.disk_usage(experiment).free
+        usage = shutil.disk_usage(experiment)
     except OSError:
-        free = None
-    if free is not None and free < MIN_FREE_BYTES:
+        usage = None
+    if usage is not None and usage.total > 0 and usage.free < MIN_FREE_BYTES:  # total 0: a mount with no sizes
         return disk_full(storage, checkpoint_bytes(experiment), kept=KEPT)
     if error is not None:
         return machine_error(error, storage, checkpoint_bytes(experiment), kept=KEPT)
@@ -140,7 +140,7 @@ class StorageGuard(tune.Callback):
             if changed:
                 atomic.write_all({experiment / BACKUP_FOLDER / name: content for name, content in changed.items()})
                 self._backed_up.update(changed)
-        except (OSError, MachineError):
+        except OSError:  # MachineError included
             pass
 
     def _after_failure(self, trial) -> None:
