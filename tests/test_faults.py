@@ -96,14 +96,15 @@ class SmallDisk:
     def fill(self) -> None:
         self.full = True
         if self.tmpfs:
-            with open(self.filler, "wb") as stream:
-                try:
+            try:
+                with open(self.filler, "wb") as stream:
                     while True:
                         stream.write(b"\0" * 65536)
                         stream.flush()
-                except OSError:
-                    pass
-            assert shutil.disk_usage(self.folder).free == 0
+            except OSError:
+                pass
+            usage = shutil.disk_usage(self.folder)
+            assert usage.free == 0, (usage, sorted(self.folder.rglob("*")))
 
     def free(self) -> None:
         self.full = False
