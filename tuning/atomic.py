@@ -5,6 +5,11 @@ file or the new one, never a mix. ``tempfile.mkstemp`` creates its file with mod
 whatever the umask; every temporary here is given the mode an ordinary ``open()`` would
 have created (0666 less the umask: 0644 under umask 022), so results a lab shares are
 readable by its members.
+
+A write that fails because the machine did (a full disk, a quota, a file-size limit, a
+folder turned read-only) raises :class:`tuning.errors.MachineError` naming the folder, its
+free space and what the write needed, after everything here was put back as it was: the
+one place where such an ``OSError`` becomes a message (:func:`tuning.errors.machine_error`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
+
+from tuning.errors import machine_error
 
 
 _UMASK_LOCK = threading.Lock()
@@ -54,16 +61,35 @@ def _shareable_temp(path: Path) -> tuple[int, Path]:
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    A full disk while the caller writes the temporary (or before) raises MachineError: the
+    temporary is removed and ``path`` keeps its old content.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_path = _shareable_temp(path)
-    os.close(handle)
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_path = _shareable_temp(path)
+        os.close(handle)
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as error:
+        # What the caller had written when the disk filled: a lower bound of what it needed.
+        translated = machine_error(error, path.parent, _size(tmp_path) or None, at_least=True)
+        if translated is None or translated is error:
+            raise
+        raise translated from error
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+
+
+def _size(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_size if path is not None else None
+    except OSError:
+        return None
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -78,7 +104,8 @@ def write_all(files: Mapping[str | Path, bytes]) -> None:
     temporaries and changes nothing. Then each is renamed into place, the file it replaces
     kept under a second name (a hard link: the old file never disappears from its path);
     a failure part-way through puts every replaced file back, removes the files that did
-    not exist before and the folders this call created, then re-raises.
+    not exist before and the folders this call created, then re-raises (a full disk or a
+    read-only folder as :class:`tuning.errors.MachineError`).
     """
     created_dirs: list[Path] = []
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
@@ -103,7 +130,7 @@ def write_all(files: Mapping[str | Path, bytes]) -> None:
                     shutil.copy2(path, backup)
             backups.append((path, backup))
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         for path, backup in reversed(backups):
             try:
                 if backup is not None:
@@ -122,6 +149,11 @@ def write_all(files: Mapping[str | Path, bytes]) -> None:
                 folder.rmdir()
             except OSError:
                 pass
+        if isinstance(error, OSError):
+            folder = Path(os.path.commonpath([Path(p).absolute().parent for p in files]))
+            translated = machine_error(error, folder, sum(len(content) for content in files.values()))
+            if translated is not None and translated is not error:
+                raise translated from error
         raise
     for _, backup in backups:
         if backup is not None:

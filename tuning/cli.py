@@ -1,9 +1,11 @@
 """Command line: ``python -m tuning tune FAMILY DATASET [options]`` (and ``export``, ``compare``, ``import``,
 ``predict``, ``study``).
 
-Bad input ends with one line, ``error: ...``, and exit code 2; ``--debug`` (anywhere on the
-command line) shows the traceback instead. Ctrl-C stops the whole command (every dataset),
-exit code 130, and prints the command that continues it.
+Bad input ends with one line, ``error: ...``, and exit code 2; a failure of the machine (a
+full disk, a storage folder gone or read-only) with one line that also says what was kept and
+the command that continues, and exit code 75; ``--debug`` (anywhere on the command line)
+shows the traceback instead. Ctrl-C stops the whole command (every dataset), exit code 130,
+and prints the command that continues it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import argparse
 import os
 import sys
 
-from tuning.errors import InputError
+from tuning.errors import InputError, as_machine_error
 from tuning.metrics import SCORES
 
 EXIT_INPUT_ERROR = 2
+EXIT_MACHINE_FAILURE = 75  # sysexits' EX_TEMPFAIL: not the input's fault; try again once fixed
 EXIT_INTERRUPTED = 130
 LAUNCHER_ENV = "SPIKESORT_TUNE_LAUNCHER"
 ENSEMBLE_HELP = ("also score the average of the top K configurations' class probabilities as its own "
@@ -248,11 +251,22 @@ def cmd_tune(args) -> int:
                       f"{outcome.n_errored} errored); not exporting it.", file=sys.stderr)
                 return interrupted(args, groups, finished)
             if not args.no_export:
+                machine = outcome.trial_failures.machine_error(outcome.path, outcome.cpus_per_trial)
+                if not outcome.best_config and machine is not None:  # not "nothing to export": the machine's doing
+                    raise machine
                 print_summary(export_experiment(outcome.path, args.results_dir, best=best_trial_from_outcome(outcome),
                                                 datasets=list(group), ensemble=args.ensemble))
             finished += 1
     except KeyboardInterrupt:  # between searches, in an export, or a second Ctrl-C
         return interrupted(args, groups, finished)
+    except OSError as error:  # a full disk, a storage folder gone: the datasets not finished continue
+        machine = as_machine_error(error)
+        if machine is None:
+            raise
+        machine.continue_command = continue_tune_command(args, groups, finished)
+        if machine is error:
+            raise
+        raise machine from error
     finally:
         if started:
             import ray
@@ -261,14 +275,18 @@ def cmd_tune(args) -> int:
 
 
 def interrupted(args, groups: list[list], finished: int) -> int:
-    """Print the command that continues an interrupted ``tune``: the datasets not finished
-    (the interrupted one resumes, the others start), with ``--resume``."""
+    """Print the command that continues an interrupted ``tune`` (:func:`continue_tune_command`)."""
+    print(f"\nInterrupted: {finished} of {len(groups)} experiments finished. Continue with:\n"
+          f"  {continue_tune_command(args, groups, finished)}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def continue_tune_command(args, groups: list[list], finished: int) -> str:
+    """The command that continues a ``tune`` stopped after ``finished`` groups: the datasets
+    not finished (the stopped one resumes, the others start), with ``--resume``."""
     dataset = args.dataset if not finished else dataset_argument(
         [d for group in groups[finished:] for d in group], args.data_dir)
-    print(f"\nInterrupted: {finished} of {len(groups)} experiments finished. Continue with:\n"
-          f"  {resume_command(args.argv, dataset=dataset, original=args.dataset, family=args.family)}",
-          file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return resume_command(args.argv, dataset=dataset, original=args.dataset, family=args.family)
 
 
 def dataset_argument(datasets, data_dir: str) -> str:
@@ -366,6 +384,14 @@ def resume_command(argv: list[str] | None = None, *, dataset: str | None = None,
     return shlex.join([python_as_typed(), "-m", "tuning", *argv, "--resume"])
 
 
+def same_command(argv: list[str]) -> str:
+    """This command again, as it can be typed (export, predict, import: rerunning it
+    redoes the step that failed; ``tune`` continues with :func:`resume_command`)."""
+    import shlex
+
+    return shlex.join([python_as_typed(), "-m", "tuning", *argv])
+
+
 def python_as_typed() -> str:
     """This interpreter, relative to the working folder when inside it (``.venv/bin/python``)."""
     from pathlib import Path
@@ -391,6 +417,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except OSError as error:  # the machine's (tuning.errors.MachineError), or another error: raised
+        machine = as_machine_error(error)
+        if machine is None or args.debug:
+            raise
+        command = machine.continue_command or (resume_command(args.argv) if args.command == "tune"
+                                               else same_command(args.argv))
+        print(f"error: {machine}. {machine.remedy[:1].upper()}{machine.remedy[1:]}, then continue with: {command}",
+              file=sys.stderr)
+        return EXIT_MACHINE_FAILURE
     except KeyboardInterrupt:  # before the searches began (cmd_tune handles the rest)
         print("\ninterrupted", file=sys.stderr)
         if args.command == "tune":

@@ -4,24 +4,31 @@ Ray Tune's own output (a configuration box and a result box for every trial, and
 worker's log lines, some arriving after the search has ended) runs to thousands of lines
 in a 48-trial search. By default (``TuneSettings.verbose == 1``) a search instead:
 
-* runs Tune's legacy output engine (``RAY_AIR_NEW_OUTPUT=0`` while ``fit`` runs: the new
-  engine ignores a custom reporter) with :class:`ConsoleReporter`, a ``CLIReporter``
-  subclass, as its progress reporter: one line when a trial ends (id, epochs, its best
-  score, stopped early by ASHA or run to the end, or errored) and a progress line (trials
-  done / running / total, best so far, elapsed, an estimate of the rest). On a terminal
-  the progress line is redrawn in place (carriage return); elsewhere (a file, a pipe, a
-  cluster job's log) it is a plain line every minute at first, then every tenth of the
-  time elapsed, so a long search still prints only a few dozen;
+* passes :class:`ConsoleReporter`, a ``tune.Callback`` (Tune's public interface for
+  following a run, whatever output engine Tune uses), among its callbacks and runs Tune at
+  ``verbose=0``. The reporter prints one line when a trial ends (id, epochs, its best score,
+  stopped early by ASHA or run to the end, or errored), one when Tune retries a failed trial
+  (and why: the worker was killed, Ray's memory monitor, the disk; :mod:`.failures`), and a
+  progress line (trials done / running / total, best so far, elapsed, an estimate of the
+  rest). On a terminal the progress line is redrawn in place (carriage return); elsewhere
+  (a file, a pipe, a cluster job's log) it is a plain line every minute at first, then
+  every tenth of the time elapsed, so a long search still prints only a few dozen;
 * sends Tune's and Optuna's log records (``ray.tune``, ``ray.train``, ``ray.air``,
-  ``optuna`` loggers) and
-  Tune's full trial table (every few minutes and at the end) to ``tune.log`` in the
-  experiment folder (:func:`search_output`);
+  ``optuna`` loggers) and a table of the trials (every few minutes and at the end) to
+  ``tune.log`` in the experiment folder (:func:`search_output`);
 * runs with Ray started as ``log_to_driver=False`` (:func:`tuning.search.ray_runtime.connect`):
   workers' output stays in Ray's session logs, named at the top of ``tune.log``, so
   nothing from a worker reaches the console, during or after the search.
 
+At ``verbose=0`` Tune's legacy output engine prints nothing at all, so :func:`search_output`
+selects it (``RAY_AIR_NEW_OUTPUT=0``) while the search runs; the console does not depend on
+it. Should a Tune release drop that engine (the variable then does nothing), its new engine
+at ``verbose=0`` still prints its experiment box and path at the start and a block per
+failed trial; the console's own lines stay as they are (tested with the new engine).
+
 ``verbose=2`` (``--verbose``) gives Ray's own output back (its new engine, tables and
-boxes, and worker output on the console); ``verbose=0`` prints nothing during the search.
+boxes, and worker output on the console), without this reporter; ``verbose=0`` prints
+nothing during the search.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ray.tune import CLIReporter
+from ray import tune
+
+from tuning.search import failures
 
 LOG_NAME = "tune.log"
 TUNE_LOGGERS = ("ray.tune", "ray.train", "ray.air", "optuna")
@@ -42,7 +51,10 @@ ENDED = ("TERMINATED", "ERROR")
 TTY_REDRAW_S = 1.0        # a terminal's progress line is redrawn at most this often
 PLAIN_FIRST_PERIOD_S = 60.0  # without a terminal: a progress line every minute, then
 PLAIN_PERIOD_FRACTION = 0.1  # ... every tenth of the time elapsed
-TABLE_PERIOD_S = 300.0    # Tune's full trial table in the log file
+TABLE_PERIOD_S = 300.0    # the trial table in the log file
+QUIET_ENGINE = "0"
+"""``RAY_AIR_NEW_OUTPUT`` while a quiet search runs: Tune's legacy engine, silent at
+``verbose=0``. None leaves the variable alone (tests run the console under the new engine)."""
 
 
 def format_duration(seconds: float) -> str:
@@ -81,24 +93,23 @@ def progress_text(n_ended: int, n_running: int, n_total: int, best: str | None,
     return " | ".join(parts)
 
 
-class ConsoleReporter(CLIReporter):
-    """Tune progress reporter: trial-end lines, a progress line, Tune's table in the log.
+class ConsoleReporter(tune.Callback):
+    """Tune callback: trial-end and retry lines, a progress line, a trial table in the log.
 
     ``metric``/``mode``: the objective (``val_accuracy``, ``max``); ``total``: trials the
     search asks for; ``max_epochs``: a trial that trained fewer was stopped early by the
     scheduler; ``log_path``: the log file (None: none). ``stream`` (default: standard
     output at the time of printing) and ``tty`` (default: whether it is a terminal) are
-    for tests. Tune pickles its reporter with the experiment (``tuner.pkl``), so the
-    stream is never stored in the pickled state.
+    for tests. Tune pickles its callbacks with the experiment (``tuner.pkl``), so the
+    stream is never stored in the pickled state. Experiment folders written before this
+    class became a callback hold a ``CLIReporter`` subclass of the same name (as
+    ``tuning.console.ConsoleReporter``): it unpickles into this class and is replaced
+    on ``--resume`` (:func:`tuning.search.driver.set_restored_output`).
     """
 
     def __init__(self, metric: str, mode: str, total: int, max_epochs: int,
                  log_path: str | Path | None = None, *, stream=None, tty: bool | None = None,
                  scheduler: str = "ASHA"):
-        # Tune hands the objective to setup() itself (TuneConfig), so it is not passed here.
-        super().__init__(metric_columns={metric: metric, "training_iteration": "epochs"},
-                         max_progress_rows=100_000, max_error_rows=100_000,
-                         print_intermediate_tables=True)
         self.objective, self.objective_mode = metric, mode
         self.total, self.max_epochs, self.scheduler = total, max_epochs, scheduler
         self.log_path = str(log_path) if log_path else None
@@ -107,7 +118,6 @@ class ConsoleReporter(CLIReporter):
 
     def _reset(self) -> None:
         self._ended: set[str] = set()
-        self._failures: dict[str, int] = {}
         self._started_at: float | None = None
         self._epochs_at_start = 0
         self._last_check = 0.0
@@ -122,38 +132,60 @@ class ConsoleReporter(CLIReporter):
 
     # -- Tune's interface -------------------------------------------------------------
 
-    def setup(self, start_time=None, total_samples=None, metric=None, mode=None, **kwargs):
-        super().setup(start_time=start_time, total_samples=total_samples, metric=metric, mode=mode, **kwargs)
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
         self._reset()
 
-    def should_report(self, trials, done: bool = False) -> bool:
-        if done or any(t.status in ENDED and t.trial_id not in self._ended for t in trials):
-            return True
-        return time.monotonic() - self._last_check >= TTY_REDRAW_S
+    def on_step_end(self, iteration: int, trials, **info):
+        if time.monotonic() - self._last_check >= TTY_REDRAW_S:
+            self.report(trials, done=False)
 
-    def report(self, trials, done: bool, *sys_info: str) -> None:
+    def on_trial_complete(self, iteration: int, trials, trial, **info):
+        self._trial_ended(trials, trial, errored=False)
+
+    def on_trial_error(self, iteration: int, trials, trial, **info):
+        self._trial_ended(trials, trial, errored=True)
+
+    def on_trial_recover(self, iteration: int, trials, trial, **info):
+        """Tune restarts a failed trial from its checkpoint (``FailureConfig``): say why."""
+        self._start(trials)
+        failure = failures.last_failure(trial)
+        why = failure.why if failure else "unknown"
+        self._emit(f"trial {trial.trial_id} failed after {plural(epochs_of(trial), 'epoch')} "
+                   f"(failure {failures_of(trial)}); Tune restarts it from its last checkpoint. "
+                   f"Cause: {why} (details: {error_file(trial)})")
+
+    def on_experiment_end(self, trials, **info):
+        self.report(trials, done=True)
+
+    # -- What is printed ----------------------------------------------------------------
+
+    def _start(self, trials) -> None:
+        """On the first call of a run: note what a resumed search had already done."""
+        if self._started_at is not None:
+            return
+        now = time.monotonic()
+        self._started_at = now
+        self._epochs_at_start = sum(epochs_of(t) for t in trials)
+        finished = [t for t in trials if t.status in ENDED]
+        self._ended.update(t.trial_id for t in finished)
+        self._next_plain_at = now + PLAIN_FIRST_PERIOD_S
+        self._last_table_at = now
+        if finished:
+            self._emit(f"{len(finished)} of {self.total} trials had already ended before this run")
+
+    def _trial_ended(self, trials, trial, errored: bool) -> None:
+        self._start(trials)
+        if trial.trial_id in self._ended:
+            return
+        self._ended.add(trial.trial_id)
+        self._emit(self.trial_line(trial, errored))
+        self.report(trials, done=False)
+
+    def report(self, trials, done: bool) -> None:
+        """The progress line (and, now and then, the trial table in the log)."""
+        self._start(trials)
         now = time.monotonic()
         self._last_check = now
-        if self._started_at is None:  # first report: trials a resumed search already finished
-            self._started_at = now
-            self._epochs_at_start = sum(epochs_of(t) for t in trials)
-            finished = [t for t in trials if t.status in ENDED]
-            self._ended.update(t.trial_id for t in finished)
-            self._failures = {t.trial_id: failures_of(t) for t in trials}
-            self._next_plain_at = now + PLAIN_FIRST_PERIOD_S
-            self._last_table_at = now
-            if finished:
-                self._emit(f"{len(finished)} of {self.total} trials had already ended before this run")
-        for trial in trials:  # a crash that Tune retries (FailureConfig): the trial goes on
-            if failures_of(trial) > self._failures.get(trial.trial_id, 0) and trial.status != "ERROR":
-                self._emit(f"trial {trial.trial_id} failed after {plural(epochs_of(trial), 'epoch')} "
-                           f"(failure {failures_of(trial)}); Tune restarts it from its last checkpoint "
-                           f"(traceback: {error_file(trial)})")
-            self._failures[trial.trial_id] = failures_of(trial)
-        for trial in sorted((t for t in trials if t.status in ENDED and t.trial_id not in self._ended),
-                            key=lambda t: t.trial_id):
-            self._ended.add(trial.trial_id)
-            self._emit(self.trial_line(trial))
         line = self.progress_line(trials, now)
         if self.tty:  # cut to the terminal's width: a wrapped line cannot be redrawn
             self._write(f"\r{line[:shutil.get_terminal_size().columns - 1]}\033[K")
@@ -168,15 +200,15 @@ class ConsoleReporter(CLIReporter):
             self._next_plain_at = now + max(PLAIN_FIRST_PERIOD_S, PLAIN_PERIOD_FRACTION * elapsed)
         if self.log_path and (done or now - self._last_table_at >= TABLE_PERIOD_S):
             self._last_table_at = now
-            self._log(self._progress_str(trials, done, *sys_info))
+            self._log(self.trial_table(trials))
 
-    # -- What is printed ----------------------------------------------------------------
-
-    def trial_line(self, trial) -> str:
+    def trial_line(self, trial, errored: bool = False) -> str:
         epochs = epochs_of(trial)
         prefix = f"[{len(self._ended)}/{self.total}] trial {trial.trial_id}"
-        if trial.status == "ERROR":
-            return f"{prefix} errored after {plural(epochs, 'epoch')} (traceback: {error_file(trial)})"
+        if errored or trial.status == "ERROR":
+            failure = failures.last_failure(trial)
+            cause = f": {failure.why}" if failure else ""
+            return f"{prefix} errored after {plural(epochs, 'epoch')}{cause} (details: {error_file(trial)})"
         best = self.best_of(trial)
         score = f"best {self.objective} {best:.4f}" if best is not None else f"no {self.objective}"
         if epochs == 0:  # cut off by a time budget or Ctrl-C before its first report
@@ -186,8 +218,10 @@ class ConsoleReporter(CLIReporter):
         return f"{prefix}: {plural(epochs, 'epoch')}, {score}, {how}"
 
     def progress_line(self, trials, now: float) -> str:
-        ended = [t for t in trials if t.status in ENDED]
-        running = [t for t in trials if t.status == "RUNNING"]
+        # Ended: what Tune reported as ended (a search stopped by Ctrl-C or a failure marks
+        # the trials it cut off TERMINATED too, without reporting them).
+        ended = [t for t in trials if t.trial_id in self._ended]
+        running = [t for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended]
         scores = [s for s in (self.best_of(t) for t in trials) if s is not None]
         best = None
         if scores:
@@ -197,6 +231,21 @@ class ConsoleReporter(CLIReporter):
         left = estimate_left_s(elapsed, epochs_now - self._epochs_at_start,
                                [epochs_of(t) for t in ended], [epochs_of(t) for t in running], self.total)
         return progress_text(len(ended), len(running), self.total, best, elapsed, left)
+
+    def trial_table(self, trials) -> str:
+        """Every trial on a line (status, epochs, best score, configuration), for the log."""
+        statuses: dict[str, int] = {}
+        for trial in trials:
+            statuses[trial.status] = statuses.get(trial.status, 0) + 1
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+        lines = [f"Number of trials: {len(trials)}/{self.total} ({counts})"]
+        for trial in sorted(trials, key=lambda t: t.trial_id):
+            best = self.best_of(trial)
+            score = f"{best:.4f}" if best is not None else "-"
+            config = " ".join(f"{k}={v}" for k, v in sorted(trial.config.items()))
+            lines.append(f"  {trial.trial_id} {trial.status:<10} {epochs_of(trial):>4} epochs "
+                         f"{self.objective} {score:>7}  {config}")
+        return "\n".join(lines)
 
     def best_of(self, trial) -> float | None:
         summary = trial.metric_analysis.get(self.objective)
@@ -226,9 +275,13 @@ class ConsoleReporter(CLIReporter):
         self._log(line)
 
     def _log(self, text: str) -> None:
-        if self.log_path:
+        if not self.log_path:
+            return
+        try:
             with open(self.log_path, "a") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        except OSError:
+            pass  # a full or vanished storage folder: the console line stands; the guard reports it
 
 
 def plural(n: int, word: str) -> str:
@@ -266,12 +319,14 @@ def log_path_for(experiment_path: str) -> Path:
 @contextmanager
 def search_output(log_path: Path, verbose: int):
     """While a search runs: Tune's log records go to ``log_path``, not the console, and
-    (below ``verbose=2``) Tune uses the output engine that takes a custom reporter."""
+    (below ``verbose=2``) Tune runs its silent engine (:data:`QUIET_ENGINE`). A log file
+    that cannot be written (a full or vanished storage folder) loses lines silently: the
+    storage guard (:mod:`.storage_guard`) reports the folder, in one line."""
     log_path = Path(log_path)
     with open(log_path, "a") as handle:
         handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} search started "
                      f"(pid {os.getpid()}); Ray workers' output: {ray_logs_folder()}\n")
-    handler = logging.FileHandler(log_path)
+    handler = QuietFileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [logging.getLogger(name) for name in TUNE_LOGGERS]
     saved = [(logger, logger.propagate, list(logger.handlers)) for logger in loggers]
@@ -283,20 +338,32 @@ def search_output(log_path: Path, verbose: int):
             logger.propagate = False
         else:
             logger.addHandler(handler)
-    if quiet:
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    engine = quiet and QUIET_ENGINE is not None
+    if engine:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = QUIET_ENGINE
     try:
         yield
     finally:
         for logger, propagate, handlers in saved:
             logger.handlers = handlers
             logger.propagate = propagate
-        if quiet:
+        if engine:
             if saved_engine is None:
                 os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
             else:
                 os.environ["RAY_AIR_NEW_OUTPUT"] = saved_engine
-        handler.close()
+        try:
+            handler.close()
+        except OSError:
+            pass
+
+
+class QuietFileHandler(logging.FileHandler):
+    """A log file that drops what it cannot write (no "--- Logging error ---" traceback
+    on the console when the storage folder is full or gone)."""
+
+    def handleError(self, record):
+        pass
 
 
 def ray_logs_folder() -> str:

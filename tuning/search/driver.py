@@ -36,7 +36,7 @@ from tuning.data.readers import Dataset
 from tuning.data.splits import tuning_split
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
-from tuning.search import best_trial, console, ray_runtime, searchers
+from tuning.search import best_trial, console, failures, ray_runtime, searchers, storage_guard
 from tuning.search.run_record import join_storage, read_run_record, was_exported, write_run_record
 from tuning.search.trainable import train_trial
 from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
@@ -60,6 +60,8 @@ class ExperimentOutcome:
     best_metrics: dict = field(default_factory=dict)
     metric: str = ""                # the objective, as reported: "val_accuracy"
     log_path: Path | None = None    # the search's log file (see tuning.search.console)
+    cpus_per_trial: float = 1.0
+    trial_failures: failures.FailureSummary = field(default_factory=failures.FailureSummary)  # from error files
 
 
 def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
@@ -117,6 +119,10 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
     resuming = path is not None
     if resuming:
         print(f"Resuming {path}", flush=True)
+        repaired = storage_guard.repair_saved_state(path)
+        if repaired:
+            print(f"Put back Tune's saved state from its copy ({', '.join(repaired)}): the folder's own was "
+                  f"cut short or behind", flush=True)
     else:
         if settings.resume:
             print("Nothing to resume: starting a new experiment.", flush=True)
@@ -125,13 +131,14 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
         if "://" not in path:
             Path(path).mkdir(parents=True, exist_ok=True)  # tune.log starts before the record
     log_path = console.log_path_for(path)
+    output = output_callbacks(settings, metric, mode, log_path, path, storage)
     with console.search_output(log_path, settings.verbose):  # Optuna logs as its study is made
         if resuming:
             # Same wrapped trainable; unfinished and errored trials continue from their last
             # checkpoint (tuning.search.trainable loads it), finished ones stay as they are.
             tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
-            set_restored_output(tuner, settings, reporter(settings, metric, mode, log_path))
+            set_restored_output(tuner, settings, output)
         else:
             default_search, default_scheduler = make_searcher(family, datasets, settings, metric, mode,
                                                               sampler=sampler)
@@ -149,15 +156,20 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                 ),
                 run_config=tune.RunConfig(
                     name=name, storage_path=storage, verbose=ray_verbosity(settings),
-                    progress_reporter=reporter(settings, metric, mode, log_path),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                    callbacks=list(callbacks) or None, stop=stop,
+                    callbacks=[*output, *callbacks], stop=stop,
                 ),
             )
         if settings.deterministic:
             seed_driver(settings.seed)
-        grid, interrupted = fit_noticing_interrupt(tuner)
+        try:
+            grid, interrupted = fit_noticing_interrupt(tuner)
+        except Exception as error:  # the storage folder full, read-only or gone: one line, not a traceback
+            problem = storage_guard.storage_problem(path, storage, error)
+            if problem is None:
+                raise
+            raise problem from error
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
     if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
         outcome.complete, outcome.n_stopped_early = False, 0
@@ -194,33 +206,42 @@ def fit_noticing_interrupt(tuner) -> tuple:
 
 
 def ray_verbosity(settings: TuneSettings) -> int:
-    """Tune's ``verbose``: 0 prints nothing; 1 runs our reporter (settings.verbose 1) or
-    Ray's own tables and boxes (settings.verbose 2, ``--verbose``)."""
-    return min(settings.verbose, 1)
+    """Tune's ``verbose``: 1 for Ray's own tables and boxes (settings.verbose 2,
+    ``--verbose``), else 0: silent, our console callback prints (settings.verbose 1)."""
+    return 1 if settings.verbose >= 2 else 0
 
 
-def reporter(settings: TuneSettings, metric: str, mode: str, log_path) -> console.ConsoleReporter | None:
-    """The default console (see :mod:`tuning.search.console`); None: Tune's own output."""
-    if settings.verbose != 1:
-        return None
-    return console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path,
-                                   scheduler=scheduler_name(settings))
+def output_callbacks(settings: TuneSettings, metric: str, mode: str, log_path, path, storage) -> list:
+    """This run's own Tune callbacks: the storage guard (first: it stops the search before
+    the console reports a retry that will not happen), and the quiet console unless
+    ``--verbose`` or silent (see :mod:`tuning.search.console`)."""
+    own = [storage_guard.StorageGuard(path, storage)]
+    if settings.verbose == 1:
+        own.append(console.ConsoleReporter(metric, mode, settings.samples, settings.max_epochs, log_path,
+                                           scheduler=scheduler_name(settings)))
+    return own
 
 
-def set_restored_output(tuner, settings: TuneSettings, progress_reporter) -> None:
-    """Give a restored experiment this run's output settings, not the pickled ones.
+OWN_CALLBACKS = (console.ConsoleReporter, storage_guard.StorageGuard)
+
+
+def set_restored_output(tuner, settings: TuneSettings, output: list) -> None:
+    """Give a restored experiment this run's output settings and callbacks, not the pickled ones.
 
     ``Tuner.restore`` takes no ``RunConfig``: it brings back the one saved with the
-    experiment (its verbosity, its reporter, or none for experiments made before the
-    console existed). The restored ``RunConfig`` is the Tuner's own (Ray 2.60:
-    ``tuner._local_tuner``; absent for Ray Client, where the saved one stays).
+    experiment (its verbosity, its callbacks, and, in folders written before the console
+    became a callback, a ``ConsoleReporter`` as its progress reporter). The restored
+    ``RunConfig`` is the Tuner's own (Ray 2.60: ``tuner._local_tuner``; absent for Ray
+    Client, where the saved one stays).
     """
     local = getattr(tuner, "_local_tuner", None)
     if local is None:
         return
     run_config = local.get_run_config()
     run_config.verbose = ray_verbosity(settings)
-    run_config.progress_reporter = progress_reporter
+    run_config.progress_reporter = None
+    kept = [c for c in (run_config.callbacks or []) if not isinstance(c, OWN_CALLBACKS)]
+    run_config.callbacks = [*output, *kept]
 
 
 EXPERIMENT_STATE_PERIOD_S = "1"
@@ -327,6 +348,9 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
         # In an interrupted search a short trial was cut off, not stopped by ASHA.
         n_stopped_early=sum(1 for n in epochs_run if 0 < n < settings.max_epochs) if complete else 0,
     )
+    if "://" not in str(path):  # why trials failed, from their error files (Tune's, in each trial folder)
+        outcome.trial_failures = failures.summarise(Path(path).glob("trial_*"))
+    outcome.cpus_per_trial = settings.cpus_per_trial
     # The export's rule (tuning.search.best_trial), so the summary names the trial it will rerun.
     results = {r.metrics.get("trial_id"): r for r in grid if r.metrics and r.metrics.get("trial_id")}
     pick = best_trial.pick_best({t: r.metrics_dataframe for t, r in results.items()}, metric, mode)
@@ -352,6 +376,8 @@ def print_outcome(outcome: ExperimentOutcome, metric: str, scheduler: str = "ASH
              else "cut short before every trial ended")
     print(f"== {outcome.family} on {', '.join(outcome.datasets)}: {outcome.n_trials} trials, "
           f"{stops}, {outcome.n_errored} errored")
+    for line in outcome.trial_failures.lines(outcome.cpus_per_trial):
+        print(line)
     if outcome.best_config:
         print(f"Best trial {outcome.best_trial_id} at epoch {outcome.best_epoch} "
               f"({best_trial.SCORE_NOTE}): "

@@ -23,8 +23,8 @@ FAULT_ENV = "SPIKESORT_TUNE_FAULT_ONCE"
 reaches that epoch raise once (the marker file records that it happened)."""
 HOLD_ENV = "SPIKESORT_TUNE_HOLD_AT"
 """Interruption tests: ``"<epoch>:<folder>"`` makes every trial, once it has reported and
-checkpointed that epoch, write ``<folder>/<trial_id>.held`` (the epoch and its Ray node id)
-and wait until ``<folder>/release`` exists. A test can then interrupt the driver at a known
+checkpointed that epoch, write ``<folder>/<trial_id>.held`` (the epoch, its Ray node id and
+its worker's PID) and wait until ``<folder>/release`` exists. A test can then interrupt the driver at a known
 point (trials half-way, their checkpoints on disk) instead of racing a timer."""
 HOLD_ONLY_ENV = "SPIKESORT_TUNE_HOLD_ONLY"
 """With ``HOLD_ENV``: hold only the trials of experiments whose name contains this text
@@ -94,6 +94,6 @@ def _maybe_hold(epoch: int) -> None:
         return
     folder = Path(folder)
     node_id = ray.get_runtime_context().get_node_id()
-    (folder / f"{tune.get_context().get_trial_id()}.held").write_text(f"{epoch} {node_id}\n")
+    (folder / f"{tune.get_context().get_trial_id()}.held").write_text(f"{epoch} {node_id} {os.getpid()}\n")
     while not (folder / "release").exists():
         time.sleep(0.2)
