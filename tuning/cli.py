@@ -26,6 +26,7 @@ command goes through the script too."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import models  # family names only: no torch
     from tuning.settings import SEARCHERS, TuneSettings  # the defaults live in one place
 
     defaults = TuneSettings()
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="run a hyperparameter search, then export its results",
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    tune.add_argument("family", help="ffn, cnn, lstm, mtl-ffn, mtl-cnn or mtl-lstm")
+    tune.add_argument("family", help=", ".join(models.FAMILIES) + " (ft-*: multi-task, then fine-tuned per "
+                      "dataset; see docs/fine-tuning.md)")
     tune.add_argument("dataset", help="a name (A12 -> DATA_DIR/A12.csv), a CSV path, a comma list, or all")
     search = tune.add_argument_group("search")
     search.add_argument("--samples", type=int, default=defaults.samples, help="trials per experiment")
