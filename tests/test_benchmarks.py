@@ -358,3 +358,17 @@ def test_lever_cost_quick_times_every_lever_against_off(module_tiny_dataset_dir,
     assert all(float(ms) > 0 for ms, _ in rows.values())
     assert float(rows["off"][1]) == 1.0  # "off" against itself
     assert "- Machine: " in section
+
+
+def test_finetune_cost_quick_times_every_variant_against_the_mtl_trial(module_tiny_dataset_dir, tmp_path):
+    from benchmarks import finetune_cost
+
+    md = tmp_path / "RESULTS.md"
+    assert finetune_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--results-md", str(md)]) == 0
+    section = _section(md, finetune_cost.SECTION)
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in section.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in finetune_cost.VARIANTS}
+    assert list(rows) == list(finetune_cost.VARIANTS)
+    assert all(float(seconds) > 0 for seconds, _, _ in rows.values())
+    assert float(rows["mtl trial"][2]) == 1.0  # against itself
+    assert "T2, T3" in section and "- Machine: " in section
