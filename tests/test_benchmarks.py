@@ -365,7 +365,7 @@ def test_finetune_cost_quick_times_every_variant_against_the_mtl_trial(module_ti
 
     md = tmp_path / "RESULTS.md"
     assert finetune_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--results-md", str(md)]) == 0
-    section = _section(md, finetune_cost.SECTION)
+    section = _section(md, f"{finetune_cost.SECTION}-ffn")
     rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in section.splitlines()
             if line.startswith("| ") and line.split("|")[1].strip() in finetune_cost.VARIANTS}
     assert list(rows) == list(finetune_cost.VARIANTS)
