@@ -9,7 +9,8 @@ the keys they do not use). Each variant runs as a trial does: ``tuning.training.
 (the ft trial's stage 2 side by side, as in a trial), one torch thread. Also timed: the ft
 rerun path (stage 2 one network at a time, as the export's reruns and the bundle train it).
 Seconds are wall time around each fit (set-up, training and validation passes); the
-variants' order rotates from round to round so that they share the machine's conditions;
+variants' order rotates from round to round so that they share the machine's conditions,
+after an untimed one-epoch fit of each configuration (torch's first-use set-up for its shapes);
 ratios are taken per configuration and round, then their median is reported.
 
     .venv/bin/python benchmarks/finetune_cost.py --trunk cnn --configs 3 --epochs 8 --rounds 2
@@ -105,13 +106,15 @@ def main(argv=None) -> int:
     configs = sample_configs(f"ft-{args.trunk}", [d.name for d in datasets], args.configs, args.seed)
     from tuning.training import fit
 
-    fit(args.trunk, configs[0], tasks[:1], max_epochs=1, seed=0)  # untimed: torch's first-call set-up
     started = time.time()
     seconds: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}  # variant -> ratio to the mtl trial, same config and round
     with common.LoadSampler() as load:
         for c, config in enumerate(configs):
             stages = finetune.stage_epochs(config, args.epochs)
+            # Untimed: torch sets up its kernels for a network's shapes on their first use, which
+            # would otherwise fall on whichever variant runs first.
+            fit(f"mtl-{args.trunk}", config, tasks, max_epochs=1, seed=0)
             for r in range(args.rounds):
                 k = (c + r) % len(VARIANTS)
                 order = VARIANTS[k:] + VARIANTS[:k]
@@ -121,7 +124,7 @@ def main(argv=None) -> int:
                     ratios.setdefault(v, []).append(s / got["mtl trial"])
                 print(f"config {c} (stages {stages[0]}+{stages[1]} epochs, ft_train {config['ft_train']}) round {r}: "
                       + ", ".join(f"{v.split(' (')[0]} {s:.1f} s" for v, s in got.items()), flush=True)
-    rows = [[v, common.fmt(statistics.median(seconds[v]), 1), common.fmt(statistics.median(seconds[v]) / args.epochs, 2),
+    rows = [[v, common.fmt(statistics.median(seconds[v]), 2), common.fmt(statistics.median(seconds[v]) / args.epochs, 3),
              f"{statistics.median(ratios[v]):.2f}", f"{min(ratios[v]):.2f} – {max(ratios[v]):.2f}"] for v in VARIANTS]
     table = common.markdown_table(["variant", "s per trial (median)", "s per iteration", "ratio to the mtl trial (median)",
                                    "ratio range"], rows)
