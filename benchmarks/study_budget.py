@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         rows = run(args)
     body = "\n".join([
         "## What the study's per-search budget costs (study budget vs tune's default, same splits)", "",
-        common.provenance(common.script_command("benchmarks/study_budget.py", argv), load, started), "",
+        common.provenance(common.script_command(__file__, argv), load, started), "",
         common.markdown_table(HEADER, table(rows)), "",
         "Each pick trained once more on its split's training rows and scored on the test rows, as a study "
         "replicate scores it; the interval is a plain t-interval over seeds (the same split on both sides, "

@@ -1,17 +1,18 @@
 """Model registry: pure torch, no Ray, no tuning code.
 
 Every network is a trunk (FFN, CNN or LSTM) plus one linear head per task
-(:class:`MultiHeadNet`); single-task families are the one-task case.
+(:class:`MultiHeadNet`); single-task families are the one-task case. A fine-tuned family's
+networks are one single-task copy per dataset of a multi-task net (:class:`FineTunedNets`).
 """
 
 from __future__ import annotations
 
-from .families import FAMILIES, is_multitask, trunk_family
+from .families import FAMILIES, is_finetuned, is_multitask, multitask_twin, trunk_family
 
 _TORCH_NAMES = {"TRUNKS", "FFNTrunk", "CNNTrunk", "LSTMTrunk", "MultiHeadNet", "build_model",
-                "count_parameters"}
+                "count_parameters", "FineTunedNets", "FINETUNE_PARTS"}
 
-__all__ = ["FAMILIES", "trunk_family", "is_multitask", *sorted(_TORCH_NAMES)]
+__all__ = ["FAMILIES", "trunk_family", "is_multitask", "is_finetuned", "multitask_twin", *sorted(_TORCH_NAMES)]
 
 
 def __getattr__(name: str):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ._common import as_channels, get_bool, get_dropout, get_int, make_activation
+from .ffn import _from_last
 
 POOLS = ("max", "avg", "none")
 GLOBAL_POOLS = ("avg", "max", "flatten")
@@ -113,3 +114,10 @@ class CNNTrunk(nn.Module):
         """(batch, n_channels * length) -> (batch, out_features)."""
         h = self.blocks(as_channels(x, self.n_channels, "CNNTrunk"))  # (batch, C_in, length) -> (batch, C, final_length)
         return self.dense(self.global_pool(h))
+
+    def last_block_parameters(self) -> list[nn.Parameter]:
+        """The last layer with weights and its BatchNorm: the dense layer if there is one,
+        else the last conv block (what "last block" fine-tunes)."""
+        if isinstance(self.dense, nn.Sequential):
+            return list(self.dense.parameters())
+        return _from_last(self.blocks, nn.Conv1d)

@@ -1,9 +1,17 @@
-"""The model families: names only, no torch, so input can be checked before heavy imports."""
+"""The model families: names only, no torch, so input can be checked before heavy imports.
+
+* ``ffn``, ``cnn``, ``lstm``: one network per dataset.
+* ``mtl-*``: one trunk shared by every dataset, one head per dataset, trained together.
+* ``ft-*``: share first, then specialise: the ``mtl-*`` twin trained on every dataset (stage
+  1), then a copy of its trunk with that dataset's head fine-tuned on each dataset alone
+  (stage 2; :mod:`models.finetune`, :mod:`tuning.finetune`).
+"""
 
 from __future__ import annotations
 
-FAMILIES = ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm")
+FAMILIES = ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm", "ft-ffn", "ft-cnn", "ft-lstm")
 _MTL_PREFIX = "mtl-"
+_FT_PREFIX = "ft-"
 
 
 def _check_family(family: str) -> str:
@@ -13,10 +21,21 @@ def _check_family(family: str) -> str:
 
 
 def trunk_family(family: str) -> str:
-    """The trunk a family uses: "mtl-cnn" -> "cnn", "ffn" -> "ffn"."""
-    return _check_family(family).removeprefix(_MTL_PREFIX)
+    """The trunk a family uses: "mtl-cnn" -> "cnn", "ft-cnn" -> "cnn", "ffn" -> "ffn"."""
+    return _check_family(family).removeprefix(_MTL_PREFIX).removeprefix(_FT_PREFIX)
 
 
 def is_multitask(family: str) -> bool:
-    """True for the "mtl-*" families (one network trained on several datasets)."""
-    return _check_family(family).startswith(_MTL_PREFIX)
+    """True for the families tuned on several datasets in one experiment: "mtl-*", and
+    "ft-*", whose stage 1 is the multi-task network."""
+    return _check_family(family).startswith((_MTL_PREFIX, _FT_PREFIX))
+
+
+def is_finetuned(family: str) -> bool:
+    """True for the "ft-*" families (multi-task stage 1, then one fine-tuned network per dataset)."""
+    return _check_family(family).startswith(_FT_PREFIX)
+
+
+def multitask_twin(family: str) -> str:
+    """The multi-task family with the same trunk: "ft-cnn" -> "mtl-cnn", "cnn" -> "mtl-cnn"."""
+    return _MTL_PREFIX + trunk_family(family)

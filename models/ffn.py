@@ -65,3 +65,14 @@ class FFNTrunk(nn.Module):
                 f"got {x.shape[1]} values; resample or pad the data, or rebuild the model"
             )
         return self.layers(x)
+
+    def last_block_parameters(self) -> list[nn.Parameter]:
+        """The last hidden layer's Linear and its BatchNorm (what "last block" fine-tunes)."""
+        return _from_last(self.layers, nn.Linear)
+
+
+def _from_last(sequence: nn.Sequential, kind: type) -> list[nn.Parameter]:
+    """Parameters of the last ``kind`` module in ``sequence`` and of every module after it."""
+    modules = list(sequence)
+    start = max(i for i, m in enumerate(modules) if isinstance(m, kind))
+    return [p for m in modules[start:] for p in m.parameters()]

@@ -85,3 +85,8 @@ class LSTMTrunk(nn.Module):
             last = h_n[-self.num_directions:]
             feat = last.transpose(0, 1).reshape(x.shape[0], -1)
         return self.dropout(feat)
+
+    def last_block_parameters(self) -> list[nn.Parameter]:
+        """The last stacked LSTM layer's weights, both directions (what "last block" fine-tunes)."""
+        last = f"_l{self.lstm.num_layers - 1}"
+        return [p for name, p in self.lstm.named_parameters() if name.endswith((last, last + "_reverse"))]

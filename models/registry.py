@@ -9,6 +9,7 @@ from torch import nn
 from .cnn import CNNTrunk
 from .ffn import FFNTrunk
 from .families import is_multitask, trunk_family
+from .finetune import FINETUNE_PARTS, FineTunedNets  # noqa: F401 (the registry's names)
 from .lstm import LSTMTrunk
 from .mtl import MultiHeadNet
 
@@ -25,7 +26,8 @@ def build_model(
     """Build trunk + heads for ``family`` from a (possibly partial) config.
 
     Args:
-        family: one of FAMILIES.
+        family: one of FAMILIES (an ``ft-*`` family builds its stage-1 net with several
+            class counts, one of its fine-tuned networks with one).
         config: hyperparameters (search-space keys; missing ones take defaults, extra
             ones such as ``lr`` are ignored).
         input_length: waveform samples per row (per channel).
@@ -42,7 +44,7 @@ def build_model(
     if not is_multitask(family) and len(counts) != 1:
         raise ValueError(
             f"family {family!r} is single-task and needs exactly one class count, got {counts}; "
-            f"use 'mtl-{family}' to train on several datasets"
+            f"use 'mtl-{family}' or 'ft-{family}' to train on several datasets"
         )
     trunk = trunk_cls(int(input_length), config, n_channels=int(n_channels))
     return MultiHeadNet(

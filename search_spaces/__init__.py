@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import optuna
 
-from models import FAMILIES, trunk_family
+from models import FAMILIES, is_finetuned, is_multitask, multitask_twin, trunk_family
 
 from . import common
 
@@ -33,7 +33,7 @@ def get_space(family: str, task_names: Sequence[str]) -> Callable[[optuna.Trial]
     """``trial -> constants`` for ``family``; a functools.partial of a module-level
     function, so it pickles (Ray ships the searcher to other processes)."""
     module = space_module(family)
-    if family.startswith("mtl-"):
+    if is_multitask(family):
         task_names = common.check_task_names(task_names)
     return functools.partial(module.define, task_names=tuple(task_names))
 
@@ -41,13 +41,11 @@ def get_space(family: str, task_names: Sequence[str]) -> Callable[[optuna.Trial]
 def space_source(family: str) -> str:
     """Source text that defines ``family``'s space, for the run's record.
 
-    The family's module, the trunk module an mtl-* family reuses, and common.py, each
-    under a header line naming the file.
+    The family's module, the mtl-* module an ft-* family reuses, the trunk module an mtl-*
+    family reuses, and common.py, each under a header line naming the file.
     """
-    modules = [space_module(family)]
-    trunk_module = space_module(trunk_family(family))
-    if trunk_module is not modules[0]:
-        modules.append(trunk_module)
+    names = [family, *([multitask_twin(family)] if is_finetuned(family) else []), trunk_family(family)]
+    modules = list(dict.fromkeys(space_module(name) for name in names))
     modules.append(common)
     parts = []
     for module in modules:

@@ -1,5 +1,5 @@
-"""Search-space pieces shared by every family: training hyperparameters and the
-multi-task options.
+"""Search-space pieces shared by every family: training hyperparameters, the
+multi-task options and the fine-tuning options of the ft-* families.
 
 Each function only calls ``trial.suggest_*`` (Ray's OptunaSearch passes a wrapper that
 records suggestions, not a full optuna.Trial) and returns nothing: the suggest names
@@ -18,6 +18,7 @@ TASK_SAMPLINGS = ("proportional", "uniform", "round_robin")
 LOSS_WEIGHTINGS = ("equal", "size", "uncertainty", "static")
 LR_SCHEDULES = ("none", "cosine", "plateau")
 MAX_AUGMENT_SHIFT = 3  # samples: a detector's alignment jitters by 1-3 samples
+FINETUNE_PARTS = ("head", "last_block", "all")  # models.FINETUNE_PARTS (models imports torch)
 
 
 def suggest_training(trial: optuna.Trial) -> None:
@@ -89,3 +90,19 @@ def suggest_multitask(trial: optuna.Trial, task_names: Sequence[str]) -> None:
     if head_hidden > 0:
         # A linear head has no dropout, so the value would have no effect there.
         trial.suggest_float("head_dropout", 0.0, 0.5)
+
+
+def suggest_finetuning(trial: optuna.Trial) -> None:
+    """Stage 2 of the ft-* families: how long, how fast and what to fine-tune.
+
+    Keys: ft_epoch_share (0.1-0.5: the share of the trial's epochs that stage 2 takes;
+    stage 1 takes the rest), ft_lr_ratio (0.03-1, log: stage 2's learning rate over stage
+    1's ``lr``), ft_train ("head", "last_block", "all"), ft_trunk_lr_ratio (0.1-1, log: the
+    trunk's rate over the head's; only when ft_train is not "head").
+    """
+    trial.suggest_float("ft_epoch_share", 0.1, 0.5)
+    # Fine-tuning usually wants a smaller rate than training from scratch; 1 keeps stage 1's.
+    trial.suggest_float("ft_lr_ratio", 0.03, 1.0, log=True)
+    if trial.suggest_categorical("ft_train", list(FINETUNE_PARTS)) != "head":
+        # A lower rate for the shared features than for the new head ("discriminative" rates).
+        trial.suggest_float("ft_trunk_lr_ratio", 0.1, 1.0, log=True)

@@ -374,3 +374,17 @@ def test_study_budget_quick_scores_both_budgets_on_the_same_split(module_tiny_da
     (row,) = [line for line in section.splitlines() if line.startswith("| ffn | T2 | 1 |")]
     study_acc, default_acc, difference = (cell.strip() for cell in row.split("|")[4:7])
     assert float(difference.split()[0]) == pytest.approx(float(study_acc) - float(default_acc), abs=0.02)
+
+
+def test_finetune_cost_quick_times_every_variant_against_the_mtl_trial(module_tiny_dataset_dir, tmp_path):
+    from benchmarks import finetune_cost
+
+    md = tmp_path / "RESULTS.md"
+    assert finetune_cost.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--results-md", str(md)]) == 0
+    section = _section(md, f"{finetune_cost.SECTION}-ffn")
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in section.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in finetune_cost.VARIANTS}
+    assert list(rows) == list(finetune_cost.VARIANTS)
+    assert all(float(seconds) > 0 for seconds, _, _ in rows.values())
+    assert float(rows["mtl trial"][2]) == 1.0  # against itself
+    assert "T2, T3" in section and "- Machine: " in section

@@ -175,9 +175,11 @@ def test_count_parameters():
 
 
 def test_registry():
-    assert models.FAMILIES == ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm")
-    assert trunk_family("mtl-cnn") == "cnn" and trunk_family("lstm") == "lstm"
-    assert is_multitask("mtl-lstm") and not is_multitask("ffn")
+    assert models.FAMILIES == ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm", "ft-ffn", "ft-cnn", "ft-lstm")
+    assert trunk_family("mtl-cnn") == "cnn" and trunk_family("lstm") == "lstm" and trunk_family("ft-ffn") == "ffn"
+    assert is_multitask("mtl-lstm") and not is_multitask("ffn") and is_multitask("ft-cnn")
+    assert models.is_finetuned("ft-lstm") and not models.is_finetuned("mtl-lstm")
+    assert models.multitask_twin("ft-cnn") == "mtl-cnn" == models.multitask_twin("cnn")
     for bad in (trunk_family, is_multitask):
         with pytest.raises(ValueError, match="mtl-cnn"):
             bad("transformer")

@@ -27,6 +27,7 @@ AUGMENT_KEYS = {"augment_shift", "augment_scale", "augment_noise"}
 MULTITASK_KEYS = {"task_sampling", "loss_weighting", "head_hidden", "head_dropout"} | {
     f"task_weight_{t}" for t in TASKS
 }
+FINETUNE_KEYS = {"ft_epoch_share", "ft_lr_ratio", "ft_train", "ft_trunk_lr_ratio"}
 TRUNK_KEYS = {
     "ffn": {"ffn_n_layers", "dropout", "batch_norm", "activation"}
     | {f"ffn_units_l{i}" for i in range(4)},
@@ -75,6 +76,11 @@ def check_conditionals(family, cfg):
         assert ("head_dropout" in cfg) == (cfg["head_hidden"] > 0)
     else:
         assert not any(k.startswith(("task_", "head_", "loss_")) for k in cfg)
+    if models.is_finetuned(family):
+        assert {"ft_epoch_share", "ft_lr_ratio", "ft_train"} <= set(cfg)
+        assert ("ft_trunk_lr_ratio" in cfg) == (cfg["ft_train"] != "head")
+    else:
+        assert not any(k.startswith("ft_") for k in cfg)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -82,6 +88,8 @@ def test_space_keys_and_conditionals(family, configs):
     allowed = TRUNK_KEYS[models.trunk_family(family)] | TRAINING_KEYS | {"family"}
     if models.is_multitask(family):
         allowed |= MULTITASK_KEYS
+    if models.is_finetuned(family):
+        allowed |= FINETUNE_KEYS
     for cfg in configs[family]:
         assert cfg["family"] == family
         assert set(cfg) <= allowed, set(cfg) - allowed
@@ -93,6 +101,8 @@ def test_space_keys_and_conditionals(family, configs):
     assert {c["augment"] for c in configs[family]} == {True, False}
     if models.is_multitask(family):
         assert {c["loss_weighting"] for c in configs[family]} == set(common.LOSS_WEIGHTINGS)
+    if models.is_finetuned(family):
+        assert {c["ft_train"] for c in configs[family]} == set(common.FINETUNE_PARTS) == set(models.FINETUNE_PARTS)
 
 
 def test_ranges(configs):
@@ -119,6 +129,9 @@ def test_ranges(configs):
                     assert v in (3, 5, 7, 9)
             if "lstm_hidden" in c:
                 assert 16 <= c["lstm_hidden"] <= 96 and 1 <= c["lstm_layers"] <= 2
+            if "ft_train" in c:
+                assert 0.1 <= c["ft_epoch_share"] <= 0.5 and 0.03 <= c["ft_lr_ratio"] <= 1.0
+                assert 0.1 <= c.get("ft_trunk_lr_ratio", 0.1) <= 1.0
 
 
 # Not only the stand-ins' 48 samples and 2-6 classes: other probes and sampling rates give
@@ -167,7 +180,8 @@ def test_sampled_configs_run_the_training_loop(family, configs):
     picked = [next(c for c in configs[family] if c["augment"]), next(c for c in configs[family] if not c["augment"])]
     for cfg in picked:
         result = fit(family, cfg, tasks, max_epochs=2, seed=0)
-        assert [h["epoch"] for h in result.history] == [1, 2], cfg
+        # ft-*: epoch 1 is stage 1 (all datasets), epoch 2 stage 2 (one row per dataset's network).
+        assert sorted({h["epoch"] for h in result.history}) == [1, 2], cfg
         assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in result.history), cfg
 
 
@@ -224,6 +238,11 @@ def test_registry_errors_and_source():
         assert name in src
     assert "def suggest_training" in src and "def suggest_trunk" in src
     assert "search_spaces/ffn.py" in space_source("ffn")
+    src = space_source("ft-lstm")
+    for name in ("search_spaces/ft_lstm.py", "search_spaces/mtl_lstm.py", "search_spaces/lstm.py",
+                 "search_spaces/common.py"):
+        assert src.count(f"# ==== {name} ====") == 1
+    assert "def suggest_finetuning" in src
 
 
 @pytest.mark.subprocess

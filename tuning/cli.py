@@ -99,6 +99,7 @@ def results_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import models  # family names only: no torch
     from tuning.settings import TuneSettings  # the defaults live in one place
 
     defaults = TuneSettings()
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                                formatter_class=HelpFormatter,
                                parents=[search_options(defaults), data_options(defaults), cluster_options(defaults),
                                         results_options()])
-    tune.add_argument("family", help="ffn, cnn, lstm, mtl-ffn, mtl-cnn or mtl-lstm")
+    tune.add_argument("family", help=", ".join(models.FAMILIES) + " (ft-*: multi-task, then fine-tuned per "
+                      "dataset; see docs/fine-tuning.md)")
     tune.add_argument("dataset", help="a name (A12 -> DATA_DIR/A12.csv), a CSV path, a comma list, or all")
     tune.add_argument("--deterministic", action="store_true",
                       help="reproducible search: one trial at a time, deterministic torch kernels "

@@ -148,9 +148,13 @@ def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[l
     datasets = load_datasets(names, settings.data_dir, settings.label_column,
                              min_rows_per_class(settings.folds), columns=settings.columns)
     report_metadata_columns(datasets)
+    if models.is_finetuned(family) and settings.max_epochs < 2:
+        raise InputError(f"{family} trains two stages (multi-task, then fine-tuning) of at least one epoch "
+                         f"each; --max-epochs must be at least 2, got {settings.max_epochs}")
     if models.is_multitask(family):
         if len(datasets) < 2:
-            raise InputError(f"{family} trains one network on several datasets; "
+            what = "fine-tunes per dataset a network trained on" if models.is_finetuned(family) else "trains one network on"
+            raise InputError(f"{family} {what} several datasets; "
                              f"give 'all' or a comma-separated list of at least two, not {dataset!r}")
         check_same_channels(family, datasets)
         return [datasets]

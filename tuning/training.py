@@ -16,6 +16,9 @@ continues exactly as the uninterrupted run would have.
 Schedule keys: ``lr_schedule`` ("none", "cosine": cosine decay to 0 over ``max_epochs``,
 "plateau": halve the rate after 3 epochs without validation improvement) and
 ``label_smoothing`` (training loss only; the validation loss stays plain).
+
+The ``ft-*`` families are two runs of this loop (:mod:`tuning.finetune`): the multi-task
+net, then, from a :class:`WarmStart`, one fine-tuned copy per dataset.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from tuning.data.augment import Augmenter
 from tuning.metrics import classification_metrics, metric_mode
 from tuning.data.preprocess import Normaliser, resample_to_length
 
-TASK_SAMPLING = ("proportional", "uniform", "round_robin")
+TASK_SAMPLING = ("proportional", "uniform", "round_robin", "one_pass")
+"""The searched policies, and ``one_pass`` (every task's batches once per epoch, in random
+order: independent networks trained side by side, as the ft-* stage 2 does)."""
 LOSS_WEIGHTING = ("equal", "size", "uncertainty", "static")
 LR_SCHEDULES = ("none", "cosine", "plateau")
 PLATEAU_PATIENCE, PLATEAU_FACTOR = 3, 0.5
@@ -87,6 +92,18 @@ class FitResult:
     best_metrics: dict
     history: list[dict] = field(default_factory=list)
     n_channels: int = 1
+    task_epochs: list[tuple[int, int]] = field(default_factory=list)
+    """ft-* families: (epochs run, best epoch) behind each task's network, stage 1 included."""
+
+    def task_view(self, task: int) -> "FitResult":
+        """What scores task ``task``: for ft-* families its own single-task network (with its
+        normaliser and epochs); for the others this result, whose one network serves every task."""
+        if not isinstance(self.model, models.FineTunedNets):
+            return self
+        epochs_run, best_epoch = self.task_epochs[task]
+        return FitResult(self.model.nets[task], [self.normalisers[task]], self.input_length, self.device,
+                         best_epoch, epochs_run, self.train_seconds, self.best_metrics, self.history,
+                         self.n_channels)
 
     def predict(self, X: np.ndarray, task: int = 0) -> np.ndarray:
         """Class ids, shape (rows,), for raw waveforms ``X`` of task ``task``."""
@@ -99,6 +116,22 @@ class FitResult:
         self.model.eval()
         x = torch.from_numpy(_prepare_inputs(X, self.normalisers[task], self.input_length, self.n_channels))
         return torch.softmax(_logits(self.model, x, task, self.device), dim=1).numpy()
+
+
+@dataclass
+class WarmStart:
+    """Train ``model`` instead of a fresh network of the family (stage 2 of the ft-* families).
+
+    ``model``: forward(x, task) for every task of the fit; ``input_length``: the samples per
+    channel it was built for (each task is resampled to it); ``param_groups``: the optimiser's
+    groups ({"params": [...], "lr_scale": float}; frozen parameters left out). Its weights
+    before the first epoch are a candidate for the best epoch (epoch 0), so training never
+    returns a network that scores lower on the validation rows than the one it started from.
+    """
+
+    model: nn.Module
+    input_length: int
+    param_groups: list[dict]
 
 
 class TaskLossWeighting(nn.Module):
@@ -157,6 +190,7 @@ def fit(
     device: str = "cpu",
     on_epoch: Callable[[int, dict, Callable[[], dict]], None] | None = None,
     resume_state: dict | None = None,
+    warm_start: WarmStart | None = None,
 ) -> FitResult:
     """Train ``family`` with hyperparameters ``config`` on ``tasks``.
 
@@ -165,22 +199,36 @@ def fit(
     ``on_epoch(epoch, metrics, state)`` is called after every epoch (1-based); ``state()``
     returns a checkpointable dict that ``resume_state`` accepts to continue after it.
     The returned model holds the weights of the best epoch.
+
+    An ``ft-*`` family (without ``warm_start``) runs both of its stages here
+    (:func:`tuning.finetune.fit_two_stages`); ``warm_start``: continue training a given network.
     """
+    if models.is_finetuned(family) and warm_start is None:
+        from tuning.finetune import fit_two_stages  # it calls this loop for each stage
+
+        return fit_two_stages(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric,
+                              patience=patience, device=device, on_epoch=on_epoch, resume_state=resume_state)
     torch.manual_seed(seed)
     length, channels = common_length(tasks), common_channels(tasks)
+    if warm_start is not None:
+        length = int(warm_start.input_length)
     normalisers = [Normaliser(config.get("normalisation", "none")).fit(t.X_train) for t in tasks]
     train_x = [_tensor(_prepare_inputs(t.X_train, n, length, channels), device) for t, n in zip(tasks, normalisers)]
     train_y = [torch.tensor(t.y_train, dtype=torch.long, device=device) for t in tasks]  # copies: Ray hands read-only arrays
     val_x = [torch.from_numpy(_prepare_inputs(t.X_val, n, length, channels)) for t, n in zip(tasks, normalisers)]
 
-    model = models.build_model(family, config, length, [t.n_classes for t in tasks], channels).to(device)
+    if warm_start is None:
+        model = models.build_model(family, config, length, [t.n_classes for t in tasks], channels).to(device)
+    else:
+        model = warm_start.model.to(device)
     sizes = [len(t.y_train) for t in tasks]
     weighting = TaskLossWeighting(
         config.get("loss_weighting", "equal"), sizes,
         [config.get(f"task_weight_{t.name}", 1.0) for t in tasks],
     ).to(device)
     criteria = [_criterion(t, config, device) for t in tasks]
-    optimizer = _optimizer(config, model, weighting)
+    optimizer = _optimizer(config, warm_start.param_groups if warm_start else [{"params": model.parameters()}],
+                           weighting)
     scheduler = _lr_scheduler(config, optimizer, max_epochs, metric_mode(metric))
     augment = Augmenter.from_config(config, train_x, channels)
 
@@ -196,6 +244,9 @@ def fit(
         best, history = resume_state["best"], list(resume_state["history"])
         best_state = resume_state.get("best_model")
         train_seconds = float(resume_state["train_seconds"])
+    elif warm_start is not None:  # epoch 0: the starting weights compete with the trained ones
+        best = {**_validate(model, tasks, val_x, criteria, device), "epoch": 0}
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     batch_size = int(config.get("batch_size", 64))
     policy = config.get("task_sampling", "proportional")
@@ -279,6 +330,9 @@ def _task_schedule(policy: str, sizes: np.ndarray, batch_size: int, rng) -> np.n
         return rng.integers(0, n_tasks, size=n_steps)
     if policy == "round_robin":
         return np.arange(n_steps) % n_tasks
+    if policy == "one_pass":
+        steps = [math.ceil(n / batch_size) for n in sizes]
+        return rng.permutation(np.repeat(np.arange(n_tasks), steps))
     raise ValueError(f"task_sampling {policy!r} is not one of {TASK_SAMPLING}")
 
 
@@ -344,9 +398,12 @@ def _lr_scheduler(config: dict, optimizer, max_epochs: int, mode: str):
     raise ValueError(f"lr_schedule {name!r} is not one of {LR_SCHEDULES}")
 
 
-def _optimizer(config: dict, model: nn.Module, weighting: nn.Module) -> torch.optim.Optimizer:
+def _optimizer(config: dict, param_groups: list[dict], weighting: nn.Module) -> torch.optim.Optimizer:
+    """``param_groups``: {"params": ..., "lr_scale": float (default 1)}; each group's rate is
+    ``config["lr"]`` times its scale."""
     lr = float(config.get("lr", 1e-3))
-    groups = [{"params": model.parameters(), "weight_decay": float(config.get("weight_decay", 0.0))}]
+    groups = [{"params": g["params"], "lr": lr * float(g.get("lr_scale", 1.0)),
+               "weight_decay": float(config.get("weight_decay", 0.0))} for g in param_groups]
     extra = list(weighting.parameters())
     if extra:  # learned task log-variances: no weight decay pulling them to zero
         groups.append({"params": extra, "weight_decay": 0.0})

@@ -1,7 +1,8 @@
 """Model bundles: the tuned network kept for sorting new spikes, and :func:`load_model`.
 
 The export writes one bundle per approach and dataset (one for all the datasets of a
-multi-task approach) to ``results/<Approach>/Model/<DATASET>/`` (MTL: ``<A2+A3+...>``)::
+multi-task approach) to ``results/<Approach>/Model/<DATASET>/`` (MTL: ``<A2+A3+...>``; a
+fine-tuned ``ft-*`` approach has one single-task network, so one bundle, per dataset)::
 
     bundle.json   format version, family + config, per task: the lab's class labels,
                   input length and resampling rule, normalisation parameters, temperature
@@ -28,6 +29,7 @@ all-or-nothing commit with the rest of the results tree.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -143,6 +145,20 @@ def collect(ref) -> FinalModel:
     return ray.get(ref)
 
 
+def bundles_of(final: FinalModel, datasets: Sequence) -> list[tuple[list, FinalModel]]:
+    """(datasets, final model) of each bundle: one for the whole network, or for an ft-*
+    family one per dataset, each with that dataset's own network, normaliser and calibration
+    (plan each with ``stage1_datasets=datasets``)."""
+    import models
+
+    if not isinstance(final.fit.model, models.FineTunedNets):
+        return [(list(datasets), final)]
+    return [([dataset], dataclasses.replace(
+        final, fit=final.fit.task_view(t), holdout=[final.holdout[t]], train_rows=[final.train_rows[t]],
+        temperatures=[final.temperatures[t]], calibration=[final.calibration[t]]))
+        for t, dataset in enumerate(datasets)]
+
+
 # ----------------------------------------------------------------------------- planning
 def bundle_folder(approach_root: Path, datasets: Sequence) -> Path:
     """``<approach_root>/Model/<DATASET>`` (several datasets: names joined by ``+``)."""
@@ -150,11 +166,14 @@ def bundle_folder(approach_root: Path, datasets: Sequence) -> Path:
 
 
 def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datasets: Sequence,
-                final: FinalModel, full_split, one_split, source: dict) -> dict[Path, bytes]:
+                final: FinalModel, full_split, one_split, source: dict,
+                stage1_datasets: Sequence = ()) -> dict[Path, bytes]:
     """Every file of one bundle, as bytes by path; nothing is written here.
 
     ``full_split`` / ``one_split``: the export's summary frames (one row per dataset);
-    ``source``: where the configuration came from (experiment, trial, objective).
+    ``source``: where the configuration came from (experiment, trial, objective);
+    ``stage1_datasets``: for an ft-* family, every dataset its multi-task stage 1 trained on
+    (recorded with their data hashes: the weights depend on them too).
     """
     from tuning.search.run_record import package_versions, versions_of
 
@@ -202,6 +221,12 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
             "metric": final.metric, "inner_val_fraction": final.inner_val_fraction,
             "best_epoch": final.fit.best_epoch, "epochs_run": final.fit.epochs_run,
             "train_seconds": round(final.fit.train_seconds, 3),
+            **({"stage1": {
+                "rule": "a multi-task net trained on these datasets' rows (each but its inner part), then this "
+                        "network, a copy of its trunk and this dataset's head, fine-tuned on this dataset alone; "
+                        "epochs and seconds count both stages",
+                "datasets": [{"name": d.name, "array_sha256": dataset_sha256(d)} for d in stage1_datasets]}}
+               if stage1_datasets else {}),
         },
         "source": source,
         "files": {WEIGHTS_FILE: hashlib.sha256(weights).hexdigest(),

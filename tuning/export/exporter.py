@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import models
 import search_spaces
 from tuning.bundle import model_bundle
 from tuning.search import ray_runtime, best_trial
@@ -206,12 +207,14 @@ def write_export(results_dir: Path, record: dict, experiment_dir: str, best: Bes
             plan.update(ensemble_plan)
         if final is not None:
             approach, _ = tree.approach_names(record["family"])
-            plan.update(model_bundle.plan_bundle(
-                model_bundle.bundle_folder(results_dir / approach, datasets), family=record["family"],
-                approach=approach, config=best.config, datasets=datasets, final=final, full_split=full_split,
-                one_split=one_split, source={"experiment": experiment_dir, "trial_id": best.trial_id,
-                                             "objective": record["metric"], "objective_value": best.value,
-                                             "search_epoch": best.epoch}))
+            source = {"experiment": experiment_dir, "trial_id": best.trial_id, "objective": record["metric"],
+                      "objective_value": best.value, "search_epoch": best.epoch}
+            for bundle_datasets, bundle_final in model_bundle.bundles_of(final, datasets):  # ft-*: one per dataset
+                plan.update(model_bundle.plan_bundle(
+                    model_bundle.bundle_folder(results_dir / approach, bundle_datasets), family=record["family"],
+                    approach=approach, config=best.config, datasets=bundle_datasets, final=bundle_final,
+                    full_split=full_split, one_split=one_split, source=source,
+                    stage1_datasets=datasets if models.is_finetuned(record["family"]) else ()))
         tree.commit(plan)
     return plan, one_split, full_split, ensemble_split
 
@@ -258,7 +261,7 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
     plan[one_path] = tree.csv_bytes(one_split)
 
     best_frame = best_rows(family, approach, record, best, datasets, experiment, full_split, members)
-    best_name = (f"{prefix}_full_split_metrics_best_config.csv" if family.startswith("mtl-")
+    best_name = (f"{prefix}_full_split_metrics_best_config.csv" if models.is_multitask(family)
                  else f"{prefix}_best_performers.csv")
     best_path = root / tree.BEST / best_name
     hyper = set(best.config) - {"family"}  # fixed columns first, then hyperparameters sorted
@@ -288,7 +291,7 @@ def best_rows(family, approach, record, best: BestTrial, datasets, experiment, f
                "objective_value": best.per_task.get(dataset.name, best.value),
                "best_epoch": best.epoch, "trial_id": best.trial_id, "n_trials": best.n_trials,
                "search_complete": best.complete, "experiment": experiment}
-        if family.startswith("mtl-"):
+        if models.is_multitask(family):
             row["objective_value_mean_over_tasks"] = best.value
         if members is not None:
             row["ensemble_members"] = "; ".join(f"{m.trial_id} ({m.per_task.get(dataset.name, m.value):.4g})"

@@ -5,7 +5,8 @@ A rerun trains with :func:`tuning.training.fit` (the loop the trials use), stops
 a validation part carved from its training rows only, and scores rows it never saw.
 A multi-task rerun trains one network on fold ``(repeat, fold)`` of every dataset at once;
 the folds of each dataset come from ``cv_folds`` on that dataset alone, so they are the
-folds its single-task rerun used.
+folds its single-task rerun used. A fine-tuned (ft-*) rerun redoes both stages on the fold:
+the multi-task net on every dataset's training rows, then each dataset's copy on its own.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def run_job(family: str, config: dict, datasets: Sequence[Dataset], job: RerunJo
         if members:
             scored.append((True, fits, average_proba(fits, dataset.X[test], task_index)))
         for ensemble, networks, proba in scored:
+            networks = [f.task_view(task_index) for f in networks]  # ft-*: this dataset's own network
             scores = classification_metrics(dataset.y[test], proba.argmax(1), dataset.n_classes)
             rows.append({
                 "kind": job.kind, "ensemble": ensemble, "dataset": dataset.name, "repeat": job.repeat,

@@ -55,8 +55,12 @@ def approach_names(family: str, ensemble: bool = False) -> tuple[str, str]:
     ``mtl-ffn`` -> Feature Based MTL FFN / Feature_based_MTL (the lab's historical name),
     ``mtl-cnn`` -> Feature Based MTL CNN / Feature_based_MTL_CNN, and so on. ``ensemble``:
     the export's ensemble of that family's top configurations, e.g. Classic CNN PyTorch
-    Ensemble / Classic_CNN_Ensemble."""
-    if family.startswith("mtl-"):
+    Ensemble / Classic_CNN_Ensemble. ``ft-cnn`` (multi-task, then fine-tuned per dataset) ->
+    Fine-Tuned MTL CNN / Fine_Tuned_MTL_CNN, and so on."""
+    if family.startswith("ft-"):
+        trunk = family.removeprefix("ft-").upper()
+        folder, prefix = f"Fine-Tuned MTL {trunk}", f"Fine_Tuned_MTL_{trunk}"
+    elif family.startswith("mtl-"):
         trunk = family.removeprefix("mtl-").upper()
         prefix = "Feature_based_MTL" if trunk == "FFN" else f"Feature_based_MTL_{trunk}"
         folder = f"Feature Based MTL {trunk}"

@@ -1,7 +1,7 @@
 """The tuning driver: validated data -> fixed split -> one Ray Tune experiment per group.
 
 A group is one dataset for a single-task family, or every dataset at once for an ``mtl-*``
-family. Each experiment is a ``Tuner`` with the search algorithm and scheduler that
+or ``ft-*`` family. Each experiment is a ``Tuner`` with the search algorithm and scheduler that
 ``--searcher`` names (tuning.search.searchers; default: seeded TPE over the family's define-by-run
 space, told which trials ASHA stopped, and ASHA on epochs). The data go to the trials once,
 through ``tune.with_parameters``. Each experiment folder also holds ``spikesort_run.json``,

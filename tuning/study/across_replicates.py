@@ -10,8 +10,8 @@ family, the p of the equivalence test), the verdict words of
 :func:`tuning.statistics.replicate_verdict`, and the least difference R replicates detect
 with 80% power at the observed spread (at level alpha / m, the strictest level Holm can use).
 
-Learning curves (exploratory, same-trunk multi-task pairs only): the same test per
-training fraction, Holm within the curves.
+Learning curves (exploratory; each multi-task or fine-tuned family against its single-task
+twin): the same test per training fraction, Holm within the curves.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def primary_pairs(families: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def curve_pairs(families: Sequence[str]) -> list[tuple[str, str]]:
-    """The same-trunk multi-task pairs the learning curves compare."""
-    return [(a, b) for a, b in primary_pairs(families) if a.startswith("mtl-")]
+    """The pairs the learning curves compare: each multi-task and each fine-tuned family
+    against its single-task twin (where sharing is expected to matter most: small data)."""
+    return [(a, b) for a, b in primary_pairs(families) if a.startswith("mtl-") or b == trunk_family(a)]
 
 
 def curve_families(families: Sequence[str]) -> set[str]:

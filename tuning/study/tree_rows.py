@@ -40,6 +40,7 @@ comparison: its primary pairs are fixed by family, and it has no validation scor
 KNOWN_APPROACHES = (
     "Classic FFN PyTorch", "Classic CNN PyTorch", "Classic LSTM PyTorch",
     "Feature Based MTL FFN", "Feature Based MTL CNN", "Feature Based MTL LSTM",
+    "Fine-Tuned MTL FFN", "Fine-Tuned MTL CNN", "Fine-Tuned MTL LSTM",
 )
 
 KEY = ["dataset", "repeat", "fold"]
@@ -55,8 +56,8 @@ def _kind(folder: str, family: str) -> str:
         return REFERENCE
     if folder.endswith(ENSEMBLE_SUFFIX):
         return ENSEMBLE
-    if folder.startswith("Feature Based MTL") or family.startswith("mtl-"):
-        return MULTI
+    if folder.startswith(("Feature Based MTL", "Fine-Tuned MTL")) or family.startswith(("mtl-", "ft-")):
+        return MULTI  # fine-tuned nets share their trunk's start with every dataset: the multi-task side
     return SINGLE
 
 
@@ -243,8 +244,10 @@ def approach_name(rows: pd.DataFrame, default: str = "") -> str:
 
 
 def trunk_of(family: str) -> str:
-    """The network kind behind a family: ``mtl-cnn`` -> ``cnn``, ``cnn`` -> ``cnn``."""
-    return str(family).removeprefix("mtl-")
+    """The network kind behind a family: ``mtl-cnn`` and ``ft-cnn`` -> ``cnn``, ``cnn`` -> ``cnn``."""
+    from models import trunk_family
+
+    return trunk_family(str(family))
 
 
 # ----------------------------------------------------------------------------- what the search saw
