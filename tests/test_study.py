@@ -291,10 +291,13 @@ def test_smoke_data_are_the_files_own_rows(tmp_path, tiny_dataset_dir):
 @pytest.mark.slow
 def test_smoke_study_end_to_end_from_the_script(tmp_path):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    command = [str(ROOT / "scripts" / "study.sh"), "--smoke", "--families", "cnn,mtl-cnn",
+    command = [str(ROOT / "scripts" / "study.sh"), "--smoke", "--families", "cnn,mtl-cnn,ft-cnn",
                "--results-dir", str(tmp_path / "results"), "--storage", str(tmp_path / "ray"), "--num-cpus", "2"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = (tmp_path / "results" / "report.md").read_text()
-    assert "Over 2 replicates" in report and "mtl-cnn" in report
-    assert done.stderr.count("study: [") == 2 * 3  # one line per search: 2 replicates x (cnn x 2, mtl-cnn)
+    assert "Over 2 replicates" in report
+    for approach, versus in (("mtl-cnn", "cnn"), ("ft-cnn", "cnn"), ("ft-cnn", "mtl-cnn")):  # the primary pairs
+        assert f"| A2 | {approach} | {versus} | 2 |" in report and f"| A3 | {approach} | {versus} | 2 |" in report
+    assert "| A2 | ft-cnn | cnn | 50% |" in report  # its learning curve beside the single-task twin
+    assert done.stderr.count("study: [") == 2 * 4  # one line per search: 2 replicates x (cnn x 2, mtl-cnn, ft-cnn)
