@@ -170,6 +170,8 @@ def test_the_plan_keeps_the_most_replicates_then_the_most_trials_that_fit():
     assert refused.value.needed_hours * 3600 >= 3 * roomy.replicate_s
     assert plan((roomy.export_s + 3 * roomy.replicate_s * 0.9) / 3600).samples < 16  # not fixed: it shrinks
     assert plan(None, wanted=4).replicates == 4
+    small = plan(1, samples=2)  # fewer trials than the floor asked for (a smoke run): kept, never raised
+    assert small.samples == 2 and small.replicates == 10
 
 
 def test_expected_epochs_under_asha():

@@ -142,7 +142,8 @@ def plan_replicates(costs: Mapping[str, Sequence[float]], effort: Effort, *, bud
     one, export, per_family = predict(effort.samples)
     if budget_s is None:
         return Plan(wanted, effort.samples, one, export, per_family, f"{wanted} replicates as asked (no time budget)")
-    sample_options = [effort.samples] if samples_fixed else range(effort.samples, MIN_SAMPLES - 1, -1)
+    floor = effort.samples if samples_fixed else min(MIN_SAMPLES, effort.samples)  # a smoke run asks for 2
+    sample_options = range(effort.samples, floor - 1, -1)
     for replicates in range(wanted, MIN_REPLICATES - 1, -1):  # most replicates first, then most trials
         for samples in sample_options:
             one_s, export_s, per = predict(samples)
@@ -153,7 +154,6 @@ def plan_replicates(costs: Mapping[str, Sequence[float]], effort: Effort, *, bud
                 return Plan(replicates, samples, one_s, export_s, per,
                             f"the budget fits {reason}" if reason else
                             f"{replicates} replicates of {samples} trials fit the budget")
-    floor = effort.samples if samples_fixed else MIN_SAMPLES
     one_s, export_s, _ = predict(floor)
     needed = (export_s + MIN_REPLICATES * one_s) / 3600.0
     raise BudgetTooSmall(
