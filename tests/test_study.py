@@ -172,6 +172,7 @@ def test_the_plan_keeps_the_most_replicates_then_the_most_trials_that_fit():
     assert plan(None, wanted=4).replicates == 4
     small = plan(1, samples=2)  # fewer trials than the floor asked for (a smoke run): kept, never raised
     assert small.samples == 2 and small.replicates == 10
+    assert plan(1, wanted=2).replicates == 2  # two asked for, two planned
 
 
 def test_expected_epochs_under_asha():

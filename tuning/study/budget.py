@@ -144,7 +144,8 @@ def plan_replicates(costs: Mapping[str, Sequence[float]], effort: Effort, *, bud
         return Plan(wanted, effort.samples, one, export, per_family, f"{wanted} replicates as asked (no time budget)")
     floor = effort.samples if samples_fixed else min(MIN_SAMPLES, effort.samples)  # a smoke run asks for 2
     sample_options = range(effort.samples, floor - 1, -1)
-    for replicates in range(wanted, MIN_REPLICATES - 1, -1):  # most replicates first, then most trials
+    fewest = min(MIN_REPLICATES, wanted)  # fewer than 3 only when fewer were asked for (a smoke run)
+    for replicates in range(wanted, fewest - 1, -1):  # most replicates first, then most trials
         for samples in sample_options:
             one_s, export_s, per = predict(samples)
             if export_s + replicates * one_s <= budget_s:
