@@ -310,7 +310,9 @@ def test_failure_while_writing_leaves_tree_unchanged(results_copy, experiments, 
         return real_replace(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="injected"):
+    from tuning.errors import MachineError
+
+    with pytest.raises(MachineError, match="the disk is full .*nothing already there was changed"):
         export_experiment(experiments["T2"], results_copy, folds=FOLDS, repeats=1, progress=False)
     monkeypatch.undo()
     assert len(calls) >= 3
