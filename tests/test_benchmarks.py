@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, variants,  # noqa: E402
-                        search_efficiency, throughput)
+                        replicate_spread, search_efficiency, throughput)
 
 
 @pytest.fixture(scope="module")
@@ -358,3 +358,25 @@ def test_lever_cost_quick_times_every_lever_against_off(module_tiny_dataset_dir,
     assert all(float(ms) > 0 for ms, _ in rows.values())
     assert float(rows["off"][1]) == 1.0  # "off" against itself
     assert "- Machine: " in section
+
+
+def test_replicate_spread_quick_keeps_each_label_and_shows_both(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
+    common_args = ["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2,T3",
+                   "--runs-dir", str(runs), "--num-cpus", "1"]
+    assert replicate_spread.main([*common_args, "--label", "before", "--results-md", str(md)]) == 0
+    assert replicate_spread.main([*common_args, "--label", "after", "--results-md", str(md)]) == 0
+    section = _section(md, replicate_spread.SECTION)
+    assert "before: mean / sd / min-max | after: mean / sd / min-max" in section
+    for dataset in ("T2", "T3"):
+        for family in ("ffn", "mtl-ffn"):
+            (row,) = [line for line in section.splitlines() if line.startswith(f"| {dataset} | {family} |")]
+            assert row.count("**") == 4  # an sd for each label
+    run = json.loads((runs / "after" / replicate_spread.RUN_FILE).read_text())
+    assert run["replicates"] == 2 and {p["replicate"] for p in run["mtl_picks"]} == {0, 1}
+    for pick in run["mtl_picks"]:  # the mean the pick was chosen by is the mean of its datasets' scores
+        assert pick["objective"] == pytest.approx(np.mean(list(pick["val"].values())), abs=0.05)
+    # Rendering again from the kept runs gives the same section without training.
+    again = tmp_path / "again.md"
+    assert replicate_spread.main(["--render", "--runs-dir", str(runs), "--results-md", str(again)]) == 0
+    assert _section(again, replicate_spread.SECTION) == section
