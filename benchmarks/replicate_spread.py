@@ -6,8 +6,11 @@ export) of ``--families`` on ``--datasets``; its tables and experiments are kept
 ``benchmarks/out/replicate_spread/<label>/``. The section of RESULTS.md shows, for every
 run kept there (e.g. ``before`` and ``after`` a change to a search space), per dataset and
 approach the mean, sd, min and max over replicates of the pick's test accuracy (the
-study's own ``replicate_spread.csv``), and for every multi-task search the per-dataset
-validation accuracy of its pick beside the mean it was picked by.
+study's own ``replicate_spread.csv``), for every multi-task search the per-dataset
+validation accuracy of its pick beside the mean it was picked by, and every multi-task trial
+that ran at least half the epoch limit, grouped by each training choice: how far its worst
+dataset fell below that replicate's single-task pick (validation accuracy, best 3-epoch
+window as the best-trial rule scores it).
 
 The same seeds (``--seed``, replicate r: ``seed + 1000 r``) give every run the same
 splits, so two labels differ only by the code they ran.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -36,6 +40,9 @@ from benchmarks import common  # noqa: E402
 SECTION = "mtl_ffn_stability"
 RUNS_DIR = common.OUT_DIR / "replicate_spread"
 RUN_FILE = "run.json"
+CHOICES = ("batch_norm", "optimizer", "loss_weighting", "task_sampling", "normalisation", "head_hidden",
+           "lr_schedule", "augment")
+COLLAPSE = 0.15  # a dataset this far below its single-task level (accuracy) counts as collapsed
 
 
 def parse_args(argv=None):
@@ -88,7 +95,8 @@ def run_label(args, folder: Path) -> dict:
            "minutes": round((time.time() - started) / 60, 1), "load": load.summary(), "load_mean": load.mean(),
            "replicates": result.replicates_done, "samples": args.samples, "max_epochs": args.max_epochs,
            "grace_period": args.grace_period, "seed": args.seed, "families": args.families,
-           "spread": result.spread.to_dict("records"), "mtl_picks": mtl_picks(folder / "results")}
+           "spread": result.spread.to_dict("records"), "mtl_picks": mtl_picks(folder / "results"),
+           "mtl_trials": mtl_trials(folder / "results", args.max_epochs)}
     common.atomic.write_text(folder / RUN_FILE, json.dumps(run, indent=2, default=float))
     return run
 
@@ -110,8 +118,63 @@ def mtl_picks(results_dir: Path) -> list[dict]:
     return out
 
 
+def _records(results_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((Path(results_dir) / "Study" / "Replicates").glob("replicate-*/*.json"))]
+
+
+def mtl_trials(results_dir: Path, max_epochs: int) -> list[dict]:
+    """Every trial of the multi-task searches that ran at least half of ``max_epochs``: its
+    choices (:data:`CHOICES`), its score and each dataset's validation accuracy over its best
+    3-epoch window (:func:`tuning.search.best_trial.score_trial`), and ``worst_gap``: the most
+    any dataset fell below the validation accuracy of that replicate's single-task pick."""
+    import pandas as pd
+
+    from tuning.search.best_trial import score_trial
+
+    records = _records(results_dir)
+    single = {(r["replicate"], r["datasets"][0]): r["validation"].get("val_accuracy")
+              for r in records if len(r["datasets"]) == 1}
+    out = []
+    for record in (r for r in records if len(r["datasets"]) > 1):
+        for trial in sorted(Path(record["experiment"]).glob("trial_*")):
+            lines = (trial / "result.json").read_text().splitlines() if (trial / "result.json").is_file() else []
+            history = pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+            scored = score_trial(history, "val_accuracy", "max") if len(history) >= max_epochs / 2 else None
+            if scored is None:
+                continue
+            config = json.loads((trial / "params.json").read_text())
+            val = {d: scored.means.get(f"val_accuracy/{d}") for d in record["datasets"]}
+            gaps = [single[(record["replicate"], d)] - v for d, v in val.items()
+                    if v is not None and single.get((record["replicate"], d)) is not None]
+            out.append({"replicate": record["replicate"], "trial": trial.name, "score": scored.score, "val": val,
+                        "worst_gap": max(gaps) if gaps else None, **{k: config.get(k) for k in CHOICES}})
+    return out
+
+
+def trials_table(trials: list[dict]) -> str:
+    """Multi-task trials grouped by each choice: count, mean score, mean worst gap, collapsed."""
+    rows = []
+    for choice in CHOICES:
+        for value in sorted({str(t[choice]) for t in trials}):
+            part = [t for t in trials if str(t[choice]) == value]
+            gaps = [t["worst_gap"] for t in part if t["worst_gap"] is not None]
+            rows.append([choice, value, len(part), common.fmt(100 * sum(t["score"] for t in part) / len(part)),
+                         common.fmt(100 * sum(gaps) / len(gaps) if gaps else math.nan),
+                         sum(g > COLLAPSE for g in gaps)])
+    return common.markdown_table(["choice", "value", "trials", "val mean (score)", "worst dataset below single-task "
+                                  "(points, mean)", f"trials with a dataset > {100 * COLLAPSE:.0f} points below"], rows)
+
+
 def kept_runs(runs_dir: Path) -> list[dict]:
-    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob(f"*/{RUN_FILE}"))]
+    """The kept runs, oldest first; a run kept before ``mtl_trials`` existed gets it from its
+    experiments when they are still on disk (and keeps it)."""
+    runs = []
+    for path in sorted(Path(runs_dir).glob(f"*/{RUN_FILE}")):
+        run = json.loads(path.read_text())
+        if "mtl_trials" not in run and (path.parent / "results").is_dir():
+            run["mtl_trials"] = mtl_trials(path.parent / "results", run["max_epochs"])
+            common.atomic.write_text(path, json.dumps(run, indent=2, default=float))
+        runs.append(run)
     return sorted(runs, key=lambda r: r["date"])
 
 
@@ -155,6 +218,14 @@ def render(runs: list[dict]) -> str:
                          " / ".join(common.fmt(_pct(pick["test"].get(d))) for d in datasets)])
         lines.append(common.markdown_table(
             ["replicate", "family", "val mean", f"val {' / '.join(datasets)}", f"test {' / '.join(datasets)}"], rows))
+    for run in runs:
+        if not run.get("mtl_trials"):
+            continue
+        lines += ["", f"Multi-task trials, **{run['label']}**: the {len(run['mtl_trials'])} trials of its multi-task "
+                      f"searches that ran at least {run['max_epochs'] // 2} epochs, by choice; worst dataset below "
+                      "single-task: the most any dataset's validation accuracy fell below that of the same "
+                      "replicate's single-task pick (points; the single-task pick is the best of 16, so a few points "
+                      "below is expected)", "", trials_table(run["mtl_trials"])]
     return "\n".join(lines)
 
 

@@ -376,6 +376,14 @@ def test_replicate_spread_quick_keeps_each_label_and_shows_both(module_tiny_data
     assert run["replicates"] == 2 and {p["replicate"] for p in run["mtl_picks"]} == {0, 1}
     for pick in run["mtl_picks"]:  # the mean the pick was chosen by is the mean of its datasets' scores
         assert pick["objective"] == pytest.approx(np.mean(list(pick["val"].values())), abs=0.05)
+    trials = run["mtl_trials"]  # every multi-task trial, its score the mean of its datasets' window means
+    assert trials and {t["replicate"] for t in trials} == {0, 1}
+    for trial in trials:
+        assert trial["score"] == pytest.approx(np.mean(list(trial["val"].values())), abs=1e-6)
+        assert trial["batch_norm"] in (True, False) and trial["worst_gap"] is not None
+    rows = [line for line in section.split("Multi-task trials, **after**")[1].splitlines()
+            if line.startswith("| batch_norm | True |")]  # no row when no trial had batch norm
+    assert sum(int(row.split("|")[3]) for row in rows) == sum(t["batch_norm"] for t in trials)
     # Rendering again from the kept runs gives the same section without training.
     again = tmp_path / "again.md"
     assert replicate_spread.main(["--render", "--runs-dir", str(runs), "--results-md", str(again)]) == 0
