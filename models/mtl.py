@@ -6,10 +6,10 @@ Batch norm in a shared trunk keeps **running statistics per task** (:class:`Task
 the scale and shift stay shared). The training loop feeds one task per batch, so in training
 a batch is normalised by its own task's statistics; one shared running average would instead
 mix the tasks, weighted towards the last few batches, and at evaluation normalise every task
-by that mixture. On the stand-ins (one MTL-FFN configuration, 20 epochs) that dropped A2's
-validation accuracy from 99 % to 56 % and A4's from 74 % to 61-68 %, differently after every
-epoch, which is what made multi-task searches unstable (issue 23, item 7). A one-task model
-keeps plain ``nn.BatchNorm1d``, so single-task families are unchanged.
+by that mixture. On the stand-ins (one trained MTL-FFN, 20 epochs) the mixture scored A2's
+validation rows 56 % against 99 % with A2's own statistics, and A4's 61-68 % against 71-74 %;
+that is what made multi-task searches unstable (issue 23, item 7; docs/multitask-question.md).
+A one-task model keeps plain ``nn.BatchNorm1d``, so single-task families are unchanged.
 """
 
 from __future__ import annotations
