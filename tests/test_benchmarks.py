@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, search_efficiency,
-                        study_budget, throughput, variants)
+from benchmarks import (accuracy, common, gpu_trials_per_hour, noise_floor, predict_throughput, replicate_spread,
+                        search_efficiency, study_budget, throughput, variants)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -388,3 +388,34 @@ def test_finetune_cost_quick_times_every_variant_against_the_mtl_trial(module_ti
     assert all(float(seconds) > 0 for seconds, _, _ in rows.values())
     assert float(rows["mtl trial"][2]) == 1.0  # against itself
     assert "T2, T3" in section and "- Machine: " in section
+
+
+
+def test_replicate_spread_quick_keeps_each_label_and_shows_both(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+    md, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
+    common_args = ["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2,T3",
+                   "--runs-dir", str(runs), "--num-cpus", "1"]
+    assert replicate_spread.main([*common_args, "--label", "before", "--results-md", str(md)]) == 0
+    assert replicate_spread.main([*common_args, "--label", "after", "--results-md", str(md)]) == 0
+    section = _section(md, replicate_spread.SECTION)
+    assert "before: mean / sd / min-max | after: mean / sd / min-max" in section
+    for dataset in ("T2", "T3"):
+        for family in ("ffn", "mtl-ffn"):
+            (row,) = [line for line in section.splitlines() if line.startswith(f"| {dataset} | {family} |")]
+            assert row.count("**") == 4  # an sd for each label
+    run = json.loads((runs / "after" / replicate_spread.RUN_FILE).read_text())
+    assert run["replicates"] == 2 and {p["replicate"] for p in run["mtl_picks"]} == {0, 1}
+    for pick in run["mtl_picks"]:  # the mean the pick was chosen by is the mean of its datasets' scores
+        assert pick["objective"] == pytest.approx(np.mean(list(pick["val"].values())), abs=0.05)
+    trials = run["mtl_trials"]  # every multi-task trial, its score the mean of its datasets' window means
+    assert trials and {t["replicate"] for t in trials} == {0, 1}
+    for trial in trials:
+        assert trial["score"] == pytest.approx(np.mean(list(trial["val"].values())), abs=1e-6)
+        assert trial["batch_norm"] in (True, False) and trial["worst_gap"] is not None
+    rows = [line for line in section.split("Multi-task trials, **after**")[1].splitlines()
+            if line.startswith("| batch_norm | True |")]  # no row when no trial had batch norm
+    assert sum(int(row.split("|")[3]) for row in rows) == sum(t["batch_norm"] for t in trials)
+    # Rendering again from the kept runs gives the same section without training.
+    again = tmp_path / "again.md"
+    assert replicate_spread.main(["--render", "--runs-dir", str(runs), "--results-md", str(again)]) == 0
+    assert _section(again, replicate_spread.SECTION) == section

@@ -226,6 +226,8 @@ def test_weights_load_with_weights_only(cnn_bundle):
     ("lstm", {"lstm_hidden": 8, "lstm_layers": 2, "bidirectional": True, "lstm_input_stride": 2}),
     ("lstm", {"lstm_hidden": 8, "lstm_readout": "mean"}),
     ("mtl-cnn", {"head_hidden": 4}),
+    ("mtl-cnn", {"cnn_n_blocks": 2, "batch_norm": True}),  # per-task batch-norm statistics: a trunk pass per task
+    ("mtl-ffn", {"ffn_n_layers": 2, "batch_norm": True}),
 ])
 def test_onnx_export_of_every_family_matches_torch(family, config):
     """Untrained networks (random weights) of every family: the exported graph computes the same."""
@@ -233,12 +235,13 @@ def test_onnx_export_of_every_family_matches_torch(family, config):
     import torch
 
     import models
+    from models.mtl import TaskBatchNorm
 
     torch.manual_seed(0)
     counts = [3, 2] if family.startswith("mtl-") else [3]
     net = models.build_model(family, config, 40, counts).eval()
     for module in net.modules():  # batch-norm statistics that are not the identity
-        if isinstance(module, torch.nn.BatchNorm1d):
+        if isinstance(module, (torch.nn.BatchNorm1d, TaskBatchNorm)):  # TaskBatchNorm: different per task
             module.running_mean.uniform_(-1, 1)
             module.running_var.uniform_(0.5, 2)
     names = ["A", "B"][:len(counts)]

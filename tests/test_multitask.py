@@ -151,6 +151,79 @@ def test_zero_static_weight_leaves_that_head_untouched_through_fit():
     assert any(k.startswith("heads.0.") for k in changed(initial, snapshot(result.model)))
 
 
+# ------------------------------------------------- batch norm in a shared trunk
+# One task per batch: a shared running average would mix the tasks' statistics and evaluate
+# every task with that mixture (issue 23, item 7). Each task keeps its own statistics.
+
+BN_FFN = {**FFN, "ffn_n_layers": 2, "ffn_units_l1": 8, "batch_norm": True}
+
+
+@pytest.mark.parametrize("family, config", [("mtl-ffn", BN_FFN), ("mtl-cnn", CNN)])
+def test_training_on_one_task_leaves_another_tasks_evaluation_unchanged(family, config):
+    torch.manual_seed(0)
+    model = build_model(family, config, 48, [2, 3])
+    X, _ = make_waveforms(3, 8, seed=4)
+    x = torch.tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        model.eval()
+        before = [model(x, task).clone() for task in (0, 1)]
+        model.train()
+        for _ in range(5):  # training-mode passes on task 1 only, at another scale: its statistics move
+            model(50 * x + 7, 1)
+        model.eval()
+        assert torch.equal(model(x, 0), before[0])
+        assert not torch.allclose(model(x, 1), before[1])
+    norm = next(m for m in model.modules() if hasattr(m, "running_mean"))
+    assert norm.running_mean.shape[0] == 2 and not torch.allclose(norm.running_mean[0], norm.running_mean[1])
+
+
+def test_single_task_models_keep_plain_batch_norm():
+    """A one-task model is built as before: same modules, same state-dict keys and shapes."""
+    model = build_model("ffn", BN_FFN, 48, [3])
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert len(norms) == 2 and all(m.running_mean.shape == (m.num_features,) for m in norms)
+    assert not model.task_specific_features
+
+
+def test_a_state_dict_with_shared_statistics_loads_and_gives_the_same_outputs():
+    """Bundles and checkpoints saved before per-task statistics load unchanged: the shared
+    statistics are copied to every task."""
+    from models import FFNTrunk
+
+    torch.manual_seed(0)
+    old = nn.Module()  # the multi-head network as it was: one trunk, plain batch norm
+    old.trunk = FFNTrunk(48, BN_FFN)
+    old.heads = nn.ModuleList([nn.Linear(8, 2), nn.Linear(8, 3)])
+    old.train()
+    X, _ = make_waveforms(3, 8, seed=4)
+    x = torch.tensor(X, dtype=torch.float32)
+    with torch.no_grad():
+        old.trunk(x)  # statistics that are not the initial ones
+    old.eval()
+    new = build_model("mtl-ffn", BN_FFN, 48, [2, 3])
+    new.load_state_dict(old.state_dict())
+    new.eval()
+    with torch.no_grad():
+        for task in (0, 1):
+            assert torch.equal(new(x, task), old.heads[task](old.trunk(x)))
+
+
+def test_tasks_at_different_scales_each_keep_their_accuracy_with_batch_norm():
+    """Through the real loop: two separable tasks, one at 100 times the other's amplitude,
+    no input normalisation, batch norm on. Each task's validation accuracy is what it reaches
+    trained alone; with one shared running average the small task was scored through the
+    large one's statistics and fell to chance."""
+    quiet = make_task("quiet", 2, rows_per_class=40, seed=1)
+    loud = make_task("loud", 2, rows_per_class=40, seed=2)
+    loud = TaskData("loud", 2, 100 * loud.X_train + 500, loud.y_train, 100 * loud.X_val + 500, loud.y_val)
+    config = {**BN_FFN, "normalisation": "none", "task_sampling": "round_robin"}
+    together = fit("mtl-ffn", config, [quiet, loud], max_epochs=6, seed=3)
+    for index, task in enumerate((quiet, loud)):
+        alone = fit("ffn", config, [task], max_epochs=6, seed=3)
+        assert together.best_metrics[f"val_accuracy/{task.name}"] >= alone.best_metrics["val_accuracy"] - 0.1
+        assert (together.predict(task.X_val, index) == task.y_val).mean() >= alone.best_metrics["val_accuracy"] - 0.1
+
+
 # -------------------------------------------------------------- loss weighting
 
 

@@ -335,7 +335,8 @@ def _all_heads_class():
     from torch import nn
 
     class AllHeads(nn.Module):
-        """The trunk once, then every head: one output per task. The flat input is cut into
+        """The trunk once (once per task where its batch norms keep per-task statistics), then
+        every head: one output per task. The flat input is cut into
         (batch, channels, samples) by constant slices here, so the exported graph keeps the
         samples axis static (a reshape, the trunks' own included, traces it as dynamic, and
         the exporter cannot size an adaptive pooling by a dynamic axis)."""
@@ -348,7 +349,10 @@ def _all_heads_class():
 
         def forward(self, x: torch.Tensor):
             n = self.samples
-            features = self.net.trunk(torch.stack([x[:, c * n:(c + 1) * n] for c in range(self.channels)], 1))
+            x = torch.stack([x[:, c * n:(c + 1) * n] for c in range(self.channels)], 1)
+            if self.net.task_specific_features:  # per-task batch-norm statistics: a trunk pass per task
+                return tuple(head(self.net.features(x, t)) for t, head in enumerate(self.net.heads))
+            features = self.net.features(x)
             return tuple(head(features) for head in self.net.heads)
 
     return AllHeads
