@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .mtl import MultiHeadNet
+from .mtl import MultiHeadNet, plain_batch_norms
 
 FINETUNE_PARTS = ("head", "last_block", "all")
 
@@ -32,6 +32,9 @@ def single_task_copy(source: MultiHeadNet, task: int) -> MultiHeadNet:
     net = copy.deepcopy(source)
     net.heads = nn.ModuleList([net.heads[int(task)]])
     net.class_counts = (source.class_counts[int(task)],)
+    if net._task_norms:  # the trunk kept statistics per task: this network takes its task's
+        plain_batch_norms(net.trunk, int(task))
+        net._task_norms = []
     return net
 
 

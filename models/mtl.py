@@ -77,6 +77,25 @@ def _task_batch_norms(module: nn.Module, n_tasks: int) -> list[TaskBatchNorm]:
     return replaced
 
 
+def plain_batch_norms(module: nn.Module, task: int) -> None:
+    """Replace every :class:`TaskBatchNorm` inside ``module`` by the ``nn.BatchNorm1d`` of one
+    task: that task's running statistics and the shared affine part (copies). What a
+    single-task network made from a multi-task trunk needs (``models.finetune``)."""
+    for name, child in module.named_children():
+        if isinstance(child, TaskBatchNorm):
+            norm = nn.BatchNorm1d(child.num_features, eps=child.eps, momentum=child.momentum)
+            with torch.no_grad():
+                norm.weight.copy_(child.weight)
+                norm.bias.copy_(child.bias)
+                norm.running_mean.copy_(child.running_mean[task])
+                norm.running_var.copy_(child.running_var[task])
+                norm.num_batches_tracked.copy_(child.num_batches_tracked[task])
+            norm.train(child.training)
+            setattr(module, name, norm)
+        else:
+            plain_batch_norms(child, task)
+
+
 class MultiHeadNet(nn.Module):
     """``trunk`` followed by ``heads[task]``.
 
