@@ -463,7 +463,9 @@ def test_trials_killed_by_rays_memory_monitor_are_named_in_the_summary_and_resum
                         r"([\d.]+) GB; the node used [\d.]+ of [\d.]+ GB, above the monitor's threshold of 0\.1%\. ",
                         out, re.MULTILINE)
     assert summary and int(summary.group(1)) == 6, out
-    assert float(summary.group(2)) == max(float(worker) for _, _, worker in retries)
+    # The summary covers all 6 kills; the console's retry lines the 4 that were retried (the last
+    # kill of each trial is no retry), so its maximum is at least theirs.
+    assert float(summary.group(2)) >= max(float(worker) for _, _, worker in retries)
     said, command = the_error_line(killed.stderr)
     assert said.startswith(f"error: {experiment_dir(storage)}: no trial reported a score; Ray's memory monitor "
                            f"killed trial workers 6 time(s)"), said
