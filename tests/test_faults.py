@@ -25,6 +25,7 @@ epoch, with its checkpoint saved, before the fault is injected.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import resource
@@ -70,9 +71,16 @@ def can_mount() -> bool:
         probe.rmdir()
 
 
-MOUNTING = can_mount() and not os.environ.get("SPIKESORT_TEST_NO_MOUNT")
-"""Whether the tests may mount (``SPIKESORT_TEST_NO_MOUNT=1``: behave as if not, to try the fallbacks)."""
-needs_mounting = pytest.mark.skipif(not MOUNTING, reason="mounting a tmpfs or a bind mount is not permitted here")
+@functools.lru_cache(maxsize=None)
+def mounting() -> bool:
+    """Whether the tests may mount (``SPIKESORT_TEST_NO_MOUNT=1``: behave as if not, to try the
+    fallbacks). Probed on first use, not on import: collecting the module (the fast tier does)
+    starts no process."""
+    return can_mount() and not os.environ.get("SPIKESORT_TEST_NO_MOUNT")
+
+
+# A string condition is evaluated when a test is set up, so deselected tests never probe.
+needs_mounting = pytest.mark.skipif("not mounting()", reason="mounting a tmpfs or a bind mount is not permitted here")
 
 
 class SmallDisk:
@@ -83,7 +91,7 @@ class SmallDisk:
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True)
-        self.tmpfs = MOUNTING and subprocess.run(
+        self.tmpfs = mounting() and subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_SIZE}", "tmpfs", str(folder)]).returncode == 0
         self.filler = folder / "filler"
         self.full = False
@@ -219,6 +227,7 @@ def test_only_the_machines_os_errors_become_a_machine_error(tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess  # mounts a small tmpfs (mount, umount)
 def test_predict_into_a_full_disk_keeps_the_old_predictions_and_the_printed_command_writes_them(
         cnn_bundle, session_tiny_dataset_dir, small_disk, tmp_path):
     folder, _, _ = cnn_bundle
@@ -249,6 +258,7 @@ def test_predict_into_a_full_disk_keeps_the_old_predictions_and_the_printed_comm
     assert len(pd.read_csv(out)) == 50  # the rows of the second input
 
 
+@pytest.mark.subprocess  # mounts a small tmpfs (mount, umount)
 @pytest.mark.filterwarnings("ignore:The extractor is not serializable")  # a generated recording's provenance
 def test_import_into_a_full_disk_keeps_the_old_dataset_and_the_printed_command_writes_it(small_disk, tmp_path):
     pytest.importorskip("spikeinterface")
