@@ -359,11 +359,18 @@ def test_loader_quick(tmp_path):
 def test_predict_throughput_quick(module_tiny_dataset_dir, tmp_path):
     md = tmp_path / "RESULTS.md"
     assert predict_throughput.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--dataset", "T2",
-                                    "--spikes", "3000", "--cli-spikes", "500", "--results-md", str(md)]) == 0
+                                    "--spikes", "3000", "--variant-spikes", "3000", "--cli-spikes", "500",
+                                    "--results-md", str(md)]) == 0
     section = _section(md, predict_throughput.SECTION)
-    assert "| torch | 3,000 |" in section and "| onnx | 3,000 |" in section
-    assert "`predict` command" in section and "| 500 |" in section
-    assert "labels differ on 0 of them" in section and "- Machine: " in section
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in section.splitlines() if line.startswith("| ")}
+    assert rows["torch"][0] == rows["onnx"][0] == "3,000" and rows["onnx"][5] == "100.00%"
+    assert rows["torch"][-1] == rows["onnx"][-1] == "kept (default)"
+    for variant in set(predict_throughput.QUICK_PATHS) - set(predict_throughput.KEPT):
+        assert rows[variant][0] == "3,000" and rows[variant][-1] != "kept (default)"
+    (cli,) = [name for name in rows if name.startswith("`predict` command")]
+    assert rows[cli][0] == "500" and "in-memory rate" in rows[cli][-1]
+    assert "MFLOP a spike" in section and "- **Fastest kept path: " in section and "- Machine: " in section
 
 
 def test_study_budget_quick_scores_both_budgets_on_the_same_split(module_tiny_dataset_dir, ray_1cpu, tmp_path):

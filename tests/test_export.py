@@ -598,3 +598,18 @@ def test_predict_on_new_spikes_agrees_with_the_recorded_scores(exported, tmp_pat
     recorded = json.loads((folder / "bundle.json").read_text())["tasks"][0]["scores"]["full_split"]
     assert abs(accuracy - recorded["accuracy_mean"]) <= max(0.05, 3 * recorded["accuracy_std"]), (accuracy, recorded)
     assert f"full split {100 * recorded['accuracy_mean']:.1f}%" in out
+
+
+def test_export_summary_prints_each_bundles_speed_beside_its_accuracy(exported, capsys):
+    from tuning.export.exporter import print_summary
+
+    results, summaries = exported
+    summary = summaries["T3"]
+    recorded = json.loads((results / APPROACH / "Model" / "T3" / "bundle.json").read_text())["speed"]
+    assert summary.speeds == {"T3": recorded} and recorded["flops_per_spike"] > 0
+    print_summary(summary)
+    out = capsys.readouterr().out
+    accuracy_line = next(i for i, line in enumerate(out.splitlines()) if line.strip().startswith("T3: "))
+    speed = out.splitlines()[accuracy_line + 1:]
+    rate = recorded["spikes_per_s"][recorded["fastest_backend"]]
+    assert any(f"T3: sorts {rate:,} spikes/s ({recorded['fastest_backend']}" in line for line in speed), out

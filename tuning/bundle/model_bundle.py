@@ -8,7 +8,8 @@ fine-tuned ``ft-*`` approach has one single-task network, so one bundle, per dat
                   input length and resampling rule, normalisation parameters, temperature
                   and calibration errors, sha256 of the training CSV and of the arrays
                   trained on, and the full-split and one-split scores the bundle stands
-                  for; package versions
+                  for; its speed on the exporting machine (spikes/s per backend, FLOPs
+                  per spike: :mod:`tuning.bundle.speed`); package versions
     weights.pt    the network's state_dict (torch.load(..., weights_only=True))
     model.onnx    the same network for ONNX Runtime: input "waveforms" (batch, n_channels x
                   input_length) float32, already normalised and resampled; one output
@@ -41,6 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tuning.bundle.speed import measure_speed
 from tuning.data.readers import file_sha256
 from tuning.errors import InputError
 from tuning.data.preprocess import Normaliser, resample_to_length
@@ -56,8 +58,12 @@ ONNX_INPUT = "waveforms"
 UNSORTED = "unsorted"
 """The label of a spike whose confidence is below the caller's minimum."""
 BACKENDS = ("torch", "onnx")
-_FORWARD_BATCH = 16384  # rows per forward pass: bounds activation memory (CNN maps are rows x C x L, ~50 MB
-# per layer at the default size); larger batches run faster on the CPU (16384: 1.6x 4096)
+SPEED_SAMPLE_ROWS = 4096  # training waveforms the export times the bundle on (tuning.bundle.speed)
+INFERENCE_BATCH = 1024
+"""Spikes per forward pass, for both backends. Small enough that a batch's largest feature
+map stays in the CPU's caches (1024 spikes x 62 channels x 24 samples is 6 MB): on the bundle
+of the default ``tune cnn A12`` run, 1024 sorted 2.5x as many spikes a second as 16384 in
+torch (benchmarks/RESULTS.md, section predict_throughput)."""
 
 
 # ----------------------------------------------------------------------------- training
@@ -181,6 +187,9 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     names = [d.name for d in datasets]
     weights = _state_dict_bytes(model)
     onnx_bytes = onnx_export(model, final.fit.n_channels * final.fit.input_length, names)
+    sample = prepare(datasets[0].X[:SPEED_SAMPLE_ROWS], final.fit.normalisers[0], final.fit.input_length,
+                     final.fit.n_channels)
+    speed = measure_speed(model, onnx_session(onnx_bytes), sample, 0, f"logits_{names[0]}", INFERENCE_BATCH)
     full = full_split.set_index("dataset")
     one = one_split.set_index("dataset")
     tasks = []
@@ -229,6 +238,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
                if stage1_datasets else {}),
         },
         "source": source,
+        "speed": speed,
         "files": {WEIGHTS_FILE: hashlib.sha256(weights).hexdigest(),
                   ONNX_FILE: hashlib.sha256(onnx_bytes).hexdigest()},
         "onnx": {"input": ONNX_INPUT, "outputs": [f"logits_{n}" for n in names],
@@ -367,8 +377,8 @@ def task_logits(model, normaliser: Normaliser, input_length: int, X: np.ndarray,
     x = prepare(X, normaliser, input_length, n_channels)
     model.eval()
     with torch.inference_mode():
-        parts = [model(torch.from_numpy(x[i:i + _FORWARD_BATCH]), task).float().numpy()
-                 for i in range(0, len(x), _FORWARD_BATCH)]
+        parts = [model(torch.from_numpy(x[i:i + INFERENCE_BATCH]), task).float().numpy()
+                 for i in range(0, len(x), INFERENCE_BATCH)]
     return np.concatenate(parts) if parts else np.zeros((0, model.class_counts[task]), np.float32)
 
 
@@ -473,12 +483,12 @@ class BundleModel:
             import torch
 
             with torch.inference_mode():
-                parts = [self._network(torch.from_numpy(x[i:i + _FORWARD_BATCH]), index).numpy()
-                         for i in range(0, len(x), _FORWARD_BATCH)]
+                parts = [self._network(torch.from_numpy(x[i:i + INFERENCE_BATCH]), index).numpy()
+                         for i in range(0, len(x), INFERENCE_BATCH)]
         else:
             output = self.metadata["onnx"]["outputs"][index]
-            parts = [self._network.run([output], {ONNX_INPUT: x[i:i + _FORWARD_BATCH]})[0]
-                     for i in range(0, len(x), _FORWARD_BATCH)]
+            parts = [self._network.run([output], {ONNX_INPUT: x[i:i + INFERENCE_BATCH]})[0]
+                     for i in range(0, len(x), INFERENCE_BATCH)]
         return np.concatenate(parts) if parts else np.zeros((0, len(spec["class_names"])), np.float32)
 
     def predict_proba(self, X, task: str | None = None) -> np.ndarray:
@@ -596,15 +606,24 @@ def _load_torch(path: Path, metadata: dict, threads: int | None):
 
 
 def _load_onnx(path: Path, metadata: dict, threads: int | None):
-    import onnxruntime
-
     content = _checked_bytes(path, ONNX_FILE, metadata)
-    options = onnxruntime.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
     try:
-        return onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+        return onnx_session(content, threads)
     except Exception as error:
         raise InputError(f"{path / ONNX_FILE}: ONNX Runtime cannot load it ({type(error).__name__}); "
                          "export the experiment again") from None
+
+
+def onnx_session(content: bytes, threads: int | None = None):
+    """An ONNX Runtime session for the bundle's model: every graph optimisation, one
+    operator at a time (the graph is a chain: no use for parallel operators) on ``threads``
+    threads (None: ONNX Runtime's default, the physical cores)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    return onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])

@@ -455,19 +455,8 @@ def _read_fast(path: Path, label_column: str | None, columns: str | None = None)
         layout = waveform_columns(path, header, label_j, columns)
     except InputError:
         return None
-    n_cols, wave_cols = len(header), layout.waveform
-    names = [f"c{j}" for j in range(n_cols)]  # the header's own names may repeat
-    types = {names[j]: pa.float64() for j in wave_cols}
-    types[names[label_j]] = pa.string()
-    options = dict(
-        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=FAST_BLOCK_BYTES),
-        # No quoting: a quoted cell fails here, so quoted files get the csv module's rules.
-        parse_options=pa_csv.ParseOptions(quote_char=False),
-        # No cell is null: an empty or "NaN" cell must fail here and be explained there.
-        convert_options=pa_csv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
-                                              quoted_strings_can_be_null=False,
-                                              include_columns=[names[j] for j in [*wave_cols, label_j]]),
-    )
+    wave_cols = layout.waveform
+    names, options = arrow_csv_options(header, wave_cols, [label_j], FAST_BLOCK_BYTES)
     gz = is_gzip(path)
     blocks: list[np.ndarray] = []
     X = None if gz else np.empty((count_lines(path), len(wave_cols)), dtype=np.float32)
@@ -482,10 +471,7 @@ def _read_fast(path: Path, label_column: str | None, columns: str | None = None)
                 if m == 0:
                     continue
                 block = np.empty((m, len(wave_cols)), dtype=np.float32) if gz else X[n:n + m]
-                with np.errstate(over="ignore"):  # beyond float32: inf, refused below
-                    for k, j in enumerate(wave_cols):
-                        block[:, k] = batch.column(names[j]).to_numpy()
-                if not np.isfinite(block).all():
+                if not fill_waveforms(batch, [names[j] for j in wave_cols], block):
                     return None
                 if gz:
                     blocks.append(block)
@@ -507,6 +493,40 @@ def _read_fast(path: Path, label_column: str | None, columns: str | None = None)
     y = ids[np.concatenate(codes)]
     X = np.concatenate(blocks) if gz else X[:n]
     return header[label_j], layout, X, y, class_names
+
+
+def arrow_csv_options(header: list[str], wave_cols: Sequence[int], text_cols: Sequence[int],
+                      block_size: int) -> tuple[list[str], dict]:
+    """pyarrow CSV reader options for a plain file: ``(column names, options)``.
+
+    Columns are named ``c<j>`` (the header's own names may repeat); the header line is
+    skipped; waveform columns parse as float64 and ``text_cols`` as strings; the others are
+    not read. Strict on purpose: no quoting (a quoted cell fails, so quoted files get the csv
+    module's rules) and no null cell (an empty or "NaN" cell must fail here and be explained by
+    the line-by-line reader)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    names = [f"c{j}" for j in range(len(header))]
+    types = {names[j]: pa.float64() for j in wave_cols}
+    types.update({names[j]: pa.string() for j in text_cols})
+    return names, dict(
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size),
+        parse_options=pa_csv.ParseOptions(quote_char=False),
+        convert_options=pa_csv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False,
+                                              quoted_strings_can_be_null=False,
+                                              include_columns=[names[j] for j in [*wave_cols, *text_cols]]),
+    )
+
+
+def fill_waveforms(batch, wave_names: Sequence[str], block: np.ndarray) -> bool:
+    """Copy a pyarrow batch's waveform columns into float32 ``block`` (rows, samples), rounding
+    float64 to float32 as the checked reader does; False if a value is not finite there (NaN,
+    inf, or beyond float32): the checked reader explains it."""
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+        for k, name in enumerate(wave_names):
+            block[:, k] = batch.column(name).to_numpy()
+    return bool(np.isfinite(block).all())
 
 
 def _raise_bad_cell(path: Path, header: list[str], wave_cols: list[int], cells: list[list[str]], lines: list[int]):

@@ -24,6 +24,7 @@ import pandas as pd
 import models
 import search_spaces
 from tuning.bundle import model_bundle
+from tuning.bundle.speed import speed_line
 from tuning.search import ray_runtime, best_trial
 from tuning.export import results_tree as tree
 from tuning.data.readers import Dataset, load_dataset
@@ -60,6 +61,7 @@ class ExportSummary:
     ensemble_full_split: pd.DataFrame | None = None  # with --ensemble: its approach's summary
     units: dict = dataclasses.field(default_factory=dict)  # dataset -> metrics.unit_recalls over the full split
     metric: str = "accuracy"  # the search's objective (what a weak unit's advice depends on)
+    speeds: dict = dataclasses.field(default_factory=dict)  # bundle name -> bundle.json's "speed"
 
 
 def rerun_patience(max_epochs: int) -> int:
@@ -183,8 +185,10 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     units = {d.name: unit_recalls(np.sum([r["confusion_matrix"] for r in rows if r["kind"] == FULL_SPLIT
                                           and r["dataset"] == d.name and not r.get("ensemble")], axis=0),
                                   d.class_names) for d in datasets}
+    speeds = {path.parent.name: json.loads(content).get("speed") for path, content in plan.items()
+              if path.name == model_bundle.METADATA_FILE}
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split,
-                         units, settings["metric"])
+                         units, settings["metric"], speeds)
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
@@ -337,6 +341,8 @@ def print_summary(summary: ExportSummary) -> None:
             print(f"  {dataset:>8}: warning: {line}")
     if summary.ensemble_full_split is not None:
         _print_full_split(summary.approach + tree.ENSEMBLE_SUFFIX, summary.ensemble_full_split)
+    for name, speed in summary.speeds.items():
+        print(f"  {name:>8}: sorts {speed_line(speed)} on this machine")
     print(f"Results: {summary.results_dir / summary.approach}")
     print(f"Model bundles (python -m tuning predict MODEL_DIR INPUT.csv --out predictions.csv): "
           f"{summary.results_dir / summary.approach / model_bundle.MODEL_FOLDER}")

@@ -1,0 +1,113 @@
+"""How fast a bundle sorts: measured once, where it is exported, and recorded in bundle.json.
+
+A lab choosing between a slightly better and a much faster network needs both numbers side
+by side, so the export measures every bundle it writes (:func:`measure_speed`) and prints the
+result beside the accuracy:
+
+* ``flops_per_spike``: floating-point operations of one forward pass of one spike (a
+  multiply-add counts 2), counted by torch's FLOP counter on the network itself, with the
+  recurrent layers (which the counter does not see) counted from their shapes: for an LSTM,
+  ``2 x 4 x hidden x (input + hidden)`` per time step, layer and direction.
+* ``spikes_per_s``: spikes sorted per wall-clock second by each backend (torch, ONNX
+  Runtime) on waveforms of the training data, in the batches ``predict`` uses, after one warm-up batch, for about
+  :data:`MEASURE_SECONDS`; the network's work only (the waveforms are already normalised):
+  the ``predict`` command adds the CSV's reading and writing. A rough figure: whatever else
+  ran on the machine at that moment slows it (the load is recorded beside it).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+MEASURE_SECONDS = 0.2  # per backend: enough for a stable rate on a fast CNN, cheap on every export
+MEASURE_MAX_BATCHES = 32
+
+
+def flops_per_spike(network, input_columns: int, task: int = 0) -> int:
+    """FLOPs of one spike's forward pass through head ``task`` (see the module docstring)."""
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    recurrent = []
+
+    def count_recurrent(module, inputs, _output):
+        x = inputs[0]
+        steps = x.shape[1] if module.batch_first else x.shape[0]
+        gates = {nn.LSTM: 4, nn.GRU: 3}.get(type(module), 1)
+        directions = 2 if module.bidirectional else 1
+        size, hidden = module.input_size, module.hidden_size
+        for layer in range(module.num_layers):
+            recurrent.append(2 * gates * hidden * (size + hidden) * steps * directions)
+            size = hidden * directions
+
+    hooks = [m.register_forward_hook(count_recurrent) for m in network.modules() if isinstance(m, nn.RNNBase)]
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            network.eval()(torch.zeros(1, int(input_columns)), task)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return int(counter.get_total_flops() + sum(recurrent))
+
+
+def _rate(run_batch, x: np.ndarray, batch: int) -> float:
+    """Spikes per second of ``run_batch`` over batches of ``x``."""
+    run_batch(x[:min(len(x), batch)])  # warm-up: first-call allocations and kernel choice
+    done, started = 0, time.perf_counter()
+    for k in range(MEASURE_MAX_BATCHES):
+        start = (k * batch) % len(x)
+        part = x[start:start + batch]
+        run_batch(part)
+        done += len(part)
+        if time.perf_counter() - started >= MEASURE_SECONDS:
+            break
+    return done / max(time.perf_counter() - started, 1e-9)
+
+
+def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: int) -> dict:
+    """The ``speed`` record of bundle.json: ``network`` (torch) and ``session`` (its ONNX
+    Runtime session) timed on ``x``, normalised and resampled network input float32 (rows,
+    columns), a few thousand rows of the training data, in batches of ``batch``."""
+    import torch
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    network.eval()
+
+    def torch_batch(part):
+        with torch.inference_mode():
+            network(torch.from_numpy(part), task)
+
+    def onnx_batch(part):
+        session.run([output_name], {session.get_inputs()[0].name: part})
+
+    rates = {"torch": _rate(torch_batch, x, batch), "onnx": _rate(onnx_batch, x, batch)}
+    fastest = max(rates, key=rates.get)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "flops_per_spike": flops_per_spike(network, x.shape[1], task),
+        "spikes_per_s": {name: round(rate) for name, rate in rates.items()},
+        "fastest_backend": fastest,
+        "batch": batch,
+        "threads": {"torch": torch.get_num_threads(),
+                    "onnx": session.get_session_options().intra_op_num_threads or "default (physical cores)"},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "load_1min": None if load is None else round(load, 2)},
+        "note": "the network's work on normalised waveforms, measured once at export (about "
+                f"{MEASURE_SECONDS:g} s a backend); predict adds reading and writing the CSV",
+    }
+
+
+def speed_line(speed: dict | None) -> str:
+    """``112,000 spikes/s (onnx; torch 98,000), 0.35 MFLOP a spike`` or ``""``."""
+    if not speed:
+        return ""
+    rates = speed["spikes_per_s"]
+    fastest = speed.get("fastest_backend") or max(rates, key=rates.get)
+    others = ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items() if name != fastest)
+    return (f"{rates[fastest]:,.0f} spikes/s ({fastest}{'; ' + others if others else ''}), "
+            f"{speed['flops_per_spike'] / 1e6:.2g} MFLOP a spike")
