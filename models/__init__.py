@@ -7,12 +7,14 @@ networks are one single-task copy per dataset of a multi-task net (:class:`FineT
 
 from __future__ import annotations
 
-from .families import FAMILIES, is_finetuned, is_multitask, multitask_twin, trunk_family
+from .families import (AUTO, AUTO_CHOICES, AUTO_KEY, FAMILIES, is_finetuned, is_multitask, multitask_twin,
+                       network_family, trunk_family)
 
 _TORCH_NAMES = {"TRUNKS", "FFNTrunk", "CNNTrunk", "LSTMTrunk", "MultiHeadNet", "build_model",
                 "count_parameters", "FineTunedNets", "FINETUNE_PARTS"}
 
-__all__ = ["FAMILIES", "trunk_family", "is_multitask", "is_finetuned", "multitask_twin", *sorted(_TORCH_NAMES)]
+__all__ = ["FAMILIES", "AUTO", "AUTO_CHOICES", "AUTO_KEY", "trunk_family", "network_family", "is_multitask",
+           "is_finetuned", "multitask_twin", *sorted(_TORCH_NAMES)]
 
 
 def __getattr__(name: str):

@@ -8,7 +8,7 @@ from torch import nn
 
 from .cnn import CNNTrunk
 from .ffn import FFNTrunk
-from .families import is_multitask, trunk_family
+from .families import is_multitask, network_family, trunk_family
 from .finetune import FINETUNE_PARTS, FineTunedNets  # noqa: F401 (the registry's names)
 from .lstm import LSTMTrunk
 from .mtl import MultiHeadNet
@@ -27,7 +27,8 @@ def build_model(
 
     Args:
         family: one of FAMILIES (an ``ft-*`` family builds its stage-1 net with several
-            class counts, one of its fine-tuned networks with one).
+            class counts, one of its fine-tuned networks with one; "auto" builds the family
+            named by ``config["auto_family"]``).
         config: hyperparameters (search-space keys; missing ones take defaults, extra
             ones such as ``lr`` are ignored).
         input_length: waveform samples per row (per channel).
@@ -39,6 +40,7 @@ def build_model(
         MultiHeadNet whose forward(x (batch, n_channels * input_length), task) gives
         (batch, class_counts[task]) logits.
     """
+    family = network_family(family, config)  # "auto": the family its search chose
     trunk_cls = TRUNKS[trunk_family(family)]
     counts = list(class_counts)
     if not is_multitask(family) and len(counts) != 1:

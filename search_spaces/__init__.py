@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import optuna
 
-from models import FAMILIES, is_finetuned, is_multitask, multitask_twin, trunk_family
+from models import AUTO, AUTO_CHOICES, FAMILIES, is_finetuned, is_multitask, multitask_twin, trunk_family
 
 from . import common
 
@@ -42,9 +42,11 @@ def space_source(family: str) -> str:
     """Source text that defines ``family``'s space, for the run's record.
 
     The family's module, the mtl-* module an ft-* family reuses, the trunk module an mtl-*
-    family reuses, and common.py, each under a header line naming the file.
+    family reuses (every trunk's for "auto"), and common.py, each under a header line naming
+    the file.
     """
-    names = [family, *([multitask_twin(family)] if is_finetuned(family) else []), trunk_family(family)]
+    names = [family, *([multitask_twin(family)] if is_finetuned(family) else []),
+             *(AUTO_CHOICES if family == AUTO else [trunk_family(family)])]
     modules = list(dict.fromkeys(space_module(name) for name in names))
     modules.append(common)
     parts = []

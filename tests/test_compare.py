@@ -11,7 +11,7 @@ import pytest
 
 from tuning.study import comparison as cmp
 from tuning.cli import build_parser
-from tuning.study import references
+from tuning.export import references
 from tuning.errors import InputError
 
 CNN = ("Classic CNN PyTorch", "Classic_CNN", "cnn")
@@ -375,7 +375,7 @@ def test_reference_rows_on_the_same_folds_and_cached(tmp_path, monkeypatch, caps
     assert cmp.run(args_for(results)) == 0
     table = pd.read_csv(results / "comparison.csv")
     refs = table[table["kind"] == "reference"]
-    assert set(refs["approach"]) == {"Reference PCA+SVM", "Reference LDA"}
+    assert set(refs["approach"]) == {"Reference PCA+SVM", "Reference LDA", "Reference tuned SVM"}
     assert (refs["n_folds"] == 15).all() and (refs["accuracy_mean"] > 0.95).all()
     # The multi-task row is still tested against the single-task network, not a reference.
     tests = pd.read_csv(results / "comparison_tests.csv")
@@ -384,7 +384,7 @@ def test_reference_rows_on_the_same_folds_and_cached(tmp_path, monkeypatch, caps
     cache = results / "References" / "Individual Dataset Results" / "References_full_split_metrics_T2.csv"
     cached = pd.read_csv(cache)
     assert list(cached.columns) == individual_columns(2)
-    assert set(cached["family"]) == {"reference"} and len(cached) == 30
+    assert set(cached["family"]) == {"reference"} and len(cached) == 45
     assert (results / "References" / "Run Config" / "run_T2.json").is_file()
     assert "| T2 |" in (results / "comparison.md").read_text()
     capsys.readouterr()
@@ -404,7 +404,7 @@ def test_reference_rows_on_the_same_folds_and_cached(tmp_path, monkeypatch, caps
     assert cmp.run(args_for(results)) == 0
     assert "computing reference rows for T2" in capsys.readouterr().err
     cached = pd.read_csv(cache)
-    assert len(cached) == 6 and set(cached["repeat"]) == {0}
+    assert len(cached) == 9 and set(cached["repeat"]) == {0}
     assert json.loads((results / "References" / "Run Config" / "run_T2.json").read_text())["folds"] == 3
 
 

@@ -613,3 +613,36 @@ def test_export_summary_prints_each_bundles_speed_beside_its_accuracy(exported, 
     speed = out.splitlines()[accuracy_line + 1:]
     rate = recorded["spikes_per_s"][recorded["fastest_backend"]]
     assert any(f"T3: sorts {rate:,} spikes/s ({recorded['fastest_backend']}" in line for line in speed), out
+
+
+def test_every_export_scores_the_classical_references_on_its_folds(exported, capsys, monkeypatch):
+    """The export fits the references on its own full-split folds, writes them where compare
+    finds them (compare then refits nothing) and prints the network's margin over the best."""
+    from tuning.export import references
+    from tuning.export.exporter import print_summary
+    from tuning.study import comparison
+
+    results, summaries = exported
+    for name in ("T2", "T3"):
+        margin = summaries[name].margins[name]
+        assert set(margin["reference"]) == set(references.REFERENCE_APPROACHES)
+        assert margin["folds"].eq(FOLDS * REPEATS).all() and bool(margin["best"].iloc[0])
+        cached = pd.read_csv(references.cache_paths(results, name)[0])
+        assert len(cached) == len(references.REFERENCE_APPROACHES) * FOLDS * REPEATS
+        net = pd.read_csv(results / APPROACH / tree.INDIVIDUAL / f"{PREFIX}_full_split_metrics_{name}.csv")
+        best = margin.iloc[0]
+        ref = cached[cached["approach"] == best["reference"]]
+        paired = net.merge(ref, on=["repeat", "fold"], suffixes=("", "_ref"))
+        assert best["margin"] == pytest.approx(100 * (paired["accuracy"] - paired["accuracy_ref"]).mean())
+    written = pd.read_csv(results / APPROACH / tree.FULL / f"{PREFIX}_reference_margins.csv")
+    assert set(written["dataset"]) == {"T2", "T3"} and len(written) == 2 * len(references.REFERENCE_APPROACHES)
+    print_summary(summaries["T2"])
+    assert "over the best classical reference (" in capsys.readouterr().out
+
+    def refit(*args, **kwargs):
+        raise AssertionError("compare refitted the references the export had written")
+
+    monkeypatch.setattr(references, "reference_rows", refit)
+    rows = comparison.load_approaches(results, include_references=False)
+    with_refs, notes = comparison.add_references(results, rows, log=lambda message: None)
+    assert notes == [] and set(references.REFERENCE_APPROACHES) <= set(with_refs["approach"])

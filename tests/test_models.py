@@ -35,6 +35,7 @@ RICH = {
         "lstm_readout": "mean", "lstm_input_stride": 4,
     },
 }
+RICH["auto"] = dict(RICH["lstm"], auto_family="lstm")  # "auto" builds the family its search chose
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +176,13 @@ def test_count_parameters():
 
 
 def test_registry():
-    assert models.FAMILIES == ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm", "ft-ffn", "ft-cnn", "ft-lstm")
+    assert models.FAMILIES == ("ffn", "cnn", "lstm", "mtl-ffn", "mtl-cnn", "mtl-lstm", "ft-ffn", "ft-cnn", "ft-lstm",
+                               "auto")
+    assert not is_multitask("auto") and models.network_family("auto", {"auto_family": "cnn"}) == "cnn"
+    assert models.network_family("mtl-cnn", {"auto_family": "ffn"}) == "mtl-cnn"
+    assert isinstance(build_model("auto", {"auto_family": "cnn"}, 48, [3]).trunk, CNNTrunk)
+    with pytest.raises(ValueError, match="auto_family in ffn, cnn, lstm, got 'transformer'"):
+        build_model("auto", {"auto_family": "transformer"}, 48, [3])
     assert trunk_family("mtl-cnn") == "cnn" and trunk_family("lstm") == "lstm" and trunk_family("ft-ffn") == "ffn"
     assert is_multitask("mtl-lstm") and not is_multitask("ffn") and is_multitask("ft-cnn")
     assert models.is_finetuned("ft-lstm") and not models.is_finetuned("mtl-lstm")

@@ -58,7 +58,7 @@ def configs():
 
 
 def check_conditionals(family, cfg):
-    trunk = models.trunk_family(family)
+    trunk = models.trunk_family(models.network_family(family, cfg))  # "auto": the family it chose
     if trunk == "ffn":
         for i in range(4):
             assert (f"ffn_units_l{i}" in cfg) == (i < cfg["ffn_n_layers"])
@@ -85,15 +85,19 @@ def check_conditionals(family, cfg):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_space_keys_and_conditionals(family, configs):
-    allowed = TRUNK_KEYS[models.trunk_family(family)] | TRAINING_KEYS | {"family"}
+    extra = {models.AUTO_KEY} if family == models.AUTO else set()
     if models.is_multitask(family):
-        allowed |= MULTITASK_KEYS
+        extra |= MULTITASK_KEYS
     if models.is_finetuned(family):
-        allowed |= FINETUNE_KEYS
+        extra |= FINETUNE_KEYS
     for cfg in configs[family]:
         assert cfg["family"] == family
+        # "auto": the trunk keys of the family it chose, and none of the others'
+        allowed = TRUNK_KEYS[models.trunk_family(models.network_family(family, cfg))] | TRAINING_KEYS | {"family"} | extra
         assert set(cfg) <= allowed, set(cfg) - allowed
         check_conditionals(family, cfg)
+    if family == models.AUTO:  # every family is a real branch of its space
+        assert {c[models.AUTO_KEY] for c in configs[family]} == set(models.AUTO_CHOICES)
     # The conditional branches are really exercised, so the checks above are not vacuous.
     optimizers = {c["optimizer"] for c in configs[family]}
     assert optimizers == set(common.OPTIMIZERS)

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     from tuning.export.ensemble import fit_members, score_members
     from tuning.export.exporter import INNER_VAL_FRACTION, rerun_patience
-    from tuning.study.references import reference_rows
+    from tuning.export.references import reference_rows
     from tuning.data.splits import cv_folds
     from tuning.statistics import corrected_resampled_ttest
     from tuning.training import TaskData

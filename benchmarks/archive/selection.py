@@ -14,7 +14,7 @@ One small search, then the truth for every trial it ran:
    validation reports kept as its history.
 2. *Truth*: every configuration rerun on the full split (``--folds`` x ``--repeats``,
    ``tuning.export.reruns.run_job``, early stopping on an inner validation part as the export
-   does); its mean full-split accuracy. PCA+SVM and LDA (``tuning.study.references``) on the
+   does); its mean full-split accuracy. PCA+SVM and LDA (``tuning.export.references``) on the
    same folds, for scale.
 3. *Rules*: each rule of ``tuning.search.best_trial`` applied to all trials, and to many random
    subsets of half of them (each a smaller search drawn from the same pool): the
@@ -141,7 +141,7 @@ def measure(args, dataset) -> dict:
     import torch
 
     from tuning.export.exporter import INNER_VAL_FRACTION, rerun_patience
-    from tuning.study.references import reference_rows
+    from tuning.export.references import reference_rows
     from tuning.export.reruns import FULL_SPLIT, plan_jobs, run_job
     from tuning.settings import TuneSettings
     from tuning.data.splits import cv_folds, tuning_split

@@ -25,6 +25,7 @@ import models
 import search_spaces
 from tuning.bundle import model_bundle
 from tuning.bundle.speed import speed_line
+from tuning.export import references
 from tuning.search import ray_runtime, best_trial
 from tuning.export import results_tree as tree
 from tuning.data.readers import Dataset, load_dataset
@@ -62,6 +63,7 @@ class ExportSummary:
     units: dict = dataclasses.field(default_factory=dict)  # dataset -> metrics.unit_recalls over the full split
     metric: str = "accuracy"  # the search's objective (what a weak unit's advice depends on)
     speeds: dict = dataclasses.field(default_factory=dict)  # bundle name -> bundle.json's "speed"
+    margins: dict = dataclasses.field(default_factory=dict)  # dataset -> references.margins frame
 
 
 def rerun_patience(max_epochs: int) -> int:
@@ -169,17 +171,23 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
             family, best.config, datasets, seed=settings["seed"], max_epochs=settings["max_epochs"],
             patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
             inner_val_fraction=INNER_VAL_FRACTION, cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"])
+        reference_tasks = start_references(datasets, folds=folds, repeats=repeats, seed=settings["seed"])
         rows = run_jobs(family, best.config, datasets, jobs, max_epochs=settings["max_epochs"],
                         patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
                         cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"], progress=progress,
                         members=[m.config for m in members])
         final = model_bundle.collect(final)
+        reference_rows = collect_references(reference_tasks)
     finally:
         if started:
             import ray
             ray.shutdown()
+    margin_metric = settings["metric"] if settings["metric"] in ("accuracy", "balanced_accuracy") else "accuracy"
+    margins = {d.name: references.margins(_full_split_frame(rows, d.name), reference_rows[d.name], margin_metric)
+               for d in datasets}
     plan, one_split, full_split, ensemble_split = write_export(
-        Path(results_dir), record, experiment_dir, best, datasets, rows, folds, repeats, final, members)
+        Path(results_dir), record, experiment_dir, best, datasets, rows, folds, repeats, final, members,
+        reference_rows=reference_rows, margins=margins)
     mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
     units = {d.name: unit_recalls(np.sum([r["confusion_matrix"] for r in rows if r["kind"] == FULL_SPLIT
@@ -188,17 +196,43 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     speeds = {path.parent.name: json.loads(content).get("speed") for path, content in plan.items()
               if path.name == model_bundle.METADATA_FILE}
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split,
-                         units, settings["metric"], speeds)
+                         units, settings["metric"], speeds, margins)
+
+
+def start_references(datasets, *, folds: int, repeats: int, seed: int) -> dict:
+    """The classical references (:mod:`tuning.export.references`) of every dataset, on the
+    full-split folds of the reruns, as Ray tasks of one CPU each, started beside the reruns."""
+    import ray
+
+    remote = ray.remote(num_cpus=1)(references.reference_rows)
+    return {d.name: remote.remote(d.X, d.y, d.n_classes, cv_folds(d.y, folds, repeats, seed, INNER_VAL_FRACTION),
+                                  d.name)
+            for d in datasets}
+
+
+def collect_references(tasks: dict) -> dict[str, pd.DataFrame]:
+    import ray
+
+    return {name: ray.get(ref) for name, ref in tasks.items()}
+
+
+def _full_split_frame(rows: list[dict], dataset: str) -> pd.DataFrame:
+    return pd.DataFrame([r for r in rows if r["kind"] == FULL_SPLIT and r["dataset"] == dataset
+                         and not r.get("ensemble")])
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
                  datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
-                 final: model_bundle.FinalModel | None = None, members: list[BestTrial] = ()):
+                 final: model_bundle.FinalModel | None = None, members: list[BestTrial] = (),
+                 reference_rows: dict | None = None, margins: dict | None = None):
     """Plan and commit the export under the results tree's lock, so that a concurrent export
     of another dataset cannot read the shared files before this one has written them.
     ``final``: the model bundle's network, whose files join the same all-or-nothing commit.
     ``members``: the ensemble's other trials; its rows (``ensemble`` True) become the
-    ``<Approach> Ensemble`` approach, in the same commit."""
+    ``<Approach> Ensemble`` approach, in the same commit. ``reference_rows`` and ``margins``
+    (dataset -> frame): the classical references on the same folds, written to
+    ``results/References/`` (where ``compare`` finds them), and the network's margins over
+    them, to ``<prefix>_reference_margins.csv`` beside the full-split summary."""
     single_rows = [r for r in rows if not r.get("ensemble")]
     ensemble_split = None
     with tree.locked(results_dir):
@@ -219,8 +253,30 @@ def write_export(results_dir: Path, record: dict, experiment_dir: str, best: Bes
                     approach=approach, config=best.config, datasets=bundle_datasets, final=bundle_final,
                     full_split=full_split, one_split=one_split, source=source,
                     stage1_datasets=datasets if models.is_finetuned(record["family"]) else ()))
+        if reference_rows:
+            plan.update(plan_references(results_dir, plan, record, datasets, reference_rows, margins or {}))
         tree.commit(plan)
     return plan, one_split, full_split, ensemble_split
+
+
+def plan_references(results_dir: Path, plan: dict, record: dict, datasets, reference_rows: dict,
+                    margins: dict) -> dict[Path, bytes]:
+    """The references' cache files (keyed, as compare keys them, by this export's Run Config)
+    and the margins file of the approach, merged by dataset with the datasets exported before."""
+    approach, prefix = tree.approach_names(record["family"])
+    root = results_dir / approach
+    files: dict[Path, bytes] = {}
+    for dataset in datasets:
+        run_config = json.loads(plan[root / tree.RUN_CONFIG / f"run_{dataset.name}.json"])
+        files.update(references.cache_plan(results_dir, dataset, reference_rows[dataset.name],
+                                           references.fold_params(run_config)))
+    frames = [m.assign(dataset=name, approach=approach) for name, m in margins.items() if not m.empty]
+    if frames:
+        new = pd.concat(frames, ignore_index=True)
+        new = new[["dataset", "approach", *[c for c in new.columns if c not in ("dataset", "approach")]]]
+        path = root / tree.FULL / f"{prefix}_reference_margins.csv"
+        files[path] = tree.csv_bytes(tree.merge_by_dataset(path, new, [d.name for d in datasets]))
+    return files
 
 
 def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
@@ -341,6 +397,8 @@ def print_summary(summary: ExportSummary) -> None:
             print(f"  {dataset:>8}: warning: {line}")
     if summary.ensemble_full_split is not None:
         _print_full_split(summary.approach + tree.ENSEMBLE_SUFFIX, summary.ensemble_full_split)
+    for dataset, margin in summary.margins.items():
+        print(f"  {dataset:>8}: {references.margin_line(margin)}")
     for name, speed in summary.speeds.items():
         print(f"  {name:>8}: sorts {speed_line(speed)} on this machine")
     print(f"Results: {summary.results_dir / summary.approach}")

@@ -44,7 +44,7 @@ LOCK_NAME = ".spikesort-tune.lock"
 TEXT_COLUMNS = {"dataset": str, "trial_id": str, "node_id": str, "experiment": str}
 """Identifiers read back as text: a trial id such as ``00012345`` must not become a number."""
 
-_CLASSIC = {"ffn": "FFN", "cnn": "CNN", "lstm": "LSTM"}
+_CLASSIC = {"ffn": "FFN", "cnn": "CNN", "lstm": "LSTM", "auto": "Auto"}
 
 
 ENSEMBLE_SUFFIX = " Ensemble"

@@ -29,7 +29,8 @@ import pandas as pd
 
 from tuning import atomic
 from tuning import statistics as st
-from tuning.study import references as refs, report, tree_rows
+from tuning.export import references as refs
+from tuning.study import report, tree_rows
 from tuning.study.tree_rows import (ENSEMBLE, KIND_ORDER, MULTI, REFERENCE, SCORES, SINGLE, load_approaches,
                                     pair_rows)
 from tuning.statistics import (BETTER, DEFAULT_ALPHA, DEFAULT_ROPE, DEFAULT_THRESHOLD, EQUIVALENT, NO_DIFFERENCE,
@@ -183,12 +184,6 @@ def compare(rows: pd.DataFrame, validation: pd.DataFrame | None = None, one_spli
 
 # ----------------------------------------------------------------------------- learning curves
 # ----------------------------------------------------------------------------- references
-def _reference_cache(results_dir: Path, dataset: str) -> tuple[Path, Path]:
-    folder = results_dir / tree_rows.REFERENCE_FOLDER
-    return (folder / INDIVIDUAL / f"References{tree_rows.METRICS_MARK}{dataset}.csv",
-            folder / RUN_CONFIG / f"run_{dataset}.json")
-
-
 def _pairs_with(ref: pd.DataFrame, approach_rows: pd.DataFrame) -> str | None:
     """None if every reference approach pairs with ``approach_rows``, else the reason."""
     for name in refs.REFERENCE_APPROACHES:
@@ -216,7 +211,7 @@ def load_or_compute_references(results_dir, dataset: str, approach_rows: pd.Data
     params = refs.fold_params(config)
     data_path = Path(str(config["path"])).expanduser()
     digest = refs.sha256(data_path)
-    cache_csv, cache_json = _reference_cache(results_dir, dataset)
+    cache_csv, cache_json = refs.cache_paths(results_dir, dataset)
     cached = refs.read_json(cache_json)
     if cached is not None and cache_csv.is_file() and refs.fold_params(cached) == params \
             and (digest is None or cached.get("data_sha256") == digest):
@@ -232,7 +227,7 @@ def load_or_compute_references(results_dir, dataset: str, approach_rows: pd.Data
         data, folds = refs.rebuild_folds(config, run_config_path, dataset)
     except InputError as err:
         return None, str(err)
-    log(f"computing reference rows for {dataset} (PCA+SVM and LDA on {len(folds)} folds)...")
+    log(f"computing reference rows for {dataset} (PCA+SVM, LDA and a tuned SVM on {len(folds)} folds)...")
     rows = refs.reference_rows(data.X, data.y, data.n_classes, folds, dataset)
     reason = _pairs_with(rows, approach_rows)
     if reason is not None:
@@ -275,7 +270,7 @@ def add_references(results_dir, rows: pd.DataFrame, log=print) -> tuple[pd.DataF
         ref["family"] = tree_rows.REFERENCE_FAMILY
         ref["kind"] = REFERENCE
         ref["multitask"] = False
-        ref["source_file"] = str(_reference_cache(results_dir, dataset)[0])
+        ref["source_file"] = str(refs.cache_paths(results_dir, dataset)[0])
         extra.append(ref)
     if extra:
         rows = pd.concat([rows, *extra], ignore_index=True)

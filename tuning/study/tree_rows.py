@@ -19,6 +19,7 @@ import pandas as pd
 
 from tuning.errors import InputError
 from tuning.data.readers import natural_key
+from tuning.export.references import REFERENCE_FAMILY, REFERENCE_FOLDER
 from tuning.export.results_tree import ENSEMBLE_SUFFIX, INDIVIDUAL, SCORES
 
 __all__ = [
@@ -28,8 +29,6 @@ __all__ = [
 ]
 
 METRICS_MARK = "_full_split_metrics_"
-REFERENCE_FOLDER = "References"
-REFERENCE_FAMILY = "reference"
 
 SINGLE, MULTI, ENSEMBLE, REFERENCE = "single-task", "multi-task", "ensemble", "reference"
 KIND_ORDER = {SINGLE: 0, MULTI: 1, ENSEMBLE: 2, REFERENCE: 3}
