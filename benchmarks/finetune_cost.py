@@ -48,22 +48,6 @@ def parse_args(argv=None):
     return args
 
 
-def sample_configs(family: str, names: list[str], n: int, seed: int) -> list[dict]:
-    import optuna
-
-    from search_spaces import get_space
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    space = get_space(family, names)
-    configs = []
-    for _ in range(n):
-        trial = study.ask()
-        constants = space(trial)  # suggests the parameters first
-        configs.append({**trial.params, **constants})
-    return configs
-
-
 def timed(run) -> float:
     started = time.perf_counter()
     run()
@@ -89,6 +73,7 @@ def variant_seconds(variant: str, trunk: str, config: dict, tasks, epochs: int, 
 def main(argv=None) -> int:
     import torch
 
+    import search_spaces
     from tuning import finetune
     from tuning.data.readers import load_datasets
     from tuning.data.splits import tuning_split
@@ -99,7 +84,7 @@ def main(argv=None) -> int:
     names = args.datasets if args.datasets == "all" else [n.strip() for n in args.datasets.split(",")]
     datasets = load_datasets(names, args.data_dir)
     tasks = [TaskData.from_rows(d, s.train, s.val) for d, s in ((d, tuning_split(d.y, args.seed)) for d in datasets)]
-    configs = sample_configs(f"ft-{args.trunk}", [d.name for d in datasets], args.configs, args.seed)
+    configs = search_spaces.sample_configs(f"ft-{args.trunk}", [d.name for d in datasets], args.configs, args.seed)
     from tuning.training import fit
 
     started = time.time()

@@ -19,7 +19,7 @@ from models import AUTO, AUTO_CHOICES, FAMILIES, is_finetuned, is_multitask, mul
 
 from . import common
 
-__all__ = ["FAMILIES", "get_space", "space_module", "space_source"]
+__all__ = ["FAMILIES", "get_space", "sample_configs", "space_module", "space_source"]
 
 
 def space_module(family: str) -> ModuleType:
@@ -54,3 +54,17 @@ def space_source(family: str) -> str:
         name = module.__name__.replace(".", "/") + ".py"
         parts.append(f"# ==== {name} ====\n{inspect.getsource(module)}")
     return "\n".join(parts)
+
+
+def sample_configs(family: str, task_names: Sequence[str], n: int, seed: int) -> list[dict]:
+    """``n`` configurations of ``family``'s space drawn at random (seeded), each as a trial
+    gets it (suggested values plus the space's constants): for timing and test sweeps."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    space = get_space(family, task_names)
+    configs = []
+    for _ in range(n):
+        trial = study.ask()
+        constants = space(trial) or {}  # suggests the parameters first
+        configs.append({**trial.params, **constants})
+    return configs

@@ -341,3 +341,14 @@ def mtl_bundle(session_tiny_dataset_dir, tmp_path_factory):
     datasets = [load_dataset(session_tiny_dataset_dir / "T2.csv"), load_dataset(data_dir / "T5.csv")]
     folder = tmp_path_factory.mktemp("bundles") / "Model" / "T2+T5"
     return folder, build_bundle(folder, "mtl-ffn", BUNDLE_MTL_CONFIG, datasets), datasets
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Train on one torch thread (the cores are shared with colleagues); restore the setting after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -43,12 +43,8 @@ CNN = {"cnn_n_blocks": 2, "cnn_channels_b0": 4, "cnn_channels_b1": 8, "cnn_kerne
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Colleagues share the two cores: train on one thread, restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(torch_one_thread):
+    """Colleagues share the two cores: train on one thread (conftest's fixture)."""
 
 
 def make_task(name: str, n_classes: int, length: int = 48, seed: int = 0) -> TaskData:

@@ -42,14 +42,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def sample_configs(family, n=N_SAMPLES, seed=0):
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    define = space_module(family).define
-    configs = []
-    for _ in range(n):
-        trial = study.ask()
-        constants = define(trial, TASKS)
-        configs.append({**trial.params, **constants})
-    return configs
+    return search_spaces.sample_configs(family, TASKS, n, seed)
 
 
 @pytest.fixture(scope="module")

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                                parents=[search_options(defaults), data_options(defaults), cluster_options(defaults),
                                         results_options()])
     tune.add_argument("family", help=", ".join(models.FAMILIES) + " (ft-*: multi-task, then fine-tuned per "
-                      "dataset; see docs/fine-tuning.md)")
+                      "dataset, see docs/fine-tuning.md; auto: ffn, cnn and lstm searched as one space)")
     tune.add_argument("dataset", help="a name (A12 -> DATA_DIR/A12.csv), a CSV path, a comma list, or all")
     tune.add_argument("--deterministic", action="store_true",
                       help="reproducible search: one trial at a time, deterministic torch kernels "

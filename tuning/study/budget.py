@@ -170,7 +170,6 @@ def calibrate(family: str, groups: Sequence[Sequence], *, seed: int, val_fractio
     ``configs`` seeded configurations of its space trained ``epochs`` epochs on the
     group's training rows in this process, one thread (as a trial with one CPU), mean of
     the epochs after the first (the first pays for setting up)."""
-    import optuna
     import torch
 
     import search_spaces
@@ -179,19 +178,13 @@ def calibrate(family: str, groups: Sequence[Sequence], *, seed: int, val_fractio
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = []
     try:
         for group in groups:
             tasks = [TaskData.from_rows(d, s.train, s.val) for d, s in
                      ((d, tuning_split(d.y, seed, val_fraction, test_fraction)) for d in group)]
-            space = search_spaces.get_space(family, [d.name for d in group])
-            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
             seconds = []
-            for _ in range(configs):
-                trial = study.ask()
-                constants = space(trial) or {}
-                config = {**trial.params, **constants}
+            for config in search_spaces.sample_configs(family, [d.name for d in group], configs, seed):
                 stamps = []
                 fit(family, config, tasks, max_epochs=epochs, seed=seed, metric="accuracy",
                     on_epoch=lambda *_: stamps.append(time.perf_counter()))
