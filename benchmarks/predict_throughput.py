@@ -12,9 +12,10 @@ label, so every path's accuracy is measured too.
 
 The paths (:data:`PATHS`): what ``load_model(bundle, backend).predict_proba`` does (the kept
 paths: ``torch`` and ``onnx``), and the variants tried against them: other batch sizes
-(the old 16,384), one thread, TorchScript frozen for inference, and ONNX Runtime on a
-static int8 quantisation of the model (QDQ, per-channel weights, calibrated on 2,048
-training waveforms), kept only if its labels agree with the float model's on >= 99.5% of
+(the old 16,384), one thread, TorchScript frozen for inference, the network in bfloat16, and
+ONNX Runtime on a static int8 quantisation of the model (QDQ, per-channel weights,
+calibrated on 2,048 training waveforms; all layers, or all but the first and the last).
+Reduced precision is usable only if its labels agree with the float model's on >= 99.5% of
 the spikes and its accuracy is within 0.2 points. Each measurement runs in a fresh Python
 process: load, one warm-up call, then ``predict_proba`` on chunks of ``--chunk`` spikes (as
 ``predict`` does), timed from the first chunk to the last; the paths alternate order over
@@ -60,10 +61,13 @@ PATHS = {  # name: (backend, batch (None: the kept INFERENCE_BATCH), threads (No
     "torch, batch 4096": ("torch", 4096, None, ""),
     "torch, 1 thread": ("torch", None, 1, ""),
     "torch, TorchScript frozen": ("torch", None, None, "torchscript"),
+    "torch, bfloat16": ("torch", None, None, "bf16"),
     "onnx, batch 16384": ("onnx", 16384, None, ""),
     "onnx, int8 (static QDQ)": ("onnx", None, None, "int8"),
+    "onnx, int8, first and last layer float": ("onnx", None, None, "int8-inner"),
 }
-QUICK_PATHS = ("torch", "onnx", "torch, batch 16384", "onnx, int8 (static QDQ)")
+QUICK_PATHS = ("torch", "onnx", "torch, batch 16384", "torch, bfloat16", "onnx, int8 (static QDQ)")
+REDUCED_PRECISION = ("bf16", "int8", "int8-inner")  # judged by the agreement rule, not kept by speed alone
 QUICK_CONFIG = {"family": "cnn", "normalisation": "global"}
 """The CNN family's default network (models.cnn's defaults), for --quick."""
 CALIBRATION_ROWS = 2048
@@ -132,7 +136,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def quantised_onnx(bundle: Path, dataset, out: Path) -> Path:
+def quantised_onnx(bundle: Path, dataset, out: Path, keep_ends_float: bool = False) -> Path:
     """The bundle's ONNX model quantised to int8 (static, QDQ, per-channel weights),
     calibrated on the first :data:`CALIBRATION_ROWS` training waveforms (normalised as the
     bundle does)."""
@@ -151,10 +155,14 @@ def quantised_onnx(bundle: Path, dataset, out: Path) -> Path:
         def get_next(self):
             return next(self._batches, None)
 
+    import onnx
+
     prepared = out.with_suffix(".pre.onnx")
     quant_pre_process(str(bundle / ONNX_FILE), str(prepared))
+    nodes = [n for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    exclude = [nodes[0].name, nodes[-1].name] if keep_ends_float and len(nodes) > 2 else []
     quantize_static(str(prepared), str(out), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
     return out
 
 
@@ -173,8 +181,10 @@ def worker(args) -> int:
     model = model_bundle.load_model(args.bundle, backend=backend, threads=threads or args.threads)
     if variant == "torchscript":
         model._network = _frozen(model._network, model.n_channels * model._network_length)
-    elif variant == "int8":
-        model._network = model_bundle.onnx_session(Path(args.int8).read_bytes(), threads or args.threads)
+    elif variant == "bf16":
+        model._network = _bfloat16(model._network)
+    elif variant.startswith("int8"):
+        model._network = model_bundle.onnx_session(Path(args.int8[variant]).read_bytes(), threads or args.threads)
     model.predict_proba(X[:1000])  # warm-up: first-call allocations and kernel selection
     before = peak_rss_mib()
     labels = np.empty(len(X), dtype=np.int64)
@@ -187,6 +197,14 @@ def worker(args) -> int:
     print(json.dumps({"path": args.worker, "spikes": len(X), "seconds": seconds, "cpu_seconds": cpu_seconds,
                       "accuracy": float(np.mean(labels == y)), "peak_mib": peak_rss_mib(), "before_mib": before}))
     return 0
+
+
+def _bfloat16(network):
+    """The network in bfloat16 (weights and activations), float32 logits out."""
+    import torch
+
+    network = network.to(torch.bfloat16)
+    return lambda x, task: network(x.to(torch.bfloat16), task).float()
 
 
 def _frozen(network, columns: int):
@@ -207,15 +225,15 @@ def _frozen(network, columns: int):
     return lambda x, _task: frozen(x)
 
 
-def measure(args, path: str, bundle: Path, spikes: int, labels_out: Path | None, int8: Path | None) -> dict:
+def measure(args, path: str, bundle: Path, spikes: int, labels_out: Path | None, int8: dict) -> dict:
     command = [sys.executable, "-m", "benchmarks.predict_throughput", "--worker", path, "--bundle", str(bundle),
                "--dataset", args.dataset, "--data-dir", args.data_dir, "--spikes", str(spikes),
                "--chunk", str(args.chunk), "--threads", str(args.threads)]
     if labels_out is not None:
         command += ["--labels-out", str(labels_out)]
     env = dict(os.environ)
-    if int8 is not None:
-        env["PREDICT_THROUGHPUT_INT8"] = str(int8)
+    if int8:
+        env["PREDICT_THROUGHPUT_INT8"] = json.dumps({k: str(v) for k, v in int8.items()})
     result = subprocess.run(command, capture_output=True, text=True, cwd=common.ROOT, env=env, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{path} worker failed:\n{result.stderr[-3000:]}")
@@ -306,7 +324,7 @@ def _spread(values) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
-        args.int8 = os.environ.get("PREDICT_THROUGHPUT_INT8")
+        args.int8 = json.loads(os.environ.get("PREDICT_THROUGHPUT_INT8", "{}"))
         return worker(args)
     import numpy as np
 
@@ -332,8 +350,9 @@ def main(argv=None) -> int:
             n_parameters = models.count_parameters(model._network)
             flops = flops_per_spike(model._network, model.n_channels * model._network_length)
             peak = peak_gflops(args.threads)
-            int8 = quantised_onnx(bundle, dataset, folder / "int8.onnx") \
-                if any(PATHS[p][3] == "int8" for p in args.paths) else None
+            variants = {PATHS[p][3] for p in args.paths}
+            int8 = {v: quantised_onnx(bundle, dataset, folder / f"{v}.onnx", keep_ends_float=v == "int8-inner")
+                    for v in ("int8", "int8-inner") if v in variants}
             for rep in range(args.reps):
                 for path in (args.paths if rep % 2 == 0 else args.paths[::-1]):
                     labels_out = folder / f"labels_{args.paths.index(path)}.npy" if rep == 0 else None
@@ -360,9 +379,11 @@ def main(argv=None) -> int:
         accuracy = statistics.median(r["accuracy"] for r in runs[path])
         if path in KEPT:
             verdict = "kept (default)"
-        elif PATHS[path][3] == "int8":
+        elif PATHS[path][3] in REDUCED_PRECISION:
             passes = agree is not None and agree >= AGREEMENT and abs(accuracy - accuracy_ref) * 100 <= ACCURACY_POINTS
-            verdict = "passes the agreement rule" if passes else "fails the agreement rule: not kept"
+            kept_rate = rates.get(PATHS[path][0])
+            speedup = f"; {rate / kept_rate:.2f}x the float {PATHS[path][0]} path" if kept_rate else ""
+            verdict = ("passes the agreement rule" if passes else "fails the agreement rule: not kept") + speedup
         else:
             kept_rate = rates.get(PATHS[path][0])
             verdict = "faster than the kept path" if kept_rate and rate > kept_rate else "slower: not kept"
@@ -403,8 +424,8 @@ def main(argv=None) -> int:
            f"{100 * cli['spikes'] / cli['seconds'] / best:.0f}% of it "
            f"({'meets' if cli['spikes'] / cli['seconds'] >= END_TO_END_SHARE * best else 'misses'} the "
            f"{100 * END_TO_END_SHARE:.0f}% target)" if cli else ""),
-        f"- int8: kept only if its labels agree with torch's on >= {100 * AGREEMENT:.1f}% of the spikes and its "
-        f"accuracy is within {ACCURACY_POINTS} points", "",
+        f"- Reduced precision (bfloat16, int8): usable only if its labels agree with float32 torch's on >= "
+        f"{100 * AGREEMENT:.1f}% of the spikes and its accuracy is within {ACCURACY_POINTS} points", "",
         table,
     ])
     common.write_section(args, SECTION, body)
