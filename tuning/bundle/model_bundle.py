@@ -59,11 +59,12 @@ UNSORTED = "unsorted"
 """The label of a spike whose confidence is below the caller's minimum."""
 BACKENDS = ("torch", "onnx")
 SPEED_SAMPLE_ROWS = 4096  # training waveforms the export times the bundle on (tuning.bundle.speed)
-INFERENCE_BATCH = 1024
-"""Spikes per forward pass, for both backends. Small enough that a batch's largest feature
-map stays in the CPU's caches (1024 spikes x 62 channels x 24 samples is 6 MB): on the bundle
-of the default ``tune cnn A12`` run, 1024 sorted 2.5x as many spikes a second as 16384 in
-torch (benchmarks/RESULTS.md, section predict_throughput)."""
+INFERENCE_BATCH = {"torch": 1024, "onnx": 16384}
+"""Spikes per forward pass, per backend, measured on the bundle of the default ``tune cnn
+A12`` run (benchmarks/RESULTS.md, section predict_throughput): torch sorted 1.9x as many
+spikes a second in batches of 1024 as of 16384 (a batch's feature maps then stay in the CPU's
+caches; 256 and 4096 were slower too), ONNX Runtime 1.6x as many in batches of 16384 as of
+1024 (its convolutions pay a fixed cost per call)."""
 
 
 # ----------------------------------------------------------------------------- training
@@ -189,6 +190,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     onnx_bytes = onnx_export(model, final.fit.n_channels * final.fit.input_length, names)
     sample = prepare(datasets[0].X[:SPEED_SAMPLE_ROWS], final.fit.normalisers[0], final.fit.input_length,
                      final.fit.n_channels)
+    sample = np.resize(sample, (max(INFERENCE_BATCH.values()), sample.shape[1]))  # a full batch of each backend
     speed = measure_speed(model, onnx_session(onnx_bytes), sample, 0, f"logits_{names[0]}", INFERENCE_BATCH)
     full = full_split.set_index("dataset")
     one = one_split.set_index("dataset")
@@ -377,8 +379,8 @@ def task_logits(model, normaliser: Normaliser, input_length: int, X: np.ndarray,
     x = prepare(X, normaliser, input_length, n_channels)
     model.eval()
     with torch.inference_mode():
-        parts = [model(torch.from_numpy(x[i:i + INFERENCE_BATCH]), task).float().numpy()
-                 for i in range(0, len(x), INFERENCE_BATCH)]
+        batch = INFERENCE_BATCH["torch"]
+        parts = [model(torch.from_numpy(x[i:i + batch]), task).float().numpy() for i in range(0, len(x), batch)]
     return np.concatenate(parts) if parts else np.zeros((0, model.class_counts[task]), np.float32)
 
 
@@ -479,16 +481,16 @@ class BundleModel:
         index, spec = self._spec(task)
         X = self._check_input(X, task)
         x = prepare(X, self._normalisers[index], self._network_length, self.n_channels)
+        batch = INFERENCE_BATCH[self.backend]
         if self.backend == "torch":
             import torch
 
             with torch.inference_mode():
-                parts = [self._network(torch.from_numpy(x[i:i + INFERENCE_BATCH]), index).numpy()
-                         for i in range(0, len(x), INFERENCE_BATCH)]
+                parts = [self._network(torch.from_numpy(x[i:i + batch]), index).numpy()
+                         for i in range(0, len(x), batch)]
         else:
             output = self.metadata["onnx"]["outputs"][index]
-            parts = [self._network.run([output], {ONNX_INPUT: x[i:i + INFERENCE_BATCH]})[0]
-                     for i in range(0, len(x), INFERENCE_BATCH)]
+            parts = [self._network.run([output], {ONNX_INPUT: x[i:i + batch]})[0] for i in range(0, len(x), batch)]
         return np.concatenate(parts) if parts else np.zeros((0, len(spec["class_names"])), np.float32)
 
     def predict_proba(self, X, task: str | None = None) -> np.ndarray:

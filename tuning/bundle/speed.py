@@ -69,10 +69,10 @@ def _rate(run_batch, x: np.ndarray, batch: int) -> float:
     return done / max(time.perf_counter() - started, 1e-9)
 
 
-def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: int) -> dict:
+def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: dict) -> dict:
     """The ``speed`` record of bundle.json: ``network`` (torch) and ``session`` (its ONNX
     Runtime session) timed on ``x``, normalised and resampled network input float32 (rows,
-    columns), a few thousand rows of the training data, in batches of ``batch``."""
+    columns), a few thousand rows of the training data, in batches of ``batch[backend]``."""
     import torch
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -85,14 +85,14 @@ def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, 
     def onnx_batch(part):
         session.run([output_name], {session.get_inputs()[0].name: part})
 
-    rates = {"torch": _rate(torch_batch, x, batch), "onnx": _rate(onnx_batch, x, batch)}
+    rates = {"torch": _rate(torch_batch, x, batch["torch"]), "onnx": _rate(onnx_batch, x, batch["onnx"])}
     fastest = max(rates, key=rates.get)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "flops_per_spike": flops_per_spike(network, x.shape[1], task),
         "spikes_per_s": {name: round(rate) for name, rate in rates.items()},
         "fastest_backend": fastest,
-        "batch": batch,
+        "batch": dict(batch),
         "threads": {"torch": torch.get_num_threads(),
                     "onnx": session.get_session_options().intra_op_num_threads or "default (physical cores)"},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

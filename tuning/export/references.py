@@ -287,4 +287,4 @@ def margin_line(frame: pd.DataFrame) -> str:
     if best["verdict"] == "below":
         return (f"{head}: BELOW it; the classical model sorts these spikes better: try tune auto, a longer "
                 "search, or use the reference")
-    return f"{head}: not shown above every reference (try tune auto or a longer search)"
+    return f"{head}: not shown above every reference (try another family, tune auto, or a longer search with --samples)"
