@@ -150,7 +150,7 @@ def quantised_onnx(bundle: Path, dataset, out: Path, keep_ends_float: bool = Fal
 
     class Batches(CalibrationDataReader):
         def __init__(self):
-            self._batches = iter([{"waveforms": x[i:i + 256]} for i in range(0, len(x) - 255, 256)])
+            self._batches = iter([{"waveforms": x[i:i + 256]} for i in range(0, len(x), 256)])
 
         def get_next(self):
             return next(self._batches, None)

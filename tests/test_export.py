@@ -105,6 +105,7 @@ def test_results_tree_has_exactly_the_lab_files(exported):
     expected = {f"{APPROACH}/Best Performance Results/{PREFIX}_best_performers.csv",
                 f"{APPROACH}/Full Split Results/{PREFIX}_full_split_metrics_system.csv",
                 f"{APPROACH}/Full Split Results/{PREFIX}_one_split_metrics_system.csv",
+                f"{APPROACH}/Full Split Results/{PREFIX}_reference_margins.csv",
                 f"{APPROACH}/Run Config/search_space_ffn.py",
                 f"{APPROACH}/Run Config/command.txt"}
     for name in ("T2", "T3"):
@@ -113,6 +114,8 @@ def test_results_tree_has_exactly_the_lab_files(exported):
                      f"{APPROACH}/Individual Dataset Results/{PREFIX}_confusion_matrix_{name}.png",
                      f"{APPROACH}/Run Config/run_{name}.json",
                      f"{APPROACH}/Run Config/folds_{name}.csv",
+                     f"References/Individual Dataset Results/References_full_split_metrics_{name}.csv",
+                     f"References/Run Config/run_{name}.json",
                      *(f"{APPROACH}/Model/{name}/{file}" for file in ("bundle.json", "weights.pt", "model.onnx"))}
     assert set(tree_state(results)) == expected
     assert leftovers(results) == []
