@@ -12,7 +12,7 @@ label, so every path's accuracy is measured too.
 
 The paths (:data:`PATHS`): what ``load_model(bundle, backend).predict_proba`` does (the kept
 paths: ``torch`` and ``onnx``), and the variants tried against them: other batch sizes
-(torch's old 16,384; ONNX Runtime's 1,024), one thread, TorchScript frozen for inference, the network in bfloat16, and
+(the old 16,384), one thread, TorchScript frozen for inference, the network in bfloat16, and
 ONNX Runtime on a static int8 quantisation of the model (QDQ, per-channel weights,
 calibrated on 2,048 training waveforms; all layers, or all but the first and the last).
 Reduced precision is usable only if its labels agree with the float model's on >= 99.5% of
@@ -62,7 +62,7 @@ PATHS = {  # name: (backend, batch (None: the kept INFERENCE_BATCH), threads (No
     "torch, 1 thread": ("torch", None, 1, ""),
     "torch, TorchScript frozen": ("torch", None, None, "torchscript"),
     "torch, bfloat16": ("torch", None, None, "bf16"),
-    "onnx, batch 1024": ("onnx", 1024, None, ""),
+    "onnx, batch 16384": ("onnx", 16384, None, ""),
     "onnx, int8 (static QDQ)": ("onnx", None, None, "int8"),
     "onnx, int8, first and last layer float": ("onnx", None, None, "int8-inner"),
 }

@@ -208,8 +208,10 @@ def add_predict_parser(commands) -> None:
                          help="INPUT's label column (default: found by name, else none)")
     predict.add_argument("--columns", default=None, metavar="PATTERN",
                          help="INPUT's waveform columns, as for tune (default: the bundle's, else found by rule)")
-    predict.add_argument("--backend", default="torch", choices=("torch", "onnx"),
-                         help="run the bundle's weights.pt with torch or its model.onnx with ONNX Runtime")
+    predict.add_argument("--backend", default="torch", choices=("torch", "onnx", "torch-bf16"),
+                         help="run the bundle's weights.pt with torch, its model.onnx with ONNX Runtime, or "
+                              "weights.pt in bfloat16 (where the export's check passed; the export prints each "
+                              "backend's speed)")
     predict.add_argument("--chunk-rows", type=int, default=50_000, help="spikes read and predicted at a time")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar on large inputs")
 

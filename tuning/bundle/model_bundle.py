@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tuning.bundle.speed import measure_speed
+from tuning.bundle.speed import BFloat16Network, bfloat16_check, measure_speed
 from tuning.data.readers import file_sha256
 from tuning.errors import InputError
 from tuning.data.preprocess import Normaliser, resample_to_length
@@ -57,14 +57,17 @@ ONNX_FILE = "model.onnx"
 ONNX_INPUT = "waveforms"
 UNSORTED = "unsorted"
 """The label of a spike whose confidence is below the caller's minimum."""
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "torch-bf16")
+"""``torch-bf16``: weights.pt run in bfloat16, only for a bundle whose export checked that its
+labels agree with float32's (bundle.json ``bfloat16``; :func:`tuning.bundle.speed.bfloat16_check`)."""
 SPEED_SAMPLE_ROWS = 4096  # training waveforms the export times the bundle on (tuning.bundle.speed)
-INFERENCE_BATCH = {"torch": 1024, "onnx": 16384}
+INFERENCE_BATCH = {"torch": 1024, "onnx": 1024, "torch-bf16": 1024}
 """Spikes per forward pass, per backend, measured on the bundle of the default ``tune cnn
-A12`` run (benchmarks/RESULTS.md, section predict_throughput): torch sorted 1.9x as many
-spikes a second in batches of 1024 as of 16384 (a batch's feature maps then stay in the CPU's
-caches; 256 and 4096 were slower too), ONNX Runtime 1.6x as many in batches of 16384 as of
-1024 (its convolutions pay a fixed cost per call)."""
+A12`` run (benchmarks/RESULTS.md, section predict_throughput): torch sorted about twice as
+many spikes a second in batches of 1024 as of 16384 (a batch's feature maps then stay in the
+CPU's caches; 4096 was slower too, 256 level). ONNX Runtime's rate did not follow the batch
+(22,000-37,000 spikes/s at 1024 and at 16384 alike) but its peak memory did (250 MB against
+620-780 MB), so it takes 1024 too."""
 
 
 # ----------------------------------------------------------------------------- training
@@ -190,8 +193,11 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
     onnx_bytes = onnx_export(model, final.fit.n_channels * final.fit.input_length, names)
     sample = prepare(datasets[0].X[:SPEED_SAMPLE_ROWS], final.fit.normalisers[0], final.fit.input_length,
                      final.fit.n_channels)
-    sample = np.resize(sample, (max(INFERENCE_BATCH.values()), sample.shape[1]))  # a full batch of each backend
-    speed = measure_speed(model, onnx_session(onnx_bytes), sample, 0, f"logits_{names[0]}", INFERENCE_BATCH)
+    sample = np.resize(sample, (max(SPEED_SAMPLE_ROWS, *INFERENCE_BATCH.values()), sample.shape[1]))  # small sets tiled
+    bfloat16 = bfloat16_check(model, [(d.name, prepare(d.X, final.fit.normalisers[t], final.fit.input_length,
+                                                        final.fit.n_channels), d.y) for t, d in enumerate(datasets)])
+    speed = measure_speed(model, onnx_session(onnx_bytes), sample, 0, f"logits_{names[0]}", INFERENCE_BATCH,
+                          bfloat16=bfloat16["usable"])
     full = full_split.set_index("dataset")
     one = one_split.set_index("dataset")
     tasks = []
@@ -241,6 +247,7 @@ def plan_bundle(folder: Path, *, family: str, approach: str, config: dict, datas
         },
         "source": source,
         "speed": speed,
+        "bfloat16": bfloat16,
         "files": {WEIGHTS_FILE: hashlib.sha256(weights).hexdigest(),
                   ONNX_FILE: hashlib.sha256(onnx_bytes).hexdigest()},
         "onnx": {"input": ONNX_INPUT, "outputs": [f"logits_{n}" for n in names],
@@ -482,7 +489,7 @@ class BundleModel:
         X = self._check_input(X, task)
         x = prepare(X, self._normalisers[index], self._network_length, self.n_channels)
         batch = INFERENCE_BATCH[self.backend]
-        if self.backend == "torch":
+        if self.backend in ("torch", "torch-bf16"):
             import torch
 
             with torch.inference_mode():
@@ -528,8 +535,10 @@ class BundleModel:
 def load_model(path: str | Path, backend: str = "torch", threads: int | None = None) -> BundleModel:
     """Load the bundle in folder ``path`` (``results/<Approach>/Model/<DATASET>``).
 
-    ``backend``: ``"torch"`` (weights.pt) or ``"onnx"`` (model.onnx through ONNX Runtime);
-    both give the same logits within 1e-4. ``threads``: CPU threads for inference (None:
+    ``backend``: ``"torch"`` (weights.pt) or ``"onnx"`` (model.onnx through ONNX Runtime),
+    which give the same logits within 1e-4, or ``"torch-bf16"`` (weights.pt in bfloat16:
+    faster on CPUs with native bfloat16, labels checked at export to agree with float32's on
+    >= 99.5% of the training rows; refused for a bundle that failed that check). ``threads``: CPU threads for inference (None:
     the library's default). Raises :class:`tuning.errors.InputError` for a missing,
     corrupt or incompatible bundle.
     """
@@ -539,6 +548,17 @@ def load_model(path: str | Path, backend: str = "torch", threads: int | None = N
     metadata = read_metadata(path)
     if backend == "torch":
         network = _load_torch(path, metadata, threads)
+    elif backend == "torch-bf16":
+        check = metadata.get("bfloat16")
+        if not check:
+            raise InputError(f"{path}: this bundle was exported before the bfloat16 check; export the experiment "
+                             "again, or use --backend torch")
+        if not check["usable"]:
+            worst = min(check["tasks"], key=lambda r: r["agreement"])
+            raise InputError(f"{path}: bfloat16 changes this network's labels too often (on {worst['task']} its "
+                             f"labels agreed with float32 on {100 * worst['agreement']:.2f}% of the rows; the rule: "
+                             f"{check['rule']}); use --backend torch")
+        network = BFloat16Network(_load_torch(path, metadata, threads))
     else:
         network = _load_onnx(path, metadata, threads)
     return BundleModel(path, metadata, network, backend)

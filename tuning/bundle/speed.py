@@ -9,7 +9,7 @@ result beside the accuracy:
   recurrent layers (which the counter does not see) counted from their shapes: for an LSTM,
   ``2 x 4 x hidden x (input + hidden)`` per time step, layer and direction.
 * ``spikes_per_s``: spikes sorted per wall-clock second by each backend (torch, ONNX
-  Runtime) on waveforms of the training data, in the batches ``predict`` uses, after one warm-up batch, for about
+  Runtime, and torch in bfloat16 where the bundle passed :func:`bfloat16_check`) on waveforms of the training data, in the batches ``predict`` uses, after one warm-up batch, for about
   :data:`MEASURE_SECONDS`; the network's work only (the waveforms are already normalised):
   the ``predict`` command adds the CSV's reading and writing. A rough figure: whatever else
   ran on the machine at that moment slows it (the load is recorded beside it).
@@ -25,6 +25,54 @@ import numpy as np
 
 MEASURE_SECONDS = 0.2  # per backend: enough for a stable rate on a fast CNN, cheap on every export
 MEASURE_MAX_BATCHES = 32
+BF16_AGREEMENT = 0.995  # bfloat16 labels against float32's, on every row of each dataset
+BF16_ACCURACY_POINTS = 0.2  # and accuracy within this many points of float32's
+
+
+class BFloat16Network:
+    """A float32 network run in bfloat16 (weights and activations; about 3 significant
+    digits): called like the network, ``(x float32, task) -> float32 logits``. Fast where the
+    CPU computes bfloat16 natively (AVX512-BF16, AMX), slow where it does not: the speed the
+    export records says which."""
+
+    def __init__(self, network):
+        import copy
+
+        import torch
+
+        self.network = copy.deepcopy(network).to(torch.bfloat16).eval()
+
+    def __call__(self, x, task):
+        import torch
+
+        return self.network(x.to(torch.bfloat16), task).float()
+
+
+def bfloat16_check(network, tasks) -> dict:
+    """Whether the network may run in bfloat16: its labels against float32's on every row of
+    each task, and both accuracies. ``tasks``: (name, network input float32, labels) per task.
+    Usable when every task agrees on >= :data:`BF16_AGREEMENT` of its rows and its accuracy is
+    within :data:`BF16_ACCURACY_POINTS` points (the rows trained the network: a check that
+    the two agree, not an estimate of accuracy on new spikes)."""
+    import torch
+
+    reduced = BFloat16Network(network)
+    network.eval()
+    per_task = []
+    with torch.inference_mode():
+        for t, (name, x, y) in enumerate(tasks):
+            x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            full = torch.cat([network(x[i:i + 1024], t) for i in range(0, len(x), 1024)]).argmax(1).numpy()
+            low = torch.cat([reduced(x[i:i + 1024], t) for i in range(0, len(x), 1024)]).argmax(1).numpy()
+            per_task.append({"task": name, "rows": int(len(y)), "agreement": float(np.mean(full == low)),
+                             "accuracy_float32": float(np.mean(full == y)),
+                             "accuracy_bfloat16": float(np.mean(low == y))})
+    usable = all(r["agreement"] >= BF16_AGREEMENT
+                 and abs(r["accuracy_float32"] - r["accuracy_bfloat16"]) * 100 <= BF16_ACCURACY_POINTS
+                 for r in per_task)
+    return {"usable": usable, "tasks": per_task,
+            "rule": f"labels agree with float32 on >= {100 * BF16_AGREEMENT:g}% of each dataset's rows and accuracy "
+                    f"within {BF16_ACCURACY_POINTS:g} points"}
 
 
 def flops_per_spike(network, input_columns: int, task: int = 0) -> int:
@@ -69,10 +117,12 @@ def _rate(run_batch, x: np.ndarray, batch: int) -> float:
     return done / max(time.perf_counter() - started, 1e-9)
 
 
-def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: dict) -> dict:
+def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: dict,
+                  bfloat16: bool = False) -> dict:
     """The ``speed`` record of bundle.json: ``network`` (torch) and ``session`` (its ONNX
     Runtime session) timed on ``x``, normalised and resampled network input float32 (rows,
-    columns), a few thousand rows of the training data, in batches of ``batch[backend]``."""
+    columns), a few thousand rows of the training data, in batches of ``batch[backend]``;
+    ``bfloat16``: time the ``torch-bf16`` backend too (the bundle passed its check)."""
     import torch
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -86,6 +136,14 @@ def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, 
         session.run([output_name], {session.get_inputs()[0].name: part})
 
     rates = {"torch": _rate(torch_batch, x, batch["torch"]), "onnx": _rate(onnx_batch, x, batch["onnx"])}
+    if bfloat16:
+        reduced = BFloat16Network(network)
+
+        def bf16_batch(part):
+            with torch.inference_mode():
+                reduced(torch.from_numpy(part), task)
+
+        rates["torch-bf16"] = _rate(bf16_batch, x, batch["torch-bf16"])
     fastest = max(rates, key=rates.get)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
