@@ -639,13 +639,17 @@ def _load_onnx(path: Path, metadata: dict, threads: int | None):
 def onnx_session(content: bytes, threads: int | None = None):
     """An ONNX Runtime session for the bundle's model: every graph optimisation, one
     operator at a time (the graph is a chain: no use for parallel operators) on ``threads``
-    threads (None: ONNX Runtime's default, the physical cores)."""
+    threads (None: ONNX Runtime's default, the physical cores), whose idle threads sleep
+    instead of spinning: beside predict's reading and writing threads (or anything else on the
+    machine) spinning threads stole the cores; measured on a 0.17-MFLOP CNN bundle, predict on
+    a million spikes ran 25% faster (185,000 to 230,000 spikes/s) for 3.5% less in memory."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = int(threads)
     return onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
