@@ -636,7 +636,8 @@ def test_every_export_scores_the_classical_references_on_its_folds(exported, cap
         best = margin.iloc[0]
         ref = cached[cached["approach"] == best["reference"]]
         paired = net.merge(ref, on=["repeat", "fold"], suffixes=("", "_ref"))
-        assert best["margin"] == pytest.approx(100 * (paired["accuracy"] - paired["accuracy_ref"]).mean())
+        # the tree's CSVs hold scores to 6 decimals; the export's margin uses the exact ones
+        assert best["margin"] == pytest.approx(100 * (paired["accuracy"] - paired["accuracy_ref"]).mean(), abs=1e-3)
     written = pd.read_csv(results / APPROACH / tree.FULL / f"{PREFIX}_reference_margins.csv")
     assert set(written["dataset"]) == {"T2", "T3"} and len(written) == 2 * len(references.REFERENCE_APPROACHES)
     print_summary(summaries["T2"])
