@@ -182,7 +182,9 @@ def worker(args) -> int:
     if variant == "torchscript":
         model._network = _frozen(model._network, model.n_channels * model._network_length)
     elif variant == "bf16":
-        model._network = _bfloat16(model._network)
+        from tuning.bundle.speed import BFloat16Network
+
+        model._network = BFloat16Network(model._network)  # the product's torch-bf16, on any bundle
     elif variant.startswith("int8"):
         model._network = model_bundle.onnx_session(Path(args.int8[variant]).read_bytes(), threads or args.threads)
     model.predict_proba(X[:1000])  # warm-up: first-call allocations and kernel selection
@@ -197,14 +199,6 @@ def worker(args) -> int:
     print(json.dumps({"path": args.worker, "spikes": len(X), "seconds": seconds, "cpu_seconds": cpu_seconds,
                       "accuracy": float(np.mean(labels == y)), "peak_mib": peak_rss_mib(), "before_mib": before}))
     return 0
-
-
-def _bfloat16(network):
-    """The network in bfloat16 (weights and activations), float32 logits out."""
-    import torch
-
-    network = network.to(torch.bfloat16)
-    return lambda x, task: network(x.to(torch.bfloat16), task).float()
 
 
 def _frozen(network, columns: int):
