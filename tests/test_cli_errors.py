@@ -146,6 +146,12 @@ def case_negative_ensemble(work):
 
 
 @case
+def case_negative_race(work):
+    write_csv(work / "data" / "A2.csv", HEADER, good_rows())
+    return tune_args(work, "A2", "--race", "-1"), ["--race", "got -1"]
+
+
+@case
 def case_export_empty_folder(work):
     empty = work / "data" / "empty_experiment"
     empty.mkdir()

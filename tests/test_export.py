@@ -442,6 +442,26 @@ def test_ensemble_is_its_own_approach_on_the_same_folds(exported, experiments, t
     assert tests.empty
 
 
+def test_race_exports_the_winner_and_records_the_race(experiments, tmp_path, capsys):
+    from tuning.export.exporter import print_summary, ranked_trials
+
+    results = tmp_path / "results"
+    summary = export_experiment(experiments["T3"], results, folds=FOLDS, repeats=REPEATS, progress=False, race=2)
+    ranked = [t.trial_id for t in ranked_trials(str(experiments["T3"]), "val_accuracy", "max")]
+    race = summary.race
+    assert [c["trial_id"] for c in race["candidates"]] == ranked[:2] and race["folds"] == 3
+    scores = [c["race_score"] for c in race["candidates"]]
+    assert race["winner"] == ranked[int(np.argmax(scores))] == summary.best.trial_id
+    assert all(c["race_score"] == pytest.approx(np.mean(c["race_folds"])) for c in race["candidates"])
+    run = json.loads((results / APPROACH / tree.RUN_CONFIG / "run_T3.json").read_text())
+    assert run["race"] == json.loads(json.dumps(race)) and run["best_trial"]["trial_id"] == race["winner"]
+    best = pd.read_csv(results / APPROACH / tree.BEST / f"{PREFIX}_best_performers.csv", dtype={"trial_id": str})
+    assert best["trial_id"].tolist() == [race["winner"]]
+    print_summary(summary)
+    out = capsys.readouterr().out
+    assert f"raced the search's top 2 on 3 extra folds" in out and f"picked trial {race['winner']}" in out
+
+
 def test_rerun_ensemble_row_scores_the_average_of_the_networks(module_tiny_dataset_dir):
     from tuning.export.ensemble import average_proba, fit_members
     from tuning.metrics import classification_metrics

@@ -21,11 +21,15 @@ EXIT_INPUT_ERROR = 2
 EXIT_MACHINE_FAILURE = 75  # sysexits' EX_TEMPFAIL: not the input's fault; try again once fixed
 EXIT_INTERRUPTED = 130
 LAUNCHER_ENV = "SPIKESORT_TUNE_LAUNCHER"
+"""Set by ``scripts/tune.sh`` to its own path as typed, so that the printed continue
+command goes through the script too."""
 ENSEMBLE_HELP = ("also score the average of the top K configurations' class probabilities as its own "
                  "approach (<Approach> Ensemble), trained beside the best on the same folds: the export's "
                  "reruns take about K times as long; 0: none")
-"""Set by ``scripts/tune.sh`` to its own path as typed, so that the printed continue
-command goes through the script too."""
+RACE_HELP = ("before the export, race the search's top K configurations on 3 extra folds of the tuning "
+             "split's training + validation rows and export the best mean (test rows unseen): K x 3 more "
+             "trainings; 0: take the search's best (benchmarks/RESULTS.md, section racing, says why that "
+             "is the default)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -91,10 +95,14 @@ def cluster_options(defaults) -> argparse.ArgumentParser:
     return parent
 
 
-def results_options() -> argparse.ArgumentParser:
+def results_options(*, race: bool = True) -> argparse.ArgumentParser:
+    """The export's options. ``race``: offer ``--race`` (not to a study, whose replicates score
+    the search's own picks, so an export picked otherwise would not be the pick it tested)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--results-dir", default="results", help="root of the results tree")
     parent.add_argument("--ensemble", type=int, default=0, metavar="K", help=ENSEMBLE_HELP)
+    if race:
+        parent.add_argument("--race", type=int, default=0, metavar="K", help=RACE_HELP)
     return parent
 
 
@@ -154,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "paired differences over replicates, results/report.md",
                                 formatter_class=HelpFormatter,
                                 parents=[search_options(study_defaults, planned=True), data_options(defaults),
-                                         cluster_options(defaults), results_options()])
+                                         cluster_options(defaults), results_options(race=False)])
     add_arguments(study)
 
     imp = commands.add_parser("import", help="labelled spikes from a SortingAnalyzer or Kilosort/Phy folder "
@@ -231,11 +239,12 @@ def settings_from_args(args):
 
 
 def cmd_tune(args) -> int:
-    from tuning.settings import check_ensemble, check_output_folder, load_for_tuning
+    from tuning.settings import check_ensemble, check_output_folder, check_race, load_for_tuning
 
     settings = settings_from_args(args).effective()
     groups = load_for_tuning(args.family, args.dataset, settings)  # every input error, before heavy imports
     check_ensemble(args.ensemble)
+    check_race(args.race)
     if not args.no_export:
         check_output_folder(args.results_dir, "--results-dir")
     from tuning.search import ray_runtime
@@ -259,7 +268,8 @@ def cmd_tune(args) -> int:
                 if not outcome.best_config and machine is not None:  # not "nothing to export": the machine's doing
                     raise machine
                 print_summary(export_experiment(outcome.path, args.results_dir, best=best_trial_from_outcome(outcome),
-                                                datasets=list(group), ensemble=args.ensemble))
+                                                datasets=list(group), ensemble=args.ensemble,
+                                                race=args.race))
             finished += 1
     except KeyboardInterrupt:  # between searches, in an export, or a second Ctrl-C
         return interrupted(args, groups, finished)
@@ -312,7 +322,8 @@ def cmd_export(args) -> int:
     from tuning.export.exporter import export_experiment, print_summary
 
     summary = export_experiment(args.experiment, args.results_dir, folds=args.folds, repeats=args.repeats,
-                                address=args.address, num_cpus=args.num_cpus, ensemble=args.ensemble)
+                                address=args.address, num_cpus=args.num_cpus, ensemble=args.ensemble,
+                                race=args.race)
     print_summary(summary)
     return 0
 

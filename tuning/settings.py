@@ -161,6 +161,12 @@ def load_for_tuning(family: str, dataset: str, settings: TuneSettings) -> list[l
     return [[d] for d in datasets]
 
 
+def check_race(size: int) -> None:
+    """``--race K``: 0 (none) or how many of the search's top configurations to race."""
+    if size < 0:
+        raise InputError(f"--race must be 0 (none) or the number of top configurations to race, got {size}")
+
+
 def check_ensemble(size: int) -> None:
     """``--ensemble K``: 0 (none) or how many top configurations to average."""
     if size < 0:

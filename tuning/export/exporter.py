@@ -25,7 +25,7 @@ import models
 import search_spaces
 from tuning.bundle import model_bundle
 from tuning.bundle.speed import speed_line
-from tuning.export import references
+from tuning.export import racing, references
 from tuning.search import ray_runtime, best_trial
 from tuning.export import results_tree as tree
 from tuning.data.readers import Dataset, load_dataset
@@ -34,7 +34,7 @@ from tuning.search.run_record import mark_exported, package_versions, read_run_r
 from tuning.errors import InputError
 from tuning.metrics import unit_recall_line, unit_recalls, weak_unit_lines
 from tuning.export.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs, run_jobs
-from tuning.settings import check_ensemble, check_output_folder
+from tuning.settings import check_ensemble, check_output_folder, check_race
 from tuning.data.splits import cv_folds, fold_assignment, min_rows_per_class
 
 INNER_VAL_FRACTION = 0.15
@@ -64,6 +64,7 @@ class ExportSummary:
     metric: str = "accuracy"  # the search's objective (what a weak unit's advice depends on)
     speeds: dict = dataclasses.field(default_factory=dict)  # bundle name -> bundle.json's "speed"
     margins: dict = dataclasses.field(default_factory=dict)  # dataset -> references.margins frame
+    race: dict | None = None  # with --race: :func:`race_record` of the race that picked ``best``
 
 
 def rerun_patience(max_epochs: int) -> int:
@@ -131,7 +132,7 @@ def reload_datasets(record: dict, min_rows: int) -> list[Dataset]:
 def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "results", *,
                       folds: int | None = None, repeats: int | None = None, address: str | None = None,
                       num_cpus: int | None = None, progress: bool = True, best: BestTrial | None = None,
-                      datasets: list[Dataset] | None = None, ensemble: int = 0) -> ExportSummary:
+                      datasets: list[Dataset] | None = None, ensemble: int = 0, race: int = 0) -> ExportSummary:
     """Rerun the best configuration and merge its results into ``results_dir``.
 
     ``best`` and ``datasets``: the best trial already picked and the experiment's
@@ -140,8 +141,11 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     ``ensemble``: also score the average of the top ``ensemble`` configurations' class
     probabilities (:func:`ensemble_members`), trained beside the best on the same folds and
     seeds, as its own approach (``<Approach> Ensemble``); 0 or 1: none.
+    ``race``: pick among the search's top ``race`` trials by :mod:`tuning.export.racing` instead
+    of taking the search's best; 0 or 1: none.
     """
     check_ensemble(ensemble)
+    check_race(race)
     if "://" not in str(experiment_dir):  # Tune reads a local experiment by absolute path only
         experiment_dir = Path(experiment_dir).expanduser().resolve()
     experiment_dir = str(experiment_dir)
@@ -150,7 +154,8 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     settings = record["settings"]
     folds, repeats = folds or settings["folds"], repeats or settings["repeats"]
     family = record["family"]
-    ranked = ranked_trials(experiment_dir, record["metric"], record["mode"]) if best is None or ensemble > 1 else []
+    needs_ranking = best is None or ensemble > 1 or race > 1
+    ranked = ranked_trials(experiment_dir, record["metric"], record["mode"]) if needs_ranking else []
     if best is None:
         best = ranked[0]
     if not best.complete:
@@ -158,15 +163,27 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
               file=sys.stderr)
     if datasets is None:
         datasets = reload_datasets(record, min_rows_per_class(folds))
-    members = ensemble_members(ranked, best, ensemble) if ensemble > 1 else []
-    if ensemble > 1 and not members:
-        print(f"warning: {experiment_dir} has no other scored trial; no ensemble", file=sys.stderr)
     jobs = plan_jobs(datasets, seed=settings["seed"], folds=folds, repeats=repeats,
                      val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
                      inner_val_fraction=INNER_VAL_FRACTION)
     # Join only the cluster named now: the search's cluster may be gone by the day of a re-export.
     started = ray_runtime.connect(address, num_cpus)
     try:
+        raced = None
+        candidates = ranked[:race] if race > 1 else []
+        if len(candidates) > 1:
+            result = racing.race(
+                family, [c.config for c in candidates], datasets,
+                racing.race_jobs(datasets, seed=settings["seed"], folds=racing.RACE_FOLDS,
+                                 val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
+                                 inner_val_fraction=INNER_VAL_FRACTION),
+                max_epochs=settings["max_epochs"], patience=rerun_patience(settings["max_epochs"]),
+                metric=settings["metric"], cpus=settings["cpus_per_trial"], gpus=settings["gpus_per_trial"],
+                progress=progress)
+            best, raced = candidates[result.winner], race_record(candidates, result)
+        members = ensemble_members(ranked, best, ensemble) if ensemble > 1 else []
+        if ensemble > 1 and not members:
+            print(f"warning: {experiment_dir} has no other scored trial; no ensemble", file=sys.stderr)
         final = model_bundle.start_final_training(  # the model bundle's network, beside the reruns
             family, best.config, datasets, seed=settings["seed"], max_epochs=settings["max_epochs"],
             patience=rerun_patience(settings["max_epochs"]), metric=settings["metric"],
@@ -187,7 +204,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
                for d in datasets}
     plan, one_split, full_split, ensemble_split = write_export(
         Path(results_dir), record, experiment_dir, best, datasets, rows, folds, repeats, final, members,
-        reference_rows=reference_rows, margins=margins)
+        reference_rows=reference_rows, margins=margins, race=raced)
     mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
     units = {d.name: unit_recalls(np.sum([r["confusion_matrix"] for r in rows if r["kind"] == FULL_SPLIT
@@ -196,7 +213,29 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     speeds = {path.parent.name: json.loads(content).get("speed") for path, content in plan.items()
               if path.name == model_bundle.METADATA_FILE}
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split,
-                         units, settings["metric"], speeds, margins)
+                         units, settings["metric"], speeds, margins, raced)
+
+
+def race_record(candidates: list[BestTrial], result: racing.RaceResult) -> dict:
+    """What a race did, for ``run_<dataset>.json`` and the summary: every candidate's trial,
+    its search score and its race score, the winner and the cost."""
+    return {"folds": len(result.per_fold[0]), "metric": result.metric, "winner": candidates[result.winner].trial_id,
+            "winner_search_rank": result.winner + 1, "epochs": result.epochs,
+            "train_seconds": round(result.train_seconds, 1),
+            "candidates": [{"trial_id": c.trial_id, "search_score": c.value, "race_score": score, "race_folds": folds}
+                           for c, score, folds in zip(candidates, result.scores, result.per_fold)]}
+
+
+def race_line(raced: dict) -> str:
+    """``raced the top 5 on 3 extra folds of the training + validation rows: trial X (search rank 2), ...``"""
+    won = next(c for c in raced["candidates"] if c["trial_id"] == raced["winner"])
+    first = raced["candidates"][0]
+    line = (f"raced the search's top {len(raced['candidates'])} on {raced['folds']} extra folds of its training + "
+            f"validation rows ({raced['epochs']} epochs): picked trial {won['trial_id']} (search rank "
+            f"{raced['winner_search_rank']}), race {raced['metric']} {100 * won['race_score']:.1f}%")
+    if won is not first:
+        line += f" vs {100 * first['race_score']:.1f}% for the search's own pick"
+    return line
 
 
 def start_references(datasets, *, folds: int, repeats: int, seed: int) -> dict:
@@ -224,7 +263,7 @@ def _full_split_frame(rows: list[dict], dataset: str) -> pd.DataFrame:
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
                  datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
                  final: model_bundle.FinalModel | None = None, members: list[BestTrial] = (),
-                 reference_rows: dict | None = None, margins: dict | None = None):
+                 reference_rows: dict | None = None, margins: dict | None = None, race: dict | None = None):
     """Plan and commit the export under the results tree's lock, so that a concurrent export
     of another dataset cannot read the shared files before this one has written them.
     ``final``: the model bundle's network, whose files join the same all-or-nothing commit.
@@ -232,12 +271,13 @@ def write_export(results_dir: Path, record: dict, experiment_dir: str, best: Bes
     ``<Approach> Ensemble`` approach, in the same commit. ``reference_rows`` and ``margins``
     (dataset -> frame): the classical references on the same folds, written to
     ``results/References/`` (where ``compare`` finds them), and the network's margins over
-    them, to ``<prefix>_reference_margins.csv`` beside the full-split summary."""
+    them, to ``<prefix>_reference_margins.csv`` beside the full-split summary. ``race``: the race
+    that picked ``best`` (:func:`race_record`), recorded in each ``run_<dataset>.json``."""
     single_rows = [r for r in rows if not r.get("ensemble")]
     ensemble_split = None
     with tree.locked(results_dir):
         plan, one_split, full_split = plan_export(results_dir, record, experiment_dir, best, datasets,
-                                                  single_rows, folds, repeats)
+                                                  single_rows, folds, repeats, race=race)
         if members:
             ensemble_plan, _, ensemble_split = plan_export(
                 results_dir, record, experiment_dir, best, datasets, [r for r in rows if r.get("ensemble")],
@@ -281,7 +321,7 @@ def plan_references(results_dir: Path, plan: dict, record: dict, datasets, refer
 
 def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
                 datasets: list[Dataset], rows: list[dict], folds: int, repeats: int,
-                members: list[BestTrial] | None = None):
+                members: list[BestTrial] | None = None, race: dict | None = None):
     """Every file of the export, as bytes by path; nothing is written here. ``members``:
     the files of the ensemble approach (``best`` and these), from its rows."""
     family = record["family"]
@@ -329,7 +369,7 @@ def plan_export(results_dir: Path, record: dict, experiment_dir: str, best: Best
                                                         [c for c in best_frame.columns if c not in hyper]))
 
     plan.update(run_config_files(root / tree.RUN_CONFIG, record, experiment_dir, best, datasets,
-                                 folds, repeats))
+                                 folds, repeats, race))
     if members is not None:
         plan[root / tree.RUN_CONFIG / "ensemble_members.json"] = json.dumps(
             [dataclasses.asdict(m) for m in (best, *members)], indent=2, default=str).encode()
@@ -363,7 +403,7 @@ def best_rows(family, approach, record, best: BestTrial, datasets, experiment, f
     return pd.DataFrame(rows)
 
 
-def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds, repeats) -> dict:
+def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds, repeats, race=None) -> dict:
     family, settings = record["family"], record["settings"]
     files = {
         folder / f"search_space_{family}.py": search_spaces.space_source(family).encode(),
@@ -380,7 +420,7 @@ def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds
             "inner_val_fraction": INNER_VAL_FRACTION, "val_fraction": settings["val_fraction"],
             "test_fraction": settings["test_fraction"], "max_epochs": settings["max_epochs"],
             "rerun_patience": rerun_patience(settings["max_epochs"]), "family": family,
-            "experiment": str(experiment_dir), "best_trial": dataclasses.asdict(best),
+            "experiment": str(experiment_dir), "best_trial": dataclasses.asdict(best), "race": race,
             "search_settings": settings, "search_algorithm": record.get("search"),
             "reproduce": record.get("reproduce"), "versions": {"search": record.get("versions"),
                                                       "export": package_versions()},
@@ -390,6 +430,8 @@ def run_config_files(folder: Path, record, experiment_dir, best, datasets, folds
 
 
 def print_summary(summary: ExportSummary) -> None:
+    if summary.race:
+        print(race_line(summary.race))
     _print_full_split(summary.approach, summary.full_split)
     for dataset, units in summary.units.items():
         print(f"  {dataset:>8}: {unit_recall_line(units)}")

@@ -100,14 +100,26 @@ def run_jobs(family: str, config: dict, datasets: Sequence[Dataset], jobs: Seque
              gpus: float = 0.0, progress: bool = True, members: Sequence[dict] = ()) -> list[dict]:
     """Every job as a Ray task (``cpus``/``gpus`` each, as a trial); rows in job order.
     ``members``: as for :func:`run_job` (an ensemble scored beside ``config``)."""
+    per_job = run_config_jobs(family, [(config, job) for job in jobs], datasets, max_epochs=max_epochs,
+                              patience=patience, metric=metric, cpus=cpus, gpus=gpus, progress=progress,
+                              members=members)
+    return [row for rows in per_job for row in rows]
+
+
+def run_config_jobs(family: str, work: Sequence[tuple[dict, RerunJob]], datasets: Sequence[Dataset], *,
+                    max_epochs: int, patience: int, metric: str = "accuracy", cpus: float = 1.0,
+                    gpus: float = 0.0, progress: bool = True, members: Sequence[dict] = (),
+                    desc: str = "reruns") -> list[list[dict]]:
+    """Each ``(config, job)`` of ``work`` as one Ray task, all submitted at once (so several
+    configurations' jobs share the cores); each one's rows (:func:`run_job`), in ``work``'s order."""
     remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_job)
     datasets_ref = ray.put(list(datasets))  # shipped once, not once per task
     pending = {remote.remote(family, config, datasets_ref, job, max_epochs=max_epochs,
                              patience=patience, metric=metric, threads=torch_threads(cpus),
                              members=list(members)): i
-               for i, job in enumerate(jobs)}
+               for i, (config, job) in enumerate(work)}
     results: dict[int, list[dict]] = {}
-    bar = _progress(len(jobs), enabled=progress)
+    bar = _progress(len(work), enabled=progress, desc=desc)
     waiting = list(pending)
     while waiting:
         done, waiting = ray.wait(waiting, num_returns=1)
@@ -115,14 +127,14 @@ def run_jobs(family: str, config: dict, datasets: Sequence[Dataset], jobs: Seque
             results[pending[ref]] = ray.get(ref)
             bar.update(1)
     bar.close()
-    return [row for i in range(len(jobs)) for row in results[i]]
+    return [results[i] for i in range(len(work))]
 
 
 def _device() -> str:
     return trial_device() if ray.is_initialized() else ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, desc: str = "reruns"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="reruns", unit="run", disable=not enabled)
+    return tqdm(total=total, desc=desc, unit="run", disable=not enabled)
