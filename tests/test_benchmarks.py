@@ -305,6 +305,20 @@ def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_
     elif variant == "fewer":
         expected = np.maximum(variants.FEWER_MIN_PER_CLASS, np.round(variants.FEWER_FRACTION * counts))
         assert np.array_equal(np.bincount(changed.y), np.minimum(counts, expected))
+    elif variant == "imbalanced":
+        kept = np.bincount(changed.y, minlength=len(counts))
+        ranks = np.argsort(np.argsort(-counts, kind="stable"), kind="stable")
+        expected = np.maximum(variants.FEWER_MIN_PER_CLASS, np.round(variants.IMBALANCE_RATIO ** ranks * counts))
+        assert np.array_equal(kept, np.minimum(counts, expected)) and kept.max() / kept.min() > counts.max() / counts.min()
+    elif variant == "probe2":
+        from tuning.data.preprocess import resample_to_length
+
+        assert changed.X.shape == (len(original.y), variants.PROBE2_LENGTH) and np.array_equal(changed.y, original.y)
+        shape_only = changed.X / variants.PROBE2_GAIN - resample_to_length(original.X, variants.PROBE2_LENGTH)
+        offsets = shape_only.mean(axis=1)  # one baseline offset per spike, the same at every sample
+        assert np.allclose(shape_only, offsets[:, None], atol=1e-2)
+        expected_sd = variants.PROBE2_OFFSET * np.median(original.X.std(axis=0))
+        assert 0.7 * expected_sd < offsets.std() < 1.3 * expected_sd
     else:
         assert changed.X.shape == original.X.shape and np.array_equal(changed.y, original.y)
         added = changed.X - original.X
@@ -312,16 +326,22 @@ def test_each_variant_is_a_csv_the_loader_reads_as_intended(module_tiny_dataset_
         assert 0.8 * scale < added.std() < 1.2 * scale
 
 
-def test_variants_quick_tunes_each_variant_and_tests_its_margin(module_tiny_dataset_dir, ray_1cpu, tmp_path):
+def test_variants_quick_tunes_each_variant_and_sets_it_against_the_peers(module_tiny_dataset_dir, ray_1cpu, tmp_path):
     md = tmp_path / "RESULTS.md"
     assert variants.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T2,T3",
                           "--variants", "label-first", "--families", "ffn", "--work-dir", str(tmp_path / "w"),
                           "--results-md", str(md)]) == 0
     section = _section(md, variants.SECTION)
-    assert "| label-first | T2-label-first | highest mean | FFN |" in section  # tuned on the variant, margin tested
-    assert "| label-first | T2-label-first | validation score | FFN |" in section
+    # Each objective tuned on the variant, scored in its own score against the best of four peers.
+    for name in ("T2-label-first", "T3-label-first"):
+        for objective in ("accuracy", "balanced accuracy"):
+            (row,) = [line for line in section.splitlines() if line.startswith(f"| label-first | {name} | {objective} |")]
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert cells[3:5] == ["ffn", "ffn"]
+            assert cells[6] in ("LDA", "PCA+SVM", "tuned SVM", "gradient boosting")
     assert (tmp_path / "w" / "label-first" / "data" / "T3-label-first.csv").is_file()  # a comma list of datasets
-    assert "above every reference (corrected test, alpha 0.05) on" in section
+    assert (tmp_path / "w" / "label-first" / "results-balanced_accuracy").is_dir()
+    assert "at or above the best peer (point estimate) on" in section
 
 
 def test_accuracy_without_results_says_so(tmp_path, capsys):

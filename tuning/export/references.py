@@ -33,6 +33,8 @@ REFERENCE_PCA_SVM = "Reference PCA+SVM"
 REFERENCE_LDA = "Reference LDA"
 REFERENCE_TUNED_SVM = "Reference tuned SVM"
 REFERENCE_APPROACHES = (REFERENCE_PCA_SVM, REFERENCE_LDA, REFERENCE_TUNED_SVM)
+REFERENCE_GRADIENT_BOOSTING = "Reference gradient boosting"
+"""Not in every export (it costs several times the others); ``benchmarks/variants.py`` adds it."""
 TUNED_SVM_C = (0.3, 1.0, 3.0, 10.0)
 TUNED_SVM_GAMMA = (0.3, 1.0, 3.0)  # times 1 / n_components, the 'scale' gamma of whitened features
 TUNED_SVM_INNER_FOLDS = 3
@@ -44,6 +46,8 @@ MODEL_DESCRIPTIONS = {
                          f"C in {list(TUNED_SVM_C)} and gamma in {list(TUNED_SVM_GAMMA)} / n_components picked by "
                          f"GridSearchCV (accuracy, stratified {TUNED_SVM_INNER_FOLDS}-fold, seeded) on at most "
                          f"{TUNED_SVM_TUNING_ROWS} stratified training rows of the fold, then refitted on all of them",
+    REFERENCE_GRADIENT_BOOSTING: "HistGradientBoostingClassifier() with scikit-learn's defaults (100 iterations "
+                                 "of depth-free trees with 31 leaves, learning rate 0.1), seeded",
 }
 FOLD_PARAMS = ("label_column", "folds", "repeats", "seed", "inner_val_fraction")
 """Run Config entries that fix the data and the folds."""
@@ -108,7 +112,15 @@ def _tuned_svm(n_features: int, seed: int = 0) -> TunedSVM:
     return TunedSVM(n_features, seed)
 
 
+def _gradient_boosting(n_features: int, seed: int = 0):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed)
+
+
 _REFERENCE_MODELS = {REFERENCE_PCA_SVM: _pca_svm, REFERENCE_LDA: _lda, REFERENCE_TUNED_SVM: _tuned_svm}
+EXTRA_REFERENCE_MODELS = {REFERENCE_GRADIENT_BOOSTING: _gradient_boosting}
+_SEEDED = (_tuned_svm, _gradient_boosting)
 
 
 def _n_parameters(pipeline) -> int:
@@ -116,6 +128,8 @@ def _n_parameters(pipeline) -> int:
     names = ("mean_", "scale_", "components_", "explained_variance_", "support_vectors_", "dual_coef_",
              "intercept_", "coef_")
     pipeline = getattr(pipeline, "model_", pipeline)  # the tuned SVM: the pipeline it refitted
+    if not hasattr(pipeline, "steps"):  # gradient boosting: its trees' nodes
+        return int(sum(tree.nodes.size for stage in getattr(pipeline, "_predictors", []) for tree in stage))
     total = 0
     for _, step in pipeline.steps:
         for attr in names:
@@ -125,7 +139,8 @@ def _n_parameters(pipeline) -> int:
     return total
 
 
-def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset: str) -> pd.DataFrame:
+def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset: str,
+                   approaches=REFERENCE_APPROACHES) -> pd.DataFrame:
     """Score the scikit-learn references on the given folds.
 
     Args:
@@ -136,6 +151,8 @@ def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset:
             each model is fitted on ``train`` plus ``val`` (no early stopping to feed) and
             scored on ``test``.
         dataset: name written to the ``dataset`` column.
+        approaches: which references (names of :data:`REFERENCE_APPROACHES` and
+            :data:`EXTRA_REFERENCE_MODELS`).
 
     Returns:
         Rows in the Individual Dataset Results columns (scores as fractions), approach
@@ -149,10 +166,12 @@ def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset:
     X = np.asarray(X, dtype=np.float64)
     node = platform.node()
     records = []
-    for approach, build in _REFERENCE_MODELS.items():
+    builders = {**_REFERENCE_MODELS, **EXTRA_REFERENCE_MODELS}
+    for approach in approaches:
+        build = builders[approach]
         for fold in folds:
             fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
-            model = build(X.shape[1], seed=int(fold.seed)) if build is _tuned_svm else build(X.shape[1])
+            model = build(X.shape[1], seed=int(fold.seed)) if build in _SEEDED else build(X.shape[1])
             start = time.perf_counter()
             model.fit(X[fit_rows], y[fit_rows])
             seconds = time.perf_counter() - start
