@@ -91,3 +91,13 @@ def test_more_extras_on_request(repo):
                    timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(repo)})
     assert log.read_text().split()[-1] == f"{repo}[bohb]"
     assert set_up(repo, "test.sh") == ["REPO[bohb,test]"]  # keeps what the venv has while setup.cfg holds
+
+
+def test_gpu_check_on_a_machine_without_cuda_says_so_and_exits_1():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the check would really run")
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "gpu_check: torch sees no CUDA device here; nothing to check"
