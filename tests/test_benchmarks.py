@@ -452,3 +452,21 @@ def test_replicate_spread_quick_keeps_each_label_and_shows_both(module_tiny_data
     again = tmp_path / "again.md"
     assert replicate_spread.main(["--render", "--runs-dir", str(runs), "--results-md", str(again)]) == 0
     assert _section(again, replicate_spread.SECTION) == section
+
+
+def test_racing_quick_races_each_search_and_scores_both_picks_on_the_same_folds(module_tiny_dataset_dir, ray_1cpu,
+                                                                                 tmp_path):
+    from benchmarks import racing as racing_benchmark
+
+    md, raw = tmp_path / "RESULTS.md", tmp_path / "racing.json"
+    assert racing_benchmark.main(["--quick", "--family", "ffn", "--data-dir", str(module_tiny_dataset_dir),
+                                  "--datasets", "T3", "--raw", str(raw), "--results-md", str(md)]) == 0
+    runs = json.loads(raw.read_text())["runs"]
+    assert [(r["dataset"], r["seed"]) for r in runs] == [("T3", 0), ("T3", 1)]
+    for run in runs:
+        assert 1 <= run["winner_rank"] <= 2 and len(run["race_scores"]) == len(run["search_scores"]) <= 2
+        assert run["race_scores"][run["winner_rank"] - 1] == max(run["race_scores"])
+        if run["winner_rank"] == 1:  # the same configuration: one rerun serves both
+            assert run["race_pick"] == run["search_pick"]
+    section = _section(md, racing_benchmark.SECTION)
+    assert "| T3 | 2 |" in section and "| all | 2 |" in section and "**Decision:" in section

@@ -207,8 +207,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
         reference_rows=reference_rows, margins=margins, race=raced)
     mark_exported(experiment_dir, results_dir)  # --resume passes over it from now on
     approach, _ = tree.approach_names(family)
-    units = {d.name: unit_recalls(np.sum([r["confusion_matrix"] for r in rows if r["kind"] == FULL_SPLIT
-                                          and r["dataset"] == d.name and not r.get("ensemble")], axis=0),
+    units = {d.name: unit_recalls(np.sum([r["confusion_matrix"] for r in _full_split_rows(rows, d.name)], axis=0),
                                   d.class_names) for d in datasets}
     speeds = {path.parent.name: json.loads(content).get("speed") for path, content in plan.items()
               if path.name == model_bundle.METADATA_FILE}
@@ -255,9 +254,13 @@ def collect_references(tasks: dict) -> dict[str, pd.DataFrame]:
     return {name: ray.get(ref) for name, ref in tasks.items()}
 
 
+def _full_split_rows(rows: list[dict], dataset: str) -> list[dict]:
+    """The best configuration's own full-split rows of ``dataset`` (not an ensemble's)."""
+    return [r for r in rows if r["kind"] == FULL_SPLIT and r["dataset"] == dataset and not r.get("ensemble")]
+
+
 def _full_split_frame(rows: list[dict], dataset: str) -> pd.DataFrame:
-    return pd.DataFrame([r for r in rows if r["kind"] == FULL_SPLIT and r["dataset"] == dataset
-                         and not r.get("ensemble")])
+    return pd.DataFrame(_full_split_rows(rows, dataset))
 
 
 def write_export(results_dir: Path, record: dict, experiment_dir: str, best: BestTrial,
