@@ -80,6 +80,11 @@ def test_margin_verdicts(shift, verdict):
     assert "over the best classical reference (tuned SVM, " in line
     assert {"above": "above every reference", "below": "BELOW it",
             "not separated": "not shown above every reference"}[verdict] in line
+    auto = references.margin_line(frame, "auto")
+    if verdict == "above":
+        assert auto == line
+    else:  # a user who already searched every family is not told to
+        assert "tune auto" in line and "tune auto" not in auto and "another family" not in auto
 
 
 def test_above_the_best_but_not_every_reference_is_not_called_above():

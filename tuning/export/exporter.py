@@ -65,6 +65,7 @@ class ExportSummary:
     speeds: dict = dataclasses.field(default_factory=dict)  # bundle name -> bundle.json's "speed"
     margins: dict = dataclasses.field(default_factory=dict)  # dataset -> references.margins frame
     race: dict | None = None  # with --race: :func:`race_record` of the race that picked ``best``
+    family: str = ""  # the searched family (the margin's advice depends on it)
 
 
 def rerun_patience(max_epochs: int) -> int:
@@ -212,7 +213,7 @@ def export_experiment(experiment_dir: str | Path, results_dir: str | Path = "res
     speeds = {path.parent.name: json.loads(content).get("speed") for path, content in plan.items()
               if path.name == model_bundle.METADATA_FILE}
     return ExportSummary(approach, Path(results_dir), best, list(plan), one_split, full_split, ensemble_split,
-                         units, settings["metric"], speeds, margins, raced)
+                         units, settings["metric"], speeds, margins, raced, family)
 
 
 def race_record(candidates: list[BestTrial], result: racing.RaceResult) -> dict:
@@ -443,7 +444,7 @@ def print_summary(summary: ExportSummary) -> None:
     if summary.ensemble_full_split is not None:
         _print_full_split(summary.approach + tree.ENSEMBLE_SUFFIX, summary.ensemble_full_split)
     for dataset, margin in summary.margins.items():
-        print(f"  {dataset:>8}: {references.margin_line(margin)}")
+        print(f"  {dataset:>8}: {references.margin_line(margin, summary.family)}")
     for name, speed in summary.speeds.items():
         print(f"  {name:>8}: sorts {speed_line(speed)} on this machine")
     print(f"Results: {summary.results_dir / summary.approach}")

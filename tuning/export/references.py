@@ -322,8 +322,9 @@ def margins(network: pd.DataFrame, reference: pd.DataFrame, metric: str = "accur
     return frame
 
 
-def margin_line(frame: pd.DataFrame) -> str:
-    """One console line: the margin over the best reference and what it means."""
+def margin_line(frame: pd.DataFrame, family: str | None = None) -> str:
+    """One console line: the margin over the best reference and what it means; the advice
+    leaves out ``tune auto`` when ``family`` already is ``auto``."""
     if frame.empty:
         return "no classical reference scored on these folds"
     best = frame.iloc[0]
@@ -332,7 +333,8 @@ def margin_line(frame: pd.DataFrame) -> str:
             f"reference ({name}, {best['reference_mean']:.1f}% {str(best['metric']).replace('_', ' ')})")
     if best["verdict"] == "above":
         return f"{head}: above every reference"
+    tries = "a longer search with --samples" if family == "auto" else "tune auto, or a longer search with --samples"
     if best["verdict"] == "below":
-        return (f"{head}: BELOW it; the classical model sorts these spikes better: try tune auto, a longer "
-                "search, or use the reference")
-    return f"{head}: not shown above every reference (try another family, tune auto, or a longer search with --samples)"
+        return f"{head}: BELOW it; the classical model sorts these spikes better: try {tries}, or use the reference"
+    other = "" if family == "auto" else "another family, "
+    return f"{head}: not shown above every reference (try {other}{tries})"
