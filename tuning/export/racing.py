@@ -39,7 +39,8 @@ class RaceResult:
     scores: list[float]              # each candidate's mean score over the race folds (fractions)
     per_fold: list[list[float]]      # candidate -> fold -> score (mean over datasets)
     metric: str                      # the score raced on
-    epochs: int                      # epochs trained by the whole race
+    epochs: int                      # epochs trained by the whole race (each run's first row: a multi-task
+                                     # network once; an ft-* run, its first dataset's network)
     train_seconds: float             # training seconds of the whole race (summed over its runs)
 
 
