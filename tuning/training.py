@@ -108,7 +108,7 @@ class FitResult:
     def predict(self, X: np.ndarray, task: int = 0) -> np.ndarray:
         """Class ids, shape (rows,), for raw waveforms ``X`` of task ``task``."""
         x = _prepare_inputs(X, self.normalisers[task], self.input_length, self.n_channels)
-        return _predict(self.model, torch.from_numpy(x), task, self.device)
+        return predict_labels(self.model, torch.from_numpy(x), task, self.device)
 
     @torch.no_grad()
     def predict_proba(self, X: np.ndarray, task: int = 0) -> np.ndarray:
@@ -363,7 +363,9 @@ def _logits(model, x: torch.Tensor, task: int, device: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _predict(model, x: torch.Tensor, task: int, device: str) -> np.ndarray:
+def predict_labels(model, x: torch.Tensor, task: int, device: str = "cpu") -> np.ndarray:
+    """Head ``task``'s class ids (int64, rows) for network inputs ``x`` (already prepared),
+    in evaluation batches; ``model`` is put in eval mode."""
     model.eval()
     return _logits(model, x, task, device).argmax(1).numpy()
 

@@ -47,6 +47,9 @@ class BFloat16Network:
 
         return self.network(x.to(torch.bfloat16), task).float()
 
+    def eval(self):  # already in eval mode; called like a network's
+        return self
+
 
 def bfloat16_check(network, tasks) -> dict:
     """Whether the network may run in bfloat16: its labels against float32's on every row of
@@ -56,17 +59,16 @@ def bfloat16_check(network, tasks) -> dict:
     the two agree, not an estimate of accuracy on new spikes)."""
     import torch
 
+    from tuning.training import predict_labels
+
     reduced = BFloat16Network(network)
-    network.eval()
     per_task = []
-    with torch.inference_mode():
-        for t, (name, x, y) in enumerate(tasks):
-            x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-            full = torch.cat([network(x[i:i + 1024], t) for i in range(0, len(x), 1024)]).argmax(1).numpy()
-            low = torch.cat([reduced(x[i:i + 1024], t) for i in range(0, len(x), 1024)]).argmax(1).numpy()
-            per_task.append({"task": name, "rows": int(len(y)), "agreement": float(np.mean(full == low)),
-                             "accuracy_float32": float(np.mean(full == y)),
-                             "accuracy_bfloat16": float(np.mean(low == y))})
+    for t, (name, x, y) in enumerate(tasks):
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        full, low = predict_labels(network, x, t), predict_labels(reduced, x, t)
+        per_task.append({"task": name, "rows": int(len(y)), "agreement": float(np.mean(full == low)),
+                         "accuracy_float32": float(np.mean(full == y)),
+                         "accuracy_bfloat16": float(np.mean(low == y))})
     usable = all(r["agreement"] >= BF16_AGREEMENT
                  and abs(r["accuracy_float32"] - r["accuracy_bfloat16"]) * 100 <= BF16_ACCURACY_POINTS
                  for r in per_task)
