@@ -54,7 +54,7 @@ FOLD_PARAMS = ("label_column", "folds", "repeats", "seed", "inner_val_fraction")
 _TAIL = ["epochs", "best_epoch", "train_seconds", "n_parameters", "node_id", "experiment"]
 
 
-def _pca_svm(n_features: int):
+def _pca_svm(n_features: int, seed: int = 0):  # deterministic: seed unused
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -63,7 +63,7 @@ def _pca_svm(n_features: int):
     return make_pipeline(StandardScaler(), PCA(n_components=min(10, n_features), whiten=True), SVC(kernel="rbf"))
 
 
-def _lda(n_features: int):
+def _lda(n_features: int, seed: int = 0):  # deterministic: seed unused
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -120,7 +120,6 @@ def _gradient_boosting(n_features: int, seed: int = 0):
 
 _REFERENCE_MODELS = {REFERENCE_PCA_SVM: _pca_svm, REFERENCE_LDA: _lda, REFERENCE_TUNED_SVM: _tuned_svm}
 EXTRA_REFERENCE_MODELS = {REFERENCE_GRADIENT_BOOSTING: _gradient_boosting}
-_SEEDED = (_tuned_svm, _gradient_boosting)
 
 
 def _n_parameters(pipeline) -> int:
@@ -171,7 +170,7 @@ def reference_rows(X: np.ndarray, y: np.ndarray, n_classes: int, folds, dataset:
         build = builders[approach]
         for fold in folds:
             fit_rows = np.sort(np.concatenate([fold.train, fold.val]))
-            model = build(X.shape[1], seed=int(fold.seed)) if build in _SEEDED else build(X.shape[1])
+            model = build(X.shape[1], seed=int(fold.seed))
             start = time.perf_counter()
             model.fit(X[fit_rows], y[fit_rows])
             seconds = time.perf_counter() - start
