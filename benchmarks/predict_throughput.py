@@ -21,7 +21,7 @@ process: load, one warm-up call, then ``predict_proba`` on chunks of ``--chunk``
 ``predict`` does), timed from the first chunk to the last; the paths alternate order over
 ``--reps`` repetitions; the table shows the median and the range.
 
-Also reported: FLOPs per spike (:func:`tuning.bundle.speed.flops_per_spike`) and the share
+Also reported: FLOPs per spike (:func:`models.flops.flops_per_spike`) and the share
 of the machine's measured peak (a 2,048 x 2,048 float32 matrix product in torch on
 ``--threads`` threads) each path reaches. The end-to-end row runs ``python -m tuning predict``
 on a CSV of ``--cli-spikes`` spikes (no labels) with the fastest kept backend, against that
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
 
     import models
     from tuning.bundle.model_bundle import load_model
-    from tuning.bundle.speed import flops_per_spike
+    from models.flops import flops_per_spike
     from tuning.data.readers import load_dataset
 
     started_at = time.time()

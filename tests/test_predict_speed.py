@@ -11,7 +11,8 @@ import pytest
 
 from conftest import _write_csv
 from tuning.bundle import model_bundle, predict
-from tuning.bundle.speed import flops_per_spike, speed_line
+from models.flops import flops_per_spike
+from tuning.bundle.speed import speed_line
 from tuning.errors import InputError
 
 

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--deterministic", action="store_true",
                       help="reproducible search: one trial at a time, deterministic torch kernels "
                            "(same command, seed, data, software and machine -> same results)")
+    tune.add_argument("--max-mflop", type=max_mflop_argument, default=defaults.max_mflop, metavar="MFLOP",
+                      help="compute cap: every network searched does at most this many MFLOP a spike, so the "
+                           "bundle sorts fast (0.3: about 100,000 spikes/s or more on two cores, see "
+                           "docs/running.md); 'none': no cap (default: %(default)s)")
     tune.add_argument("--smoke", action="store_true", help="a run of about a minute (4 trials, 4 epochs, 3x1 folds)")
     tune.add_argument("--resume", action="store_true", help="continue the newest interrupted experiment")
     tune.add_argument("--no-export", action="store_true", help="tune only; export later with `export`")
@@ -155,9 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--threshold", type=float, default=0.95,
                          help="posterior probability of the ROPE above which a pair is 'practically equivalent'")
 
-    from tuning.study.runner import STUDY_GRACE_PERIOD, STUDY_MAX_EPOCHS, STUDY_SAMPLES, add_arguments
+    from tuning.study.runner import STUDY_GRACE_PERIOD, STUDY_MAX_EPOCHS, STUDY_MAX_MFLOP, STUDY_SAMPLES, add_arguments
 
-    study_defaults = TuneSettings(samples=STUDY_SAMPLES, max_epochs=STUDY_MAX_EPOCHS, grace_period=STUDY_GRACE_PERIOD)
+    study_defaults = TuneSettings(samples=STUDY_SAMPLES, max_epochs=STUDY_MAX_EPOCHS, grace_period=STUDY_GRACE_PERIOD,
+                                  max_mflop=STUDY_MAX_MFLOP)
     study = commands.add_parser("study", help="the whole question from replicated pipelines: every family, "
                                               "paired differences over replicates, results/report.md",
                                 formatter_class=HelpFormatter,
@@ -224,6 +229,19 @@ def add_predict_parser(commands) -> None:
     predict.add_argument("--no-progress", action="store_true", help="no progress bar on large inputs")
 
 
+def max_mflop_argument(text: str) -> float | None:
+    """``--max-mflop``: a positive number, or none."""
+    from tuning.errors import InputError
+    from tuning.search.compute_cap import check_max_mflop, parse_max_mflop
+
+    try:
+        value = parse_max_mflop(text)
+        check_max_mflop(value)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--max-mflop ")) from None
+    return value
+
+
 def settings_from_args(args):
     from tuning.settings import TuneSettings
 
@@ -234,7 +252,7 @@ def settings_from_args(args):
         label_column=args.label_column, columns=args.columns, folds=args.folds, repeats=args.repeats,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage, resume=args.resume,
-        verbose=2 if args.verbose else 1,
+        verbose=2 if args.verbose else 1, max_mflop=args.max_mflop,
     )
 
 
@@ -247,6 +265,9 @@ def cmd_tune(args) -> int:
     check_race(args.race)
     if not args.no_export:
         check_output_folder(args.results_dir, "--results-dir")
+    from tuning.search.compute_cap import check_feasible
+
+    check_feasible(args.family, groups, settings.max_mflop, settings.seed)  # before Ray: a cap no network fits
     from tuning.search import ray_runtime
     from tuning.search.driver import run_experiment
     from tuning.export.exporter import best_trial_from_outcome, export_experiment, print_summary

@@ -16,6 +16,7 @@ import models
 from tuning.data.columns import check_pattern
 from tuning.data.readers import Dataset, load_datasets
 from tuning.errors import InputError
+from tuning.search.compute_cap import DEFAULT_MAX_MFLOP, check_max_mflop
 from tuning.metrics import METRICS
 from tuning.data.splits import min_rows_per_class
 
@@ -56,6 +57,7 @@ class TuneSettings:
     max_failures: int = 2
     verbose: int = 1  # 0: quiet; 1: a line per trial and a progress line; 2: Ray's own output
     time_budget_s: float | None = None  # Tune's own limit on the search's wall time (None: none)
+    max_mflop: float | None = DEFAULT_MAX_MFLOP  # compute cap, MFLOP a spike (None: none); tuning.search.compute_cap
 
     def effective(self) -> "TuneSettings":
         """The settings after ``smoke`` shrinks the run to about a minute."""
@@ -82,6 +84,7 @@ class TuneSettings:
         if missing:
             raise InputError(f"--searcher bohb needs {' and '.join(missing)}: "
                              f"pip install -e \".[bohb]\" (pinned versions in setup.cfg)")
+        check_max_mflop(self.max_mflop)
         check_output_folder(self.storage, "--storage")
         if self.columns is not None:
             check_pattern(self.columns)

@@ -4,10 +4,8 @@ A lab choosing between a slightly better and a much faster network needs both nu
 by side, so the export measures every bundle it writes (:func:`measure_speed`) and prints the
 result beside the accuracy:
 
-* ``flops_per_spike``: floating-point operations of one forward pass of one spike (a
-  multiply-add counts 2), counted by torch's FLOP counter on the network itself, with the
-  recurrent layers (which the counter does not see) counted from their shapes: for an LSTM,
-  ``2 x 4 x hidden x (input + hidden)`` per time step, layer and direction.
+* ``flops_per_spike``: floating-point operations of one forward pass of one spike
+  (:func:`models.flops.flops_per_spike`, the count the search's compute cap uses).
 * ``spikes_per_s``: spikes sorted per wall-clock second by each backend (torch, ONNX
   Runtime, and torch in bfloat16 where the bundle passed :func:`bfloat16_check`) on waveforms of the training data, in the batches ``predict`` uses, after one warm-up batch, for about
   :data:`MEASURE_SECONDS`; the network's work only (the waveforms are already normalised):
@@ -22,6 +20,8 @@ import platform
 import time
 
 import numpy as np
+
+from models.flops import flops_per_spike
 
 MEASURE_SECONDS = 0.2  # per backend: enough for a stable rate on a fast CNN, cheap on every export
 MEASURE_MAX_BATCHES = 32
@@ -75,34 +75,6 @@ def bfloat16_check(network, tasks) -> dict:
     return {"usable": usable, "tasks": per_task,
             "rule": f"labels agree with float32 on >= {100 * BF16_AGREEMENT:g}% of each dataset's rows and accuracy "
                     f"within {BF16_ACCURACY_POINTS:g} points"}
-
-
-def flops_per_spike(network, input_columns: int, task: int = 0) -> int:
-    """FLOPs of one spike's forward pass through head ``task`` (see the module docstring)."""
-    import torch
-    from torch import nn
-    from torch.utils.flop_counter import FlopCounterMode
-
-    recurrent = []
-
-    def count_recurrent(module, inputs, _output):
-        x = inputs[0]
-        steps = x.shape[1] if module.batch_first else x.shape[0]
-        gates = {nn.LSTM: 4, nn.GRU: 3}.get(type(module), 1)
-        directions = 2 if module.bidirectional else 1
-        size, hidden = module.input_size, module.hidden_size
-        for layer in range(module.num_layers):
-            recurrent.append(2 * gates * hidden * (size + hidden) * steps * directions)
-            size = hidden * directions
-
-    hooks = [m.register_forward_hook(count_recurrent) for m in network.modules() if isinstance(m, nn.RNNBase)]
-    try:
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            network.eval()(torch.zeros(1, int(input_columns)), task)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return int(counter.get_total_flops() + sum(recurrent))
 
 
 def _rate(run_batch, x: np.ndarray, batch: int) -> float:

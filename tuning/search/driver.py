@@ -36,7 +36,7 @@ from tuning.data.readers import Dataset
 from tuning.data.splits import tuning_split
 from tuning.errors import InputError
 from tuning.metrics import metric_mode
-from tuning.search import best_trial, console, failures, ray_runtime, searchers, storage_guard
+from tuning.search import best_trial, compute_cap, console, failures, ray_runtime, searchers, storage_guard
 from tuning.search.run_record import join_storage, read_run_record, was_exported, write_run_record
 from tuning.search.trainable import train_trial
 from tuning.settings import TuneSettings, load_for_tuning  # noqa: F401 (re-exported: the public API)
@@ -62,6 +62,8 @@ class ExperimentOutcome:
     log_path: Path | None = None    # the search's log file (see tuning.search.console)
     cpus_per_trial: float = 1.0
     trial_failures: failures.FailureSummary = field(default_factory=failures.FailureSummary)  # from error files
+    max_mflop: float | None = None  # the compute cap the search kept every network within (None: none)
+    redrawn: int | None = None      # draws over the cap, never trained (None: not known, e.g. after a resume)
 
 
 def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None = None,
@@ -71,7 +73,9 @@ def run_tuning(family: str, dataset: str = "all", settings: TuneSettings | None 
     ``overrides`` are :class:`TuneSettings` fields, e.g. ``samples=10``.
     """
     settings = dataclasses.replace(settings or TuneSettings(), **overrides).effective()
-    return run_groups(family, load_for_tuning(family, dataset, settings), settings)
+    groups = load_for_tuning(family, dataset, settings)
+    compute_cap.check_feasible(family, groups, settings.max_mflop, settings.seed)
+    return run_groups(family, groups, settings)
 
 
 def run_groups(family: str, groups: Sequence[Sequence[Dataset]], settings: TuneSettings) -> list[ExperimentOutcome]:
@@ -171,6 +175,8 @@ def run_experiment(family: str, datasets: Sequence[Dataset], settings: TuneSetti
                 raise
             raise problem from error
     outcome = summarise(grid, path, family, [d.name for d in datasets], metric, mode, settings)
+    if not resuming:  # a restored searcher is Tune's copy, not search_alg
+        outcome.redrawn = getattr(search_alg, "redrawn", None)
     if interrupted:  # even when every trial had started: Tune marks the ones it cut off TERMINATED
         outcome.complete, outcome.n_stopped_early = False, 0
     outcome.metric, outcome.log_path = metric, log_path
@@ -254,7 +260,7 @@ state is small next to what one lost trial costs. Set ``TUNE_GLOBAL_CHECKPOINT_S
 environment to choose another period (``auto`` for Ray's)."""
 
 # The settings a search was started with that a resumed search must keep.
-RESUME_KEEPS = ("samples", "max_epochs", "grace_period", "metric", "seed", "searcher", "deterministic",
+RESUME_KEEPS = ("samples", "max_epochs", "grace_period", "metric", "seed", "searcher", "deterministic", "max_mflop",
                 "cpus_per_trial", "gpus_per_trial", "val_fraction", "test_fraction", "folds", "repeats",
                 "max_failures")
 
@@ -290,7 +296,9 @@ def settings_for_resume(path, datasets: Sequence[Dataset], settings: TuneSetting
             raise InputError(f"{dataset.path}: changed since the search in {path} was started "
                              f"({entry['rows']} rows then, {len(dataset.y)} now, or other labels); "
                              f"start a new search (without --resume)")
-    return dataclasses.replace(settings, **{k: recorded[k] for k in RESUME_KEEPS if k in recorded})
+    kept = {k: recorded[k] for k in RESUME_KEEPS if k in recorded}
+    kept.setdefault("max_mflop", None)  # recorded before the compute cap existed: searched without one
+    return dataclasses.replace(settings, **kept)
 
 
 def make_trainable(family: str, datasets: Sequence[Dataset], settings: TuneSettings):
@@ -311,7 +319,8 @@ def make_searcher(family: str, datasets: Sequence[Dataset], settings: TuneSettin
     space = search_spaces.get_space(family, [d.name for d in datasets])
     return searchers.make_search(settings.searcher, space, seed=settings.seed, samples=settings.samples,
                                  max_epochs=settings.max_epochs, grace_period=settings.grace_period,
-                                 metric=metric, mode=mode, sampler=sampler)
+                                 metric=metric, mode=mode, sampler=sampler,
+                                 cap=compute_cap.ComputeCap.for_datasets(family, datasets, settings.max_mflop))
 
 
 def seed_driver(seed: int) -> None:
@@ -351,6 +360,7 @@ def summarise(grid, path, family, dataset_names, metric, mode, settings) -> Expe
     if "://" not in str(path):  # why trials failed, from their error files (Tune's, in each trial folder)
         outcome.trial_failures = failures.summarise(Path(path).glob("trial_*"))
     outcome.cpus_per_trial = settings.cpus_per_trial
+    outcome.max_mflop = settings.max_mflop
     # The export's rule (tuning.search.best_trial), so the summary names the trial it will rerun.
     results = {r.metrics.get("trial_id"): r for r in grid if r.metrics and r.metrics.get("trial_id")}
     pick = best_trial.pick_best({t: r.metrics_dataframe for t, r in results.items()}, metric, mode)
@@ -376,6 +386,9 @@ def print_outcome(outcome: ExperimentOutcome, metric: str, scheduler: str = "ASH
              else "cut short before every trial ended")
     print(f"== {outcome.family} on {', '.join(outcome.datasets)}: {outcome.n_trials} trials, "
           f"{stops}, {outcome.n_errored} errored")
+    if outcome.max_mflop is not None:
+        redrawn = "" if outcome.redrawn is None else f" ({outcome.redrawn} draws over it redrawn, never trained)"
+        print(f"Every network within the compute cap of {outcome.max_mflop:g} MFLOP a spike{redrawn}")
     for line in outcome.trial_failures.lines(outcome.cpus_per_trial):
         print(line)
     if outcome.best_config:

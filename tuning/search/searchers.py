@@ -6,6 +6,9 @@
   truncated runs; :class:`StoppedAwareOptunaSearch` tells it PRUNED instead (with the
   per-epoch values), which TPE ranks below every finished trial, by how far it got.
 * ``random``: seeded random sampling over the same space, the same ASHA.
+* every searcher keeps the networks it trains within the compute cap (``--max-mflop``,
+  :mod:`tuning.search.compute_cap`): a draw over it is drawn again, never trained (TPE is told
+  it was infeasible).
 * ``bohb``: Ray's ``TuneBOHB`` (hpbandster's model of the loss at each budget) with its own
   synchronous ``HyperBandForBOHB`` scheduler on epochs. BOHB needs a ConfigSpace; ours are
   define-by-run functions, so :func:`configspace_from_define_by_run` records the union of
@@ -33,6 +36,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from tuning.search.compute_cap import CONSTRAINT, MAX_DRAWS, ComputeCap
 from tuning.settings import SEARCHERS  # noqa: F401 (the names, defined without Ray)
 
 REDUCTION_FACTOR = 3
@@ -47,9 +51,29 @@ class StoppedAwareOptunaSearch(OptunaSearch):
     per-epoch ``trial.report``, save/restore of the study) is Ray's.
     """
 
-    def __init__(self, *args, max_t: int, **kwargs):
+    def __init__(self, *args, max_t: int, cap: ComputeCap | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._max_t = max_t
+        self._cap = cap
+        self.redrawn = 0  # draws over the compute cap, told to the study as infeasible, never trained
+
+    def suggest(self, trial_id: str):
+        """Ray's suggestion, drawn again while its network is over the compute cap (each such
+        draw ends in the study as an infeasible trial: TPE ranks it after every feasible one)."""
+        cap = getattr(self, "_cap", None)  # None in a searcher pickled before the cap existed
+        for _ in range(MAX_DRAWS):
+            config = super().suggest(trial_id)
+            if cap is None or not isinstance(config, dict):
+                return config
+            ot_trial = self._ot_trials[trial_id]
+            excess = cap.excess(config)
+            ot_trial.set_constraint(CONSTRAINT, excess)
+            if excess <= 0:
+                return config
+            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+            del self._ot_trials[trial_id]  # the next super().suggest asks the study for a new trial
+            self.redrawn += 1
+        raise RuntimeError(f"{MAX_DRAWS} draws in a row were over the compute cap ({self._cap.describe()})")
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -188,31 +212,43 @@ def _bohb_search_class():
         """``TuneBOHB`` over a define-by-run space: BOHB models the full vector, the trial
         gets the config its branch uses."""
 
-        def __init__(self, define: Callable, *, metric: str, mode: str, seed: int):
+        def __init__(self, define: Callable, *, metric: str, mode: str, seed: int, cap: ComputeCap | None = None):
             self._define = define
+            self._cap = cap
+            self.redrawn = 0  # draws over the compute cap, drawn again (BOHB is not told)
             super().__init__(space=configspace_from_define_by_run(define, seed), metric=metric, mode=mode,
                              seed=seed)
 
         def suggest(self, trial_id: str):
-            config = super().suggest(trial_id)
-            return None if config is None else realise(self._define, config)
+            for _ in range(MAX_DRAWS):
+                config = super().suggest(trial_id)
+                if config is None:
+                    return None
+                config = realise(self._define, config)
+                if self._cap is None or self._cap.excess(config) <= 0:
+                    return config
+                self.redrawn += 1
+            raise RuntimeError(f"{MAX_DRAWS} draws in a row were over the compute cap ({self._cap.describe()})")
 
     return DefineByRunBOHB
 
 
 def make_search(searcher: str, define: Callable, *, seed: int, samples: int, max_epochs: int,
-                grace_period: int, metric: str, mode: str, sampler: optuna.samplers.BaseSampler | None = None):
+                grace_period: int, metric: str, mode: str, sampler: optuna.samplers.BaseSampler | None = None,
+                cap: ComputeCap | None = None):
     """(search algorithm, scheduler) for ``--searcher``; ``sampler`` replaces the Optuna
-    sampler of ``tpe``/``random`` (the benchmark's hook)."""
+    sampler of ``tpe``/``random`` (the benchmark's hook); ``cap``: the compute cap
+    (:mod:`tuning.search.compute_cap`), None for none."""
     if searcher == "bohb":
         from ray.tune.schedulers import HyperBandForBOHB
 
-        search = _bohb_search_class()(define, metric=metric, mode=mode, seed=seed)
+        search = _bohb_search_class()(define, metric=metric, mode=mode, seed=seed, cap=cap)
         return search, HyperBandForBOHB(time_attr=TRAINING_ITERATION, max_t=max_epochs,
                                         reduction_factor=REDUCTION_FACTOR)
     if sampler is None:
         sampler = optuna_sampler(searcher, seed, samples)
-    search = StoppedAwareOptunaSearch(space=define, metric=metric, mode=mode, sampler=sampler, max_t=max_epochs)
+    search = StoppedAwareOptunaSearch(space=define, metric=metric, mode=mode, sampler=sampler, max_t=max_epochs,
+                                      cap=cap)
     return search, asha(max_epochs, grace_period)
 
 

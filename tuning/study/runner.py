@@ -47,6 +47,9 @@ STUDY_FOLDER = "Study"
 STUDY_SAMPLES = 16
 STUDY_MAX_EPOCHS = 20
 STUDY_GRACE_PERIOD = 2
+# No compute cap: the study asks which approach is more accurate, and a cap would change which
+# networks compete (tune's default cap is for the bundle a lab sorts with).
+STUDY_MAX_MFLOP = None
 DEFAULT_REPLICATES = 10
 DEFAULT_TIME_BUDGET_H = 3.0
 CURVE_FRACTIONS = (0.1, 0.25, 0.5)
@@ -154,7 +157,7 @@ def study_settings(settings: TuneSettings | None, overrides: dict, smoke: bool) 
     given (then no budget changes it). Study defaults replace tune's per-search budget."""
     samples_given = overrides.get("samples") is not None or settings is not None
     base = settings or TuneSettings(samples=STUDY_SAMPLES, max_epochs=STUDY_MAX_EPOCHS,
-                                    grace_period=STUDY_GRACE_PERIOD)
+                                    grace_period=STUDY_GRACE_PERIOD, max_mflop=STUDY_MAX_MFLOP)
     settings = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
     if smoke:
         settings = dataclasses.replace(settings, **{k: min(getattr(settings, k), v) for k, v in SMOKE.items()})
