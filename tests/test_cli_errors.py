@@ -152,6 +152,19 @@ def case_negative_race(work):
 
 
 @case
+def case_negative_max_mflop(work):
+    write_csv(work / "data" / "A2.csv", HEADER, good_rows())
+    return tune_args(work, "A2", "--max-mflop", "-1"), ["--max-mflop", "got -1"]
+
+
+@case
+def case_cap_no_network_fits(work):
+    path = write_csv(work / "data" / "A2.csv", HEADER, good_rows())
+    return (tune_args(work, "A2", "--max-mflop", "0.000001", family="cnn"),
+            [str(path), "no cnn network", "--max-mflop none"])
+
+
+@case
 def case_export_empty_folder(work):
     empty = work / "data" / "empty_experiment"
     empty.mkdir()

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--deterministic", action="store_true",
                       help="reproducible search: one trial at a time, deterministic torch kernels "
                            "(same command, seed, data, software and machine -> same results)")
-    tune.add_argument("--max-mflop", type=max_mflop_argument, default=defaults.max_mflop, metavar="MFLOP",
+    tune.add_argument("--max-mflop", default=f"{defaults.max_mflop:g}", metavar="MFLOP",
                       help="compute cap: every network searched does at most this many MFLOP a spike, so the "
                            "bundle sorts fast (0.3: about 100,000 spikes/s or more on two cores, see "
                            "docs/running.md); 'none': no cap (default: %(default)s)")
@@ -229,20 +229,8 @@ def add_predict_parser(commands) -> None:
     predict.add_argument("--no-progress", action="store_true", help="no progress bar on large inputs")
 
 
-def max_mflop_argument(text: str) -> float | None:
-    """``--max-mflop``: a positive number, or none."""
-    from tuning.errors import InputError
-    from tuning.search.compute_cap import check_max_mflop, parse_max_mflop
-
-    try:
-        value = parse_max_mflop(text)
-        check_max_mflop(value)
-    except InputError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("--max-mflop ")) from None
-    return value
-
-
 def settings_from_args(args):
+    from tuning.search.compute_cap import parse_max_mflop
     from tuning.settings import TuneSettings
 
     return TuneSettings(
@@ -252,7 +240,7 @@ def settings_from_args(args):
         label_column=args.label_column, columns=args.columns, folds=args.folds, repeats=args.repeats,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         num_cpus=args.num_cpus, address=args.address, storage=args.storage, resume=args.resume,
-        verbose=2 if args.verbose else 1, max_mflop=args.max_mflop,
+        verbose=2 if args.verbose else 1, max_mflop=parse_max_mflop(args.max_mflop),
     )
 
 
