@@ -470,3 +470,23 @@ def test_racing_quick_races_each_search_and_scores_both_picks_on_the_same_folds(
             assert run["race_pick"] == run["search_pick"]
     section = _section(md, racing_benchmark.SECTION)
     assert "| T3 | 2 |" in section and "| all | 2 |" in section and "**Decision:" in section
+
+
+def test_compute_cap_quick_times_networks_and_scores_a_capped_and_an_uncapped_pick(module_tiny_dataset_dir,
+                                                                                     ray_1cpu, tmp_path):
+    from benchmarks import compute_cap as compute_cap_benchmark
+    from tuning.search.compute_cap import DEFAULT_MAX_MFLOP
+
+    md, raw = tmp_path / "RESULTS.md", tmp_path / "cap.json"
+    assert compute_cap_benchmark.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T3",
+                                       "--raw", str(raw), "--results-md", str(md)]) == 0
+    saved = json.loads(raw.read_text())
+    assert sorted({s["family"] for s in saved["speeds"]}) == ["cnn", "ffn", "lstm"] and len(saved["speeds"]) == 12
+    assert all(s["mflop"] > 0 and s["torch"] > 0 and s["onnx"] > 0 for s in saved["speeds"])
+    run, = saved["runs"]
+    assert (run["dataset"], run["seed"]) == ("T3", 0)
+    assert run["capped"]["mflop"] <= DEFAULT_MAX_MFLOP and run["capped"]["redrawn"] >= 0
+    if run["capped"]["config"] == run["uncapped"]["config"]:  # one rerun serves both picks
+        assert run["capped"]["scores"] == run["uncapped"]["scores"]
+    section = _section(md, compute_cap_benchmark.SECTION)
+    assert "| T3 | 1 |" in section and "MFLOP a spike" in section
