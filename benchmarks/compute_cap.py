@@ -118,13 +118,10 @@ def speed_table(rows: list[dict]) -> str:
 
 
 def settings_for(args, seed: int, storage: str, max_mflop):
-    from tuning.settings import TuneSettings
+    """The racing benchmark's settings (tune's defaults unless the arguments say otherwise), with the cap."""
+    from benchmarks import racing
 
-    defaults = TuneSettings()
-    given = {k: getattr(args, k) for k in ("samples", "max_epochs", "folds", "repeats") if getattr(args, k)}
-    grace = min(defaults.grace_period, given.get("max_epochs", defaults.max_epochs))
-    return TuneSettings(**given, grace_period=grace, seed=seed, storage=storage, verbose=0, max_mflop=max_mflop,
-                        data_dir=args.data_dir)
+    return dataclasses.replace(racing.settings_for(args, seed, storage), max_mflop=max_mflop, data_dir=args.data_dir)
 
 
 def run_pair(args, dataset, seed: int, storage: str) -> dict:
