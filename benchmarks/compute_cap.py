@@ -8,7 +8,7 @@ Two parts, one run:
   torch and ONNX Runtime in ``predict``'s batches (:func:`tuning.bundle.speed.measure_speed`,
   about ``--seconds`` a backend), grouped by MFLOP a spike: per group, the slowest and median
   of each network's faster backend, and how many reach 100,000 spikes/s. This sets
-  :data:`tuning.search.compute_cap.DEFAULT_MAX_MFLOP`.
+  :data:`tuning.settings.DEFAULT_MAX_MFLOP`.
 * *accuracy*: per dataset and seed, ``--family``'s default search twice on the same split
   (``tune --seed`` draws split, search and folds): within the default cap and without a cap.
   Each pick is scored as the export scores it (full-split reruns on the export's folds, the same
@@ -126,7 +126,7 @@ def settings_for(args, seed: int, storage: str, max_mflop):
 
 def run_pair(args, dataset, seed: int, storage: str) -> dict:
     from benchmarks.racing import full_split_scores
-    from tuning.search.compute_cap import DEFAULT_MAX_MFLOP
+    from tuning.settings import DEFAULT_MAX_MFLOP
     from tuning.search.driver import run_experiment
 
     arms = {}
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tuning.data.readers import load_datasets
     from tuning.data.splits import min_rows_per_class
-    from tuning.search.compute_cap import DEFAULT_MAX_MFLOP
+    from tuning.settings import DEFAULT_MAX_MFLOP
 
     started = time.time()
     command = common.script_command(__file__, argv)

@@ -475,7 +475,7 @@ def test_racing_quick_races_each_search_and_scores_both_picks_on_the_same_folds(
 def test_compute_cap_quick_times_networks_and_scores_a_capped_and_an_uncapped_pick(module_tiny_dataset_dir,
                                                                                      ray_1cpu, tmp_path):
     from benchmarks import compute_cap as compute_cap_benchmark
-    from tuning.search.compute_cap import DEFAULT_MAX_MFLOP
+    from tuning.settings import DEFAULT_MAX_MFLOP
 
     md, raw = tmp_path / "RESULTS.md", tmp_path / "cap.json"
     assert compute_cap_benchmark.main(["--quick", "--data-dir", str(module_tiny_dataset_dir), "--datasets", "T3",

@@ -15,9 +15,8 @@ import search_spaces
 from models.flops import flops_per_spike
 from tuning.errors import InputError
 from tuning.search import searchers
-from tuning.search.compute_cap import (CONSTRAINT, DEFAULT_MAX_MFLOP, ComputeCap, check_feasible, check_max_mflop,
-                                       parse_max_mflop)
-from tuning.settings import TuneSettings
+from tuning.search.compute_cap import CONSTRAINT, ComputeCap, check_feasible
+from tuning.settings import DEFAULT_MAX_MFLOP, TuneSettings, check_max_mflop, parse_max_mflop
 
 
 def cnn_cap(max_mflop: float) -> ComputeCap:

@@ -230,8 +230,7 @@ def add_predict_parser(commands) -> None:
 
 
 def settings_from_args(args):
-    from tuning.search.compute_cap import parse_max_mflop
-    from tuning.settings import TuneSettings
+    from tuning.settings import TuneSettings, parse_max_mflop
 
     return TuneSettings(
         samples=args.samples, max_epochs=args.max_epochs, grace_period=args.grace_period,

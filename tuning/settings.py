@@ -16,7 +16,6 @@ import models
 from tuning.data.columns import check_pattern
 from tuning.data.readers import Dataset, load_datasets
 from tuning.errors import InputError
-from tuning.search.compute_cap import DEFAULT_MAX_MFLOP, check_max_mflop
 from tuning.metrics import METRICS
 from tuning.data.splits import min_rows_per_class
 
@@ -27,6 +26,9 @@ SEARCHERS = ("tpe", "random", "bohb")
 """``--searcher`` choices (built in tuning.search.searchers): TPE + ASHA, random + ASHA, BOHB with
 its HyperBand scheduler."""
 BOHB_MODULES = ("hpbandster", "ConfigSpace")  # the [bohb] extra
+DEFAULT_MAX_MFLOP = 0.3
+"""``tune``'s compute cap, MFLOP a spike (a multiply-add counts 2): every network the search trains
+stays within it (tuning.search.compute_cap; benchmarks/compute_cap.py measured why 0.3)."""
 
 
 @dataclass
@@ -174,3 +176,19 @@ def check_ensemble(size: int) -> None:
     """``--ensemble K``: 0 (none) or how many top configurations to average."""
     if size < 0:
         raise InputError(f"--ensemble must be 0 (none) or the number of configurations to average, got {size}")
+
+
+def check_max_mflop(value: float | None) -> None:
+    """``--max-mflop``: a positive number, or none."""
+    if value is not None and not value > 0:
+        raise InputError(f"--max-mflop must be a positive number of MFLOP a spike, or 'none' for no cap; got {value:g}")
+
+
+def parse_max_mflop(text: str) -> float | None:
+    """The ``--max-mflop`` argument: a number, or ``none``/``0`` for no cap."""
+    if text.strip().lower() in ("none", "off", "0"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--max-mflop must be a number of MFLOP a spike, or 'none' for no cap; got {text!r}") from None

@@ -6,7 +6,7 @@ Why FLOPs and not a measured speed: a count is the same on every machine and eve
 seeded search stays reproducible), costs milliseconds, and needs no timing inside a search
 whose trials share the cores. How FLOPs turn into spikes a second on two cores, and what the
 cap costs in accuracy: ``benchmarks/compute_cap.py`` (benchmarks/RESULTS.md, section
-``compute_cap``); :data:`DEFAULT_MAX_MFLOP` comes from there.
+``compute_cap``); :data:`tuning.settings.DEFAULT_MAX_MFLOP` comes from there.
 
 How it works: the searcher draws a configuration as before; a draw whose network is over the
 cap is never trained. With ``tpe`` it is told to Optuna as an infeasible trial (a constraint
@@ -24,8 +24,6 @@ import models
 from models.flops import flops_per_spike
 from tuning.errors import InputError
 
-DEFAULT_MAX_MFLOP = 0.3
-"""``tune``'s default cap (MFLOP a spike, a multiply-add counts 2): see the module docstring."""
 MAX_DRAWS = 1000
 """Draws for one trial before the search gives up (the feasibility check makes this unreachable
 unless the sampler insists on the infeasible region)."""
@@ -68,22 +66,6 @@ class ComputeCap:
 
     def describe(self) -> str:
         return f"{self.max_mflop:g} MFLOP a spike"
-
-
-def check_max_mflop(value: float | None) -> None:
-    """``--max-mflop``: a positive number, or none."""
-    if value is not None and not value > 0:
-        raise InputError(f"--max-mflop must be a positive number of MFLOP a spike, or 'none' for no cap; got {value:g}")
-
-
-def parse_max_mflop(text: str) -> float | None:
-    """The ``--max-mflop`` argument: a number, or ``none``/``0`` for no cap."""
-    if text.strip().lower() in ("none", "off", "0"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"--max-mflop must be a number of MFLOP a spike, or 'none' for no cap; got {text!r}") from None
 
 
 def check_feasible(family: str, groups: Sequence[Sequence], max_mflop: float | None, seed: int = 0) -> list[float]:
