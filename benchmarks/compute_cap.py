@@ -50,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--datasets", default="A4,A12", help="comma list (default A4,A12); the first sets the speed "
                                                        "part's input")
     p.add_argument("--seeds", default="0,1", help="comma list of seeds (default 0,1)")
-    p.add_argument("--networks", type=int, default=24, help="random networks a family in the speed part")
+    p.add_argument("--networks", type=int, default=24, help="random networks a family in the speed part (0: skip it)")
     p.add_argument("--seconds", type=float, default=1.0, help="timing per backend and network")
     p.add_argument("--samples", type=int, default=None, help="trials per search (default: tune's)")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs of a full trial (default: tune's)")
@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--data-dir", default=str(common.ROOT / "data"))
     p.add_argument("--raw", default=None, help="write every outcome as JSON here (after each seed)")
+    p.add_argument("--from-raw", default=None, metavar="FILES",
+                   help="analyse saved --raw files (comma list: the speeds of the first, the searches of all), "
+                        "no training")
     p.add_argument("--results-md", default=None,
                    help="RESULTS.md to update (default benchmarks/RESULTS.md; --quick: none)")
     p.add_argument("--quick", action="store_true", help="4 networks, 3 trials x 2 epochs, 2x1 folds, seed 0: a test")
@@ -101,6 +104,8 @@ def speed_part(args, dataset) -> list[dict]:
 
 
 def speed_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no speed part in this run)"
     out = []
     for low, high in zip(BINS, BINS[1:]):
         here = [r for r in rows if low <= r["mflop"] < high]
@@ -145,11 +150,11 @@ def run_pair(args, dataset, seed: int, storage: str) -> dict:
     return {"dataset": dataset.name, "seed": seed, **arms}
 
 
-def accuracy_table(runs: list[dict], datasets: list[str]) -> tuple[str, dict]:
+def accuracy_table(runs: list[dict], datasets: list[str]) -> str:
     from benchmarks.racing import detectable
     from scipy import stats
 
-    rows, overall = [], {}
+    rows = []
     for name in [*datasets, "all"]:
         here = [r for r in runs if name in ("all", r["dataset"])]
         if not here:
@@ -173,30 +178,19 @@ def accuracy_table(runs: list[dict], datasets: list[str]) -> tuple[str, dict]:
                      ", ".join(str(r["capped"]["redrawn"]) for r in here),
                      common.fmt(statistics.mean(r["capped"]["search_min"] for r in here), 1),
                      common.fmt(statistics.mean(r["uncapped"]["search_min"] for r in here), 1)])
-        if name == "all":
-            overall = {"mean": mean, "n": len(diffs)}
     header = ["dataset", "seeds", "capped acc %", "uncapped acc %", "capped - uncapped, points (95% CI)",
               "detectable with 80% power", "balanced: capped - uncapped", "capped pick MFLOP", "uncapped pick MFLOP",
               "capped pick spikes/s", "uncapped pick spikes/s", "draws redrawn", "capped min/search",
               "uncapped min/search"]
-    return common.markdown_table(header, rows), overall
+    return common.markdown_table(header, rows)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from tuning.data.readers import load_datasets
-    from tuning.data.splits import min_rows_per_class
-    from tuning.settings import DEFAULT_MAX_MFLOP
-
-    started = time.time()
-    command = common.script_command(__file__, argv)
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    datasets = load_datasets(names, args.data_dir, None, min_rows_per_class(args.folds or 5))
+def measure(args, datasets, command: str, started: float) -> tuple[list, list, str]:
     runs = []
     storage = tempfile.mkdtemp(prefix="compute_cap_")
     try:
         with common.LoadSampler() as load:
-            speeds = speed_part(args, datasets[-1])
+            speeds = speed_part(args, datasets[-1]) if args.networks > 0 else []
             print(speed_table(speeds), flush=True)
             if not args.skip_accuracy:
                 with common.ray_runtime(args.num_cpus):
@@ -215,15 +209,34 @@ def main(argv=None) -> int:
         shutil.rmtree(storage, ignore_errors=True)
     if args.raw:
         Path(args.raw).write_text(json.dumps({"speeds": speeds, "runs": runs, "provenance": prov}, indent=1))
+    return speeds, runs, prov
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tuning.data.readers import load_datasets
+    from tuning.data.splits import min_rows_per_class
+    from tuning.settings import DEFAULT_MAX_MFLOP
+
+    started = time.time()
+    command = common.script_command(__file__, argv)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    datasets = load_datasets(names, args.data_dir, None, min_rows_per_class(args.folds or 5))
+    if args.from_raw:
+        saved = [json.loads(Path(f.strip()).read_text()) for f in args.from_raw.split(",") if f.strip()]
+        speeds, runs = saved[0]["speeds"], [r for raw in saved for r in raw["runs"]]
+        prov = "\n".join(raw["provenance"] for raw in saved)
+    else:
+        speeds, runs, prov = measure(args, datasets, command, started)
     dataset = datasets[-1]
     parts = ["## The search's compute cap (`benchmarks/compute_cap.py`)", "", prov,
-             f"- Speed: {args.networks} random configurations of each of {', '.join(SPEED_FAMILIES)} built for "
+             f"- Speed: {len(speeds) // len(SPEED_FAMILIES)} random configurations of each of {', '.join(SPEED_FAMILIES)} built for "
              f"{dataset.name}'s input ({dataset.n_channels} channel(s) x {dataset.length} samples), untrained, timed "
              f"in memory about {args.seconds:g} s a backend in predict's batches; *faster backend*: each network's "
              "better of torch and ONNX Runtime (float32; bfloat16 is kept only for a trained bundle that passes "
              "its check)", "", speed_table(speeds), ""]
     if runs:
-        table, overall = accuracy_table(runs, names)
+        table = accuracy_table(runs, names)
         settings = settings_for(args, 0, "unused", None)
         parts += [f"- Accuracy: `{args.family}`'s default search ({settings.samples} trials x up to "
                   f"{settings.max_epochs} epochs) within the default cap ({DEFAULT_MAX_MFLOP:g} MFLOP a spike) and "

@@ -490,3 +490,8 @@ def test_compute_cap_quick_times_networks_and_scores_a_capped_and_an_uncapped_pi
         assert run["capped"]["scores"] == run["uncapped"]["scores"]
     section = _section(md, compute_cap_benchmark.SECTION)
     assert "| T3 | 1 |" in section and "MFLOP a spike" in section
+    # Two saved runs analysed together: the searches of both, no training.
+    again = tmp_path / "again.md"
+    assert compute_cap_benchmark.main(["--from-raw", f"{raw},{raw}", "--data-dir", str(module_tiny_dataset_dir),
+                                       "--datasets", "T3", "--results-md", str(again)]) == 0
+    assert "| T3 | 2 |" in _section(again, compute_cap_benchmark.SECTION)
