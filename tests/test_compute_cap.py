@@ -44,10 +44,12 @@ def fake_search(searcher: str, cap: ComputeCap, n: int, seed: int = 0) -> tuple[
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search, _ = searchers.make_search(searcher, search_spaces.get_space("cnn", ["A12"]), seed=seed, samples=n,
                                       max_epochs=4, grace_period=1, metric="val_accuracy", mode="max", cap=cap)
+    search.set_max_concurrency(1)  # as Tune sets it on one CPU: each trial ends before the next is asked for
     rng, costs, redraws = random.Random(seed), [], []
     for i in range(n):
         before = search.redrawn
         config = search.suggest(f"t{i}")
+        assert config is not None, f"t{i}: no suggestion with nothing running"  # a redraw must not hold a slot
         costs.append(cap.mflop(config))
         redraws.append(search.redrawn - before)
         search.on_trial_complete(f"t{i}", {"val_accuracy": min(1.0, costs[-1] + 0.05 * rng.random()),

@@ -227,6 +227,10 @@ def _bohb_search_class():
                 config = realise(self._define, config)
                 if self._cap is None or self._cap.excess(config) <= 0:
                     return config
+                # Forget the draw: TuneBOHB counts it as a running trial, and a phantom one would
+                # hold the concurrency limit (and the search) forever.
+                self.running.discard(trial_id)
+                self.trial_to_params.pop(trial_id, None)
                 self.redrawn += 1
             raise RuntimeError(f"{MAX_DRAWS} draws in a row were over the compute cap ({self._cap.describe()})")
 
