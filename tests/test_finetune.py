@@ -131,7 +131,7 @@ def test_trunk_learning_rate_ratio_scales_the_trunk_group():
     net = models.build_model("mtl-ffn", FFN, 48, [2, 3])
     config = {**FFN, "lr": 0.01, "ft_lr_ratio": 0.5, "ft_train": "all", "ft_trunk_lr_ratio": 0.1}
     start = finetune.warm_start(net, config, [0, 1], 48)
-    from tuning.training import TaskLossWeighting, _optimizer
+    from tuning.training_loop import TaskLossWeighting, _optimizer
 
     optimizer = _optimizer(finetune.stage2_config(config), start.param_groups, TaskLossWeighting("equal", [1, 1], [1, 1]))
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.005, 0.0005])

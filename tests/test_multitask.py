@@ -28,7 +28,8 @@ from tuning.export import results_tree
 from tuning.data.readers import load_dataset
 from tuning.data.preprocess import resample_to_length
 from tuning.export.reruns import FULL_SPLIT, ONE_SPLIT, plan_jobs
-from tuning.training import TaskData, TaskLossWeighting, _task_schedule, fit
+from tuning.training import TaskData, fit
+from tuning.training_loop import TaskLossWeighting, _task_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 

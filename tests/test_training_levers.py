@@ -13,7 +13,7 @@ from torch import nn
 
 import models
 from conftest import make_waveforms
-from tuning import training
+from tuning import training_loop
 from tuning.data.augment import Augmenter
 from tuning.training import TaskData, fit
 
@@ -157,10 +157,10 @@ def test_plateau_schedule_halves_the_rate_after_a_plateau():
     assert len({h["val_accuracy"] for h in history}) == 1
     rates = [h["lr"] for h in history]
     # Best at epoch 1, then more than PLATEAU_PATIENCE epochs without improvement.
-    first_drop = training.PLATEAU_PATIENCE + 2
+    first_drop = training_loop.PLATEAU_PATIENCE + 2
     assert rates[:first_drop] == pytest.approx([1e-12] * first_drop)
-    assert rates[first_drop] == pytest.approx(1e-12 * training.PLATEAU_FACTOR)
-    assert all(b == pytest.approx(a) or b == pytest.approx(a * training.PLATEAU_FACTOR)
+    assert rates[first_drop] == pytest.approx(1e-12 * training_loop.PLATEAU_FACTOR)
+    assert all(b == pytest.approx(a) or b == pytest.approx(a * training_loop.PLATEAU_FACTOR)
                for a, b in zip(rates, rates[1:]))
 
 
@@ -171,11 +171,11 @@ def test_unknown_schedule_is_rejected():
 
 def test_label_smoothing_reaches_the_training_loss_only():
     task = tiny_task()
-    criterion = training._criterion(task, {"label_smoothing": 0.1}, "cpu")
+    criterion = training_loop._criterion(task, {"label_smoothing": 0.1}, "cpu")
     logits, target = torch.randn(8, 3), torch.arange(8) % 3
     assert float(criterion(logits, target)) == pytest.approx(
         float(nn.functional.cross_entropy(logits, target, label_smoothing=0.1)))
-    assert training._criterion(task, {}, "cpu").label_smoothing == 0.0
+    assert training_loop._criterion(task, {}, "cpu").label_smoothing == 0.0
     smooth = fit("ffn", {**BASE, "label_smoothing": 0.2}, [task], max_epochs=1, seed=0).history[0]
     plain = fit("ffn", BASE, [task], max_epochs=1, seed=0).history[0]
     # Same first-epoch batches; the smoothed loss of the same logits is larger.

@@ -1,5 +1,5 @@
-"""Share first, then specialise: the two stages of the ``ft-*`` families, each one
-:func:`tuning.training.fit`.
+"""Share first, then specialise: the two stages of the ``ft-*`` families, each one run of
+the training loop (:func:`tuning.training_loop.fit_one_run`).
 
 **Stage 1** trains the family's multi-task twin (``ft-cnn`` -> ``mtl-cnn``, same config keys)
 on the training rows of every dataset and keeps its best epoch on their validation rows,
@@ -24,7 +24,7 @@ network only), so every iteration reports each dataset's validation score
 what a resumed trial needs. Elsewhere (reruns, the bundle's final model), each network
 trains in its own fit, with its own early stopping and best epoch. Either way a network
 whose stage-2 epochs never beat its starting weights on its validation rows keeps those
-(:class:`tuning.training.WarmStart`'s epoch 0).
+(:class:`tuning.training_loop.WarmStart`'s epoch 0).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 import models
-from tuning.training import FitResult, TaskData, WarmStart, common_channels, common_length, fit
+from tuning.training_loop import FitResult, TaskData, WarmStart, common_channels, common_length, fit_one_run
 
 DEFAULTS = {"ft_epoch_share": 0.25, "ft_lr_ratio": 0.3, "ft_train": "all", "ft_trunk_lr_ratio": 1.0}
 """For hand-written configs without the fine-tuning keys."""
@@ -82,9 +82,9 @@ def fit_two_stages(family: str, config: dict, tasks: Sequence[TaskData], *, max_
     state = resume_state or {"stage": 1}
     length = common_length(tasks)
     if state["stage"] == 1:
-        first = fit(models.multitask_twin(family), config, tasks, max_epochs=first_epochs, seed=seed, metric=metric,
-                    patience=patience, device=device, resume_state=state.get("fit"),
-                    on_epoch=_reporter(on_epoch, 1, {}) if on_epoch else None)
+        first = fit_one_run(models.multitask_twin(family), config, tasks, max_epochs=first_epochs, seed=seed,
+                            metric=metric, patience=patience, device=device, resume_state=state.get("fit"),
+                            on_epoch=_reporter(on_epoch, 1, {}) if on_epoch else None)
         done = {"epochs_run": first.epochs_run, "best_epoch": first.best_epoch,
                 "train_seconds": first.train_seconds, "history": first.history}
         source = first.model
@@ -95,12 +95,14 @@ def fit_two_stages(family: str, config: dict, tasks: Sequence[TaskData], *, max_
     config2 = stage2_config(config)
     kwargs = dict(max_epochs=second_epochs, seed=seed + 1, metric=metric, patience=patience, device=device)
     if on_epoch is not None:
-        parts = [fit(family, config2, tasks, **kwargs, warm_start=warm_start(source, config, range(len(tasks)), length),
-                     on_epoch=_reporter(on_epoch, 2, done), resume_state=state.get("fit") if state["stage"] == 2 else None)]
+        parts = [fit_one_run(family, config2, tasks, **kwargs,
+                             warm_start=warm_start(source, config, range(len(tasks)), length),
+                             on_epoch=_reporter(on_epoch, 2, done),
+                             resume_state=state.get("fit") if state["stage"] == 2 else None)]
         nets = parts[0].model
         task_parts = parts * len(tasks)
     else:
-        parts = [fit(family, config2, [task], **kwargs, warm_start=warm_start(source, config, [t], length))
+        parts = [fit_one_run(family, config2, [task], **kwargs, warm_start=warm_start(source, config, [t], length))
                  for t, task in enumerate(tasks)]
         nets = models.FineTunedNets([p.model.nets[0] for p in parts])
         task_parts = parts
