@@ -175,6 +175,27 @@ def test_the_plan_keeps_the_most_replicates_then_the_most_trials_that_fit():
     assert plan(1, wanted=2).replicates == 2  # two asked for, two planned
 
 
+def test_the_progress_estimate_scales_the_cost_model_by_what_the_searches_took():
+    roomy = plan(100)
+    searches = [("ffn", "A2"), ("ffn", "A3"), ("mtl-ffn", "A2+A3")]
+    predicted = runner.predicted_search_seconds(searches, roomy)
+    assert predicted == roomy.per_search_s["ffn"] + roomy.per_search_s["mtl-ffn"]
+    assert sum(predicted) == pytest.approx(roomy.replicate_s)
+    assert predicted[2] > predicted[0]  # the multi-task search costs more per epoch
+    # Two cheap searches ran, each twice as long as predicted: the rest of 3 replicates is the
+    # prediction doubled, the costly multi-task searches counted at their own cost.
+    left = budgets.seconds_left(predicted, 2, 9, ran_seconds=2 * (predicted[0] + predicted[1]),
+                                ran_predicted=predicted[0] + predicted[1])
+    assert left == pytest.approx(2 * (predicted[2] + 2 * sum(predicted)))
+    # Without a cost model (no budget, so nothing calibrated): the mean search's time.
+    uncalibrated = budgets.plan_replicates({}, budgets.Effort(16, 20, 2, 2), budget_s=None, wanted=3,
+                                           samples_fixed=True, folds=5, repeats=3, curve_fractions={})
+    flat = runner.predicted_search_seconds(searches, uncalibrated)
+    assert flat == [1.0, 1.0, 1.0]
+    assert budgets.seconds_left(flat, 2, 9, ran_seconds=60.0, ran_predicted=2.0) == pytest.approx(7 * 30.0)
+    assert budgets.seconds_left(flat, 9, 9, ran_seconds=60.0, ran_predicted=2.0) == 0.0
+
+
 def test_expected_epochs_under_asha():
     assert budgets.expected_epochs(4, 4) == 4
     # grace 4, rungs 4 and 12 then 36 < 40: 4 + 8/3 + 24/9 + 4/27 epochs, times the asynchronous factor

@@ -89,13 +89,33 @@ def score_seconds(seconds_per_epoch: float, effort: Effort, fractions: Sequence[
     return runs * SCORE_EPOCH_SHARE * effort.max_epochs * seconds_per_epoch / side_by_side + SCORE_OVERHEAD_S
 
 
+def per_search_seconds(costs: Mapping[str, Sequence[float]], effort: Effort,
+                       curve_fractions: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
+    """Seconds of each search of one replicate, its pick's scoring included. ``costs``:
+    family -> seconds per epoch of each of its searches (one per dataset, or one for a
+    multi-task family); the result keeps that order."""
+    return {family: [search_seconds(c, effort) + score_seconds(c, effort, curve_fractions.get(family, ()))
+                     for c in per_search]
+            for family, per_search in costs.items()}
+
+
 def replicate_seconds(costs: Mapping[str, Sequence[float]], effort: Effort,
                       curve_fractions: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """Seconds of one replicate per family. ``costs``: family -> seconds per epoch of each
-    of its searches (one per dataset, or one for a multi-task family)."""
-    return {family: sum(search_seconds(c, effort) + score_seconds(c, effort, curve_fractions.get(family, ()))
-                        for c in per_search)
-            for family, per_search in costs.items()}
+    """Seconds of one replicate per family (``costs`` as :func:`per_search_seconds`)."""
+    return {family: sum(seconds) for family, seconds in per_search_seconds(costs, effort, curve_fractions).items()}
+
+
+def seconds_left(predicted: Sequence[float], position: int, total: int, ran_seconds: float,
+                 ran_predicted: float) -> float:
+    """The study's progress estimate: seconds of searches ``position`` .. ``total - 1`` (the
+    replicates' searches in the order they run; search ``k`` is ``predicted[k % len(predicted)]``),
+    their predictions scaled by what the searches run so far took against theirs. Equal
+    predictions make it the plain mean of the searches run so far; the cost model's make an
+    estimate that does not jump when the first costly family starts."""
+    if not predicted or ran_predicted <= 0:
+        return 0.0
+    remaining = sum(predicted[k % len(predicted)] for k in range(position, total))
+    return remaining * ran_seconds / ran_predicted
 
 
 def export_seconds(costs: Mapping[str, Sequence[float]], effort: Effort, folds: int, repeats: int) -> float:
@@ -114,6 +134,7 @@ class Plan:
     export_s: float              # predicted seconds of the export
     per_family_s: dict           # one replicate's seconds per family
     reason: str                  # how R and the samples were chosen, in words
+    per_search_s: dict = dataclasses.field(default_factory=dict)  # family -> each search's seconds (empty: none)
 
     @property
     def total_s(self) -> float:
@@ -134,28 +155,30 @@ def plan_replicates(costs: Mapping[str, Sequence[float]], effort: Effort, *, bud
     """R and the trials per search for ``budget_s`` (None: ``wanted`` replicates at
     ``effort``). Raises :class:`BudgetTooSmall` when not even :data:`MIN_REPLICATES` fit."""
 
-    def predict(samples: int) -> tuple[float, float, dict]:
+    def predict(samples: int) -> tuple[float, float, dict, dict]:
         e = dataclasses.replace(effort, samples=samples)
-        per_family = replicate_seconds(costs, e, curve_fractions)
-        return sum(per_family.values()), export_seconds(costs, e, folds, repeats), per_family
+        per_search = per_search_seconds(costs, e, curve_fractions)
+        per_family = {family: sum(seconds) for family, seconds in per_search.items()}
+        return sum(per_family.values()), export_seconds(costs, e, folds, repeats), per_family, per_search
 
-    one, export, per_family = predict(effort.samples)
+    one, export, per_family, per_search = predict(effort.samples)
     if budget_s is None:
-        return Plan(wanted, effort.samples, one, export, per_family, f"{wanted} replicates as asked (no time budget)")
+        return Plan(wanted, effort.samples, one, export, per_family, f"{wanted} replicates as asked (no time budget)",
+                    per_search)
     floor = effort.samples if samples_fixed else min(MIN_SAMPLES, effort.samples)  # a smoke run asks for 2
     sample_options = range(effort.samples, floor - 1, -1)
     fewest = min(MIN_REPLICATES, wanted)  # fewer than 3 only when fewer were asked for (a smoke run)
     for replicates in range(wanted, fewest - 1, -1):  # most replicates first, then most trials
         for samples in sample_options:
-            one_s, export_s, per = predict(samples)
+            one_s, export_s, per, per_search = predict(samples)
             if export_s + replicates * one_s <= budget_s:
                 changed = [f"{replicates} replicates ({wanted} wanted)" if replicates < wanted else "",
                            f"{samples} trials per search (not {effort.samples})" if samples < effort.samples else ""]
                 reason = " and ".join(c for c in changed if c)
                 return Plan(replicates, samples, one_s, export_s, per,
                             f"the budget fits {reason}" if reason else
-                            f"{replicates} replicates of {samples} trials fit the budget")
-    one_s, export_s, _ = predict(floor)
+                            f"{replicates} replicates of {samples} trials fit the budget", per_search)
+    one_s, export_s, _, _ = predict(floor)
     needed = (export_s + MIN_REPLICATES * one_s) / 3600.0
     raise BudgetTooSmall(
         f"--time-budget {budget_s / 3600:g} h cannot fit {MIN_REPLICATES} replicates of this study with {floor} "

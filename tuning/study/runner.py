@@ -297,12 +297,13 @@ def run_replicates(searches, settings: TuneSettings, plan: budgets.Plan, fractio
     (records of the replicates run, replicates run). With a budget, stops between replicates
     (never below :data:`tuning.study.budget.MIN_REPLICATES`) once the next one would end past it."""
     records: list[dict] = []
-    done, ran_seconds, ran = 0, 0.0, 0
+    done, ran_seconds, ran_predicted = 0, 0.0, 0.0
     total = (1 if only is not None else plan.replicates) * len(searches)
+    predicted = predicted_search_seconds(searches, plan)
     for r in ([only] if only is not None else range(plan.replicates)):
         replicate_started = time.time()
         run_settings = reps.replicate_settings(settings, r)
-        for family, group in searches:
+        for position, (family, group) in enumerate(searches):
             names = "+".join(d.name for d in group)
             path = reps.record_path(results_dir, r, family, group)
             existing = reps.read_record(path)
@@ -315,8 +316,8 @@ def run_replicates(searches, settings: TuneSettings, plan: budgets.Plan, fractio
             started = time.time()
             records.append(reps.run_search(family, group, run_settings, fractions_of[family], replicate=r,
                                            results_dir=results_dir, log=log))
-            ran_seconds, ran = ran_seconds + time.time() - started, ran + 1
-            left = (total - len(records)) * ran_seconds / ran
+            ran_seconds, ran_predicted = ran_seconds + time.time() - started, ran_predicted + predicted[position]
+            left = budgets.seconds_left(predicted, len(records), total, ran_seconds, ran_predicted)
             log(f"study: [{len(records)}/{total}] replicate {r}, {family} on {names}: {reps.describe(records[-1])}; "
                 f"about {left / 60:.0f} min of searches left")
         done = r + 1
@@ -328,6 +329,19 @@ def run_replicates(searches, settings: TuneSettings, plan: budgets.Plan, fractio
                     f"(a replicate took {took / 60:.1f} min, {max(left, 0) / 60:.1f} min left before the export)")
                 break
     return records, done
+
+
+def predicted_search_seconds(searches, plan: budgets.Plan) -> list[float]:
+    """Each search's predicted seconds, in the order of ``searches``; all 1.0 when the study
+    has no cost model (no time budget), so the progress estimate is the mean search's."""
+    if not plan.per_search_s:
+        return [1.0] * len(searches)
+    seen: dict[str, int] = {}
+    out = []
+    for family, _ in searches:
+        index = seen[family] = seen.get(family, -1) + 1
+        out.append(float(plan.per_search_s[family][index]))
+    return out
 
 
 def export_picks(records: Sequence[dict], results_dir: Path, ensemble: int, log) -> list[str]:
