@@ -10,7 +10,7 @@ The loop's data types are handed on for the callers' convenience.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import models
 from tuning.finetune import fit_two_stages
@@ -20,25 +20,13 @@ from tuning.training_loop import (FitResult, TaskData, WarmStart, common_channel
 __all__ = ["FitResult", "TaskData", "WarmStart", "common_channels", "common_length", "fit", "predict_labels"]
 
 
-def fit(
-    family: str,
-    config: dict,
-    tasks: Sequence[TaskData],
-    *,
-    max_epochs: int,
-    seed: int,
-    metric: str = "accuracy",
-    patience: int | None = None,
-    device: str = "cpu",
-    on_epoch: Callable[[int, dict, Callable[[], dict]], None] | None = None,
-    resume_state: dict | None = None,
-    warm_start: WarmStart | None = None,
-) -> FitResult:
-    """Train ``family`` with hyperparameters ``config`` on ``tasks``; arguments and result as
-    :func:`tuning.training_loop.fit_one_run` (for an ``ft-*`` family ``max_epochs`` covers both
-    stages, and ``resume_state`` is the stage-aware checkpoint its trials write)."""
+def fit(family: str, config: dict, tasks: Sequence[TaskData], *, warm_start: WarmStart | None = None,
+        **loop_options) -> FitResult:
+    """Train ``family`` with hyperparameters ``config`` on ``tasks``. ``loop_options`` and the
+    result are :func:`tuning.training_loop.fit_one_run`'s (``max_epochs``, ``seed``, ``metric``,
+    ``patience``, ``device``, ``on_epoch``, ``resume_state``); for an ``ft-*`` family
+    ``max_epochs`` covers both stages and ``resume_state`` is the stage-aware checkpoint its
+    trials write."""
     if models.is_finetuned(family) and warm_start is None:
-        return fit_two_stages(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric,
-                              patience=patience, device=device, on_epoch=on_epoch, resume_state=resume_state)
-    return fit_one_run(family, config, tasks, max_epochs=max_epochs, seed=seed, metric=metric, patience=patience,
-                       device=device, on_epoch=on_epoch, resume_state=resume_state, warm_start=warm_start)
+        return fit_two_stages(family, config, tasks, **loop_options)
+    return fit_one_run(family, config, tasks, warm_start=warm_start, **loop_options)
