@@ -64,6 +64,29 @@ def test_bundle_json_records_its_speed(cnn_bundle, mtl_bundle):
         assert "MFLOP a spike" in line
 
 
+def test_speed_is_timed_for_the_seconds_asked_within_the_batch_cap(monkeypatch):
+    from tuning.bundle import speed
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(speed.time, "perf_counter", lambda: clock["now"])
+    calls = []
+
+    def one_batch(part):  # every batch takes 1/64 s on the fake clock (exact in binary)
+        calls.append(len(part))
+        clock["now"] += 1 / 64
+
+    x = np.zeros((100, 4), dtype=np.float32)
+    # The export's glance: 0.2 s, so 13 batches of 10 spikes (the cap of 32 is not reached).
+    assert speed._rate(one_batch, x, 10) == pytest.approx(13 * 10 / (13 / 64))
+    assert len(calls) == 1 + 13  # a warm-up batch, then the timed ones
+    calls.clear()
+    speed._rate(one_batch, x, 10, seconds=1.0, max_batches=speed.MEASURE_MAX_BATCHES)
+    assert len(calls) == 1 + speed.MEASURE_MAX_BATCHES  # the cap ends it before the second is up
+    calls.clear()
+    speed._rate(one_batch, x, 10, seconds=1.0, max_batches=1 << 30)
+    assert len(calls) == 1 + 64  # a benchmark's longer window, no cap
+
+
 def test_bfloat16_backend_follows_the_export_check(cnn_bundle, tmp_path):
     import shutil
 

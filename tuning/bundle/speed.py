@@ -77,26 +77,30 @@ def bfloat16_check(network, tasks) -> dict:
                     f"within {BF16_ACCURACY_POINTS:g} points"}
 
 
-def _rate(run_batch, x: np.ndarray, batch: int) -> float:
-    """Spikes per second of ``run_batch`` over batches of ``x``."""
+def _rate(run_batch, x: np.ndarray, batch: int, seconds: float = MEASURE_SECONDS,
+          max_batches: int = MEASURE_MAX_BATCHES) -> float:
+    """Spikes per second of ``run_batch`` over batches of ``x``, for about ``seconds`` (at most
+    ``max_batches`` batches)."""
     run_batch(x[:min(len(x), batch)])  # warm-up: first-call allocations and kernel choice
     done, started = 0, time.perf_counter()
-    for k in range(MEASURE_MAX_BATCHES):
+    for k in range(max_batches):
         start = (k * batch) % len(x)
         part = x[start:start + batch]
         run_batch(part)
         done += len(part)
-        if time.perf_counter() - started >= MEASURE_SECONDS:
+        if time.perf_counter() - started >= seconds:
             break
     return done / max(time.perf_counter() - started, 1e-9)
 
 
 def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: dict,
-                  bfloat16: bool = False) -> dict:
+                  bfloat16: bool = False, seconds: float = MEASURE_SECONDS) -> dict:
     """The ``speed`` record of bundle.json: ``network`` (torch) and ``session`` (its ONNX
     Runtime session) timed on ``x``, normalised and resampled network input float32 (rows,
     columns), a few thousand rows of the training data, in batches of ``batch[backend]``;
-    ``bfloat16``: time the ``torch-bf16`` backend too (the bundle passed its check)."""
+    ``bfloat16``: time the ``torch-bf16`` backend too (the bundle passed its check);
+    ``seconds`` a backend: the export's short glance by default (at most
+    :data:`MEASURE_MAX_BATCHES` batches), longer only when asked (a benchmark)."""
     import torch
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -109,7 +113,12 @@ def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, 
     def onnx_batch(part):
         session.run([output_name], {session.get_inputs()[0].name: part})
 
-    rates = {"torch": _rate(torch_batch, x, batch["torch"]), "onnx": _rate(onnx_batch, x, batch["onnx"])}
+    max_batches = MEASURE_MAX_BATCHES if seconds <= MEASURE_SECONDS else 1 << 30
+
+    def rate(run_batch, backend):
+        return _rate(run_batch, x, batch[backend], seconds, max_batches)
+
+    rates = {"torch": rate(torch_batch, "torch"), "onnx": rate(onnx_batch, "onnx")}
     if bfloat16:
         reduced = BFloat16Network(network)
 
@@ -117,7 +126,7 @@ def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, 
             with torch.inference_mode():
                 reduced(torch.from_numpy(part), task)
 
-        rates["torch-bf16"] = _rate(bf16_batch, x, batch["torch-bf16"])
+        rates["torch-bf16"] = rate(bf16_batch, "torch-bf16")
     fastest = max(rates, key=rates.get)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
@@ -130,7 +139,7 @@ def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, 
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "load_1min": None if load is None else round(load, 2)},
         "note": "the network's work on normalised waveforms, measured once at export (about "
-                f"{MEASURE_SECONDS:g} s a backend); predict adds reading and writing the CSV",
+                f"{seconds:g} s a backend); predict adds reading and writing the CSV",
     }
 
 
