@@ -99,12 +99,6 @@ def per_search_seconds(costs: Mapping[str, Sequence[float]], effort: Effort,
             for family, per_search in costs.items()}
 
 
-def replicate_seconds(costs: Mapping[str, Sequence[float]], effort: Effort,
-                      curve_fractions: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """Seconds of one replicate per family (``costs`` as :func:`per_search_seconds`)."""
-    return {family: sum(seconds) for family, seconds in per_search_seconds(costs, effort, curve_fractions).items()}
-
-
 def seconds_left(predicted: Sequence[float], position: int, total: int, ran_seconds: float,
                  ran_predicted: float) -> float:
     """The study's progress estimate: seconds of searches ``position`` .. ``total - 1`` (the
