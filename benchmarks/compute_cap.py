@@ -85,7 +85,8 @@ def network_speed(family: str, config: dict, dataset, seconds: float) -> dict:
     x = np.resize(np.random.default_rng(0).standard_normal((4096, columns)).astype(np.float32), (8192, columns))
     # ``seconds`` a backend: longer than an export's glance, for a steadier rate
     measured = speed.measure_speed(network, onnx_session(onnx_export(network, columns, [dataset.name])), x, 0,
-                                   f"logits_{dataset.name}", INFERENCE_BATCH, seconds=seconds)
+                                   f"logits_{dataset.name}", INFERENCE_BATCH, seconds=seconds,
+                                   max_batches=10_000)
     return {"mflop": measured["flops_per_spike"] / 1e6, **measured["spikes_per_s"]}
 
 

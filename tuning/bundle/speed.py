@@ -94,13 +94,14 @@ def _rate(run_batch, x: np.ndarray, batch: int, seconds: float = MEASURE_SECONDS
 
 
 def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, batch: dict,
-                  bfloat16: bool = False, seconds: float = MEASURE_SECONDS) -> dict:
+                  bfloat16: bool = False, seconds: float = MEASURE_SECONDS,
+                  max_batches: int = MEASURE_MAX_BATCHES) -> dict:
     """The ``speed`` record of bundle.json: ``network`` (torch) and ``session`` (its ONNX
     Runtime session) timed on ``x``, normalised and resampled network input float32 (rows,
     columns), a few thousand rows of the training data, in batches of ``batch[backend]``;
     ``bfloat16``: time the ``torch-bf16`` backend too (the bundle passed its check);
-    ``seconds`` a backend: the export's short glance by default (at most
-    :data:`MEASURE_MAX_BATCHES` batches), longer only when asked (a benchmark)."""
+    each backend timed for about ``seconds``, at most ``max_batches`` batches (the export's short
+    glance by default; a benchmark asks for longer)."""
     import torch
 
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -112,8 +113,6 @@ def measure_speed(network, session, x: np.ndarray, task: int, output_name: str, 
 
     def onnx_batch(part):
         session.run([output_name], {session.get_inputs()[0].name: part})
-
-    max_batches = MEASURE_MAX_BATCHES if seconds <= MEASURE_SECONDS else 1 << 30
 
     def rate(run_batch, backend):
         return _rate(run_batch, x, batch[backend], seconds, max_batches)
